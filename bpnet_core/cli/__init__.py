@@ -1,0 +1,100 @@
+"""The ``bpnet`` command line: TAO's verbs and flags, one thin module per verb.
+
+Each module in :data:`VERBS` defines ``add_parser(subparsers)`` (which registers the verb and its flags) and
+``run(args) -> int`` (which calls exactly one public library function). Every verb also accepts ``--set a.b=c``
+(spec overrides) and ``-ll/--log_level``.
+
+Errors on user input are :class:`~bpnet_core.errors.BpnetError`: printed as one line ``bpnet: error: ...``, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from bpnet_core import __version__
+from bpnet_core.errors import BpnetError
+
+# verb module names, in the order of the tutorial
+VERBS = [
+    "synthetic_data",
+    "download_coco",
+    "dataset_convert",
+    "train",
+    "evaluate",
+    "inference",
+    "prune",
+    "export",
+    "calibration_images",
+    "bench",
+]
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Flags every verb has."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value by its dotted key, e.g. --set dataloader.batch_size=4 (repeatable)",
+    )
+    parser.add_argument(
+        "-ll", "--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
+    )
+
+
+def add_key(parser: argparse.ArgumentParser) -> None:
+    """TAO's ``-k/--key``: accepted for command compatibility; bpnet stores models unencrypted."""
+    parser.add_argument(
+        "-k", "--key", default="", help="accepted for TAO compatibility and ignored: bpnet models are stored unencrypted"
+    )
+
+
+def _available_verbs() -> list:
+    modules = []
+    for name in VERBS:
+        try:
+            modules.append(importlib.import_module(f"bpnet_core.cli.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bpnet_core.cli.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpnet",
+        description="BodyPoseNet (TAO-compatible) multi-person 2D pose estimation: data, training, evaluation, "
+        "pruning, export and inference.",
+    )
+    parser.add_argument("--version", action="version", version=f"bpnet {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for module in _available_verbs():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bpnet`` console script; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, getattr(args, "log_level", "INFO")),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except BpnetError as exc:
+        print(f"bpnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bpnet: interrupted", file=sys.stderr)
+        return 130
