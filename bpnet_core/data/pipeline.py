@@ -1,0 +1,215 @@
+"""Training input: TFRecords → decoded image and mask → augmentation → labels → normalised batches (tf.data).
+
+The per-sample work (decode, :mod:`~bpnet_core.data.augment`, :mod:`~bpnet_core.data.targets`) is NumPy/OpenCV
+code in :class:`SampleLoader`, which tests, notebooks and the decoder's tests use directly; :func:`make_dataset`
+wraps it in ``tf.data`` (parallel map, prefetch).
+
+Determinism: the sample order of epoch ``e`` is a permutation drawn from ``(seed, e)`` and the augmentation of
+sample ``i`` in epoch ``e`` from ``(seed, e, i)``, so results do not depend on thread scheduling, and a training run
+resumed at epoch ``e`` sees exactly the data an uninterrupted run would have seen.
+
+Element of the dataset: ``(image, {"heatmaps", "pafs", "mask"})`` with shapes (B, H, W, 3) float32 normalised as
+``rgb / image_scale − image_offset``, (B, h, w, J + 1), (B, h, w, 2L) and (B, h, w, 1) (1 = use in the loss).
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bpnet_core.data.augment import AugParams, augment
+from bpnet_core.data.coco import dataset_to_pose
+from bpnet_core.data.targets import render_labels, resize_mask
+from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import read_image, to_bgr8
+from bpnet_core.skeleton import PoseConfig
+
+
+@dataclass
+class PipelineConfig:
+    """What the sample loader needs, collected from a train spec (see :func:`pipeline_config_from_spec`)."""
+
+    input_hw: tuple[int, int]
+    stride: int
+    heatmap_sigma: float = 7.0
+    paf_ortho_dist_thresh: float = 1.0
+    aug_mode: str = "person_centric"
+    aug_params: AugParams = field(default_factory=AugParams)
+    image_scale: tuple[float, float, float] = (256.0, 256.0, 256.0)
+    image_offset: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    dataset_keypoints: list[str] = field(default_factory=list)
+    visibility_flags: dict | None = None
+    seed: int = 42
+
+
+def _as_dict(obj):
+    if obj is None or isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(by_alias=True)
+    return {k: _as_dict(v) if hasattr(v, "__dict__") else v for k, v in vars(obj).items()}
+
+
+def pipeline_config_from_spec(spec, dataset_spec=None) -> PipelineConfig:
+    """Build a :class:`PipelineConfig` from a loaded train spec (and its dataset spec, loaded if not given)."""
+    from bpnet_core.config import load_dataset_spec, resolve_path
+
+    dl = spec.dataloader
+    if dataset_spec is None:
+        ds_path = resolve_path(getattr(spec, "source", None), dl.dataset_config.dataset_specs.coco)
+        dataset_spec = load_dataset_spec(ds_path)
+    cat = dataset_spec.categories[0]
+    dims = dl.image_config.image_dims
+    lp = dl.label_processor_config
+    norm = dl.normalization_params
+    return PipelineConfig(
+        input_hw=(int(dims.height), int(dims.width)),
+        stride=int(spec.stride),
+        heatmap_sigma=float(lp.heatmap_gaussian_sigma),
+        paf_ortho_dist_thresh=float(lp.paf_ortho_dist_thresh),
+        aug_mode=str(dl.augmentation_config.spatial_augmentation_mode),
+        aug_params=AugParams.from_spec(dl.augmentation_config.spatial_aug_params),
+        image_scale=tuple(float(v) for v in norm.image_scale),
+        image_offset=tuple(float(v) for v in norm.image_offset),
+        dataset_keypoints=list(cat.keypoints),
+        visibility_flags=_as_dict(dataset_spec.visibility_flags),
+        seed=int(spec.random_seed),
+    )
+
+
+def record_files(folder: str | Path, names: list[str]) -> list[Path]:
+    """Resolve TAO record names (``train-fold-000-of-001``) to files, expanding ``-shard-*`` files when sharded."""
+    files: list[Path] = []
+    for name in names:
+        path = Path(folder) / name if folder else Path(name)
+        if path.is_file():
+            files.append(path)
+            continue
+        shards = sorted(Path(p) for p in glob.glob(str(path) + "-shard-*") if not Path(p).name.startswith("."))
+        if not shards:
+            raise BpnetError(f"{path}: TFRecord file not found (run bpnet dataset_convert first)")
+        files.extend(shards)
+    return files
+
+
+def normalize_image(image_bgr: np.ndarray, scale, offset) -> np.ndarray:
+    """uint8 BGR → float32 RGB ``x / image_scale − image_offset`` (TAO: 1/256, −0.5)."""
+    rgb = image_bgr[:, :, ::-1].astype(np.float32)
+    return rgb / np.asarray(scale, np.float32) - np.asarray(offset, np.float32)
+
+
+class SampleLoader:
+    """Turns record ``i`` of ``records`` into one training sample (NumPy)."""
+
+    def __init__(self, records: list[dict], pose: PoseConfig, cfg: PipelineConfig, augment: bool = True):
+        if not records:
+            raise BpnetError("no training records (empty dataset)")
+        self.records, self.pose, self.cfg, self.augment = records, pose, cfg, augment
+        self.grid = (cfg.input_hw[0] // cfg.stride, cfg.input_hw[1] // cfg.stride)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def rng(self, index: int, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([int(self.cfg.seed), int(epoch), int(index)])
+
+    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Original image (uint8 BGR), valid-mask (uint8 or None) and pose keypoints (P, J, 3) of record ``index``."""
+        import cv2
+
+        rec = self.records[index]
+        if rec.get("image_raw"):
+            img = cv2.imdecode(np.frombuffer(rec["image_raw"], np.uint8), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise BpnetError(f"record {index} (image id {rec['image_id']}): embedded image cannot be decoded")
+            image = to_bgr8(img)
+        else:
+            image = read_image(rec["image_path"])
+        mask = None
+        if rec.get("mask_path"):
+            mask = cv2.imread(rec["mask_path"], cv2.IMREAD_GRAYSCALE)
+            if mask is None:
+                raise BpnetError(f"{rec['mask_path']}: mask cannot be read")
+        joints = rec["joints"]
+        kp = (
+            dataset_to_pose(joints, self.cfg.dataset_keypoints, self.pose, self.cfg.visibility_flags)
+            if len(joints)
+            else np.zeros((0, self.pose.num_joints, 3), np.float32)
+        )
+        return image, mask, kp
+
+    def sample(self, index: int, epoch: int = 0) -> dict:
+        """One sample: ``image`` (H, W, 3) float32, ``heatmaps``, ``pafs``, ``mask`` (h, w, 1), ``keypoints``,
+        ``image_uint8`` (the augmented BGR image, for pictures)."""
+        rec = self.records[index]
+        image, mask, kp = self.raw(index)
+        idx = int(rec.get("person_idx", -1))
+        center = tuple(rec["centers"][idx]) if idx >= 0 and len(rec["centers"]) > idx else None
+        height = float(rec["scales"][idx]) if idx >= 0 and len(rec["scales"]) > idx else None
+        params = self.cfg.aug_params if self.augment else AugParams.identity()
+        img, msk, kp_t, _ = augment(image, mask, kp, self.pose, self.cfg.input_hw, self.rng(index, epoch), params,
+                                    self.cfg.aug_mode, center, height)  # fmt: skip
+        heat, paf = render_labels(kp_t, self.pose, self.cfg.input_hw, self.cfg.stride, self.cfg.heatmap_sigma,
+                                  self.cfg.paf_ortho_dist_thresh)  # fmt: skip
+        return {
+            "image": normalize_image(img, self.cfg.image_scale, self.cfg.image_offset),
+            "heatmaps": heat,
+            "pafs": paf,
+            "mask": resize_mask(msk, self.grid)[:, :, None],
+            "keypoints": kp_t,
+            "image_uint8": img,
+        }
+
+    def epoch_order(self, epoch: int, shuffle: bool = True) -> np.ndarray:
+        if not shuffle:
+            return np.arange(len(self.records))
+        return np.random.default_rng([int(self.cfg.seed), int(epoch), 7919]).permutation(len(self.records))
+
+
+def make_dataset(
+    loader: SampleLoader,
+    batch_size: int,
+    epoch: int = 0,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    num_parallel_calls: int | None = None,
+):
+    """One epoch of ``loader`` as a batched, prefetched ``tf.data.Dataset``."""
+    import tensorflow as tf
+
+    order = loader.epoch_order(epoch, shuffle)
+    h, w = loader.cfg.input_hw
+    gh, gw = loader.grid
+    nh, npf = loader.pose.num_heatmap_channels, loader.pose.num_paf_channels
+
+    def _load(i):
+        s = loader.sample(int(i), epoch)
+        return s["image"], s["heatmaps"], s["pafs"], s["mask"]
+
+    def _map(i):
+        img, heat, paf, mask = tf.numpy_function(_load, [i], [tf.float32] * 4, stateful=False)
+        img.set_shape((h, w, 3))
+        heat.set_shape((gh, gw, nh))
+        paf.set_shape((gh, gw, npf))
+        mask.set_shape((gh, gw, 1))
+        return img, {"heatmaps": heat, "pafs": paf, "mask": mask}
+
+    ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
+    ds = ds.map(_map, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool | None = None) -> SampleLoader:
+    """A :class:`SampleLoader` over the train (or val) records named in a train spec."""
+    from bpnet_core.data.convert import read_records
+
+    dc = spec.dataloader.dataset_config
+    folder, names = (
+        (dc.train_records_folder_path, dc.train_records_path) if split == "train"
+        else (dc.val_records_folder_path, dc.val_records_path)
+    )  # fmt: skip
+    records = read_records(record_files(folder, list(names)))
+    return SampleLoader(records, pose, pipeline_config_from_spec(spec), augment=(split == "train") if augment is None else augment)
