@@ -82,3 +82,25 @@ def pose_to_dataset(keypoints: np.ndarray, dataset_keypoints: list[str], pose: P
         if name in index:
             out[:, i, :] = kp[:, index[name], :]
     return out
+
+
+def labelled_example(annotation_file, images_dir, pose: PoseConfig, index: int = 0):
+    """The ``index``-th image that has labelled people: (image BGR, pose keypoints (P, J, 3), image entry)."""
+    from pathlib import Path
+
+    from bpnet_core.fileio import read_image, read_json, safe_join
+
+    data = read_json(annotation_file, "annotation file")
+    names = data["categories"][0]["keypoints"] if data.get("categories") else COCO_KEYPOINTS
+    by_image: dict = {}
+    for ann in data["annotations"]:
+        if ann.get("num_keypoints", 0) > 0 and not ann.get("iscrowd", 0):
+            by_image.setdefault(ann["image_id"], []).append(ann)
+    images = [im for im in data["images"] if im["id"] in by_image]
+    if not images:
+        raise BpnetError(f"{annotation_file}: no image has labelled people")
+    info = images[index % len(images)]
+    anns = by_image[info["id"]]
+    image = read_image(safe_join(Path(images_dir), info["file_name"]))
+    kp = dataset_to_pose(np.array([a["keypoints"] for a in anns], np.float32), names, pose)
+    return image, kp, info

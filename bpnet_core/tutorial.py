@@ -1,0 +1,104 @@
+"""Run the tutorial notebooks in order with papermill (``make demo``, and the notebook test).
+
+Each notebook runs with the working directory ``notebooks/`` (as in JupyterLab) and the parameters ``WORK_DIR``
+(absolute) and ``PROFILE``; the executed copy goes to ``WORK_DIR/<stem>/<stem>.ipynb`` next to the artefacts and the
+``metrics.json`` that the notebook's last cell writes. Notebooks pass data to each other only through ``WORK_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bpnet_core.errors import BpnetError
+from bpnet_core.paths import PROJECT_ROOT
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+
+
+def tutorial_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The tutorial notebooks (``NN_name.ipynb``), in order."""
+    return sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_tutorial(
+    work_dir: str | Path,
+    profile: str = "demo",
+    notebooks: list[str] | None = None,
+    extra_parameters: dict | None = None,
+    kernel_name: str = "python3",
+    log_output: bool = False,
+) -> dict:
+    """Execute the notebooks (all, or those whose stem starts with one of ``notebooks``); returns their metrics."""
+    import papermill as pm
+
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    selected = [nb for nb in tutorial_notebooks() if not notebooks or any(nb.stem.startswith(s) for s in notebooks)]
+    if not selected:
+        raise BpnetError(f"no notebooks matching {notebooks} in {NOTEBOOK_DIR}")
+    results = {}
+    for nb in selected:
+        out_dir = work_dir / nb.stem
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        print(f"[tutorial] {nb.name} ({profile}) ...", flush=True)
+        params = {"WORK_DIR": str(work_dir), "PROFILE": profile, **(extra_parameters or {})}
+        try:
+            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                kernel_name=kernel_name, log_output=log_output, progress_bar=False)  # fmt: skip
+        except pm.PapermillExecutionError as exc:
+            raise BpnetError(
+                f"{nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} (executed copy: "
+                f"{out_dir / nb.name})"
+            ) from None
+        metrics_file = out_dir / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        results[nb.stem] = {"seconds": round(time.perf_counter() - t0, 1), "metrics": metrics}
+        print(f"[tutorial] {nb.name} done in {results[nb.stem]['seconds']} s", flush=True)
+    return results
+
+
+def summary_lines(results: dict, work_dir: Path) -> list[str]:
+    lines = [f"Tutorial finished; executed notebooks and artefacts are under {work_dir}/<notebook>/"]
+    for stem, r in results.items():
+        m = r["metrics"]
+        shown = ", ".join(f"{k}={v}" for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        lines.append(f"  {stem:<20} {r['seconds']:>7.1f} s  {shown[:150]}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bpnet_core.tutorial", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="demo", choices=["demo", "full"])
+    ap.add_argument("--work-dir", default="runs/demo")
+    ap.add_argument("--only", nargs="*", default=None, help="notebook stems (prefixes) to run, e.g. 00 01")
+    args = ap.parse_args(argv)
+    try:
+        results = run_tutorial(args.work_dir, args.profile, args.only)
+    except BpnetError as exc:
+        print(f"bpnet: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(summary_lines(results, Path(args.work_dir).resolve())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def stage_dir(work_dir: str | Path, stem: str) -> Path:
+    """``WORK_DIR/<stem>/``, created: where a notebook keeps its artefacts and ``metrics.json``."""
+    path = Path(work_dir).resolve() / stem
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_metrics(work_dir: str | Path, stem: str, metrics: dict) -> Path:
+    """Write ``WORK_DIR/<stem>/metrics.json`` atomically; returns its path."""
+    from bpnet_core.fileio import write_json_atomic
+
+    return write_json_atomic(stage_dir(work_dir, stem) / "metrics.json", metrics)

@@ -1,0 +1,64 @@
+"""Composite pictures for the notebooks (one call per picture, so notebook cells stay short)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bpnet_core.data.targets import render_labels
+from bpnet_core.skeleton import PoseConfig
+from bpnet_core.viz.draw import draw_people, grid, overlay_map, overlay_mask, overlay_pafs
+
+
+def label_panel(
+    image_bgr: np.ndarray,
+    keypoints: np.ndarray,
+    pose: PoseConfig,
+    stride: int,
+    sigma: float,
+    mask: np.ndarray | None = None,
+    heatmaps: np.ndarray | None = None,
+    pafs: np.ndarray | None = None,
+    paf_ortho_dist_thresh: float = 1.0,
+) -> np.ndarray:
+    """Four tiles: skeletons (+ ignored regions), all joint heatmaps, background channel, all PAFs.
+
+    ``image_bgr`` is at network-input size; labels are rendered from ``keypoints`` unless given.
+    """
+    h, w = image_bgr.shape[:2]
+    if heatmaps is None or pafs is None:
+        heatmaps, pafs = render_labels(keypoints, pose, (h, w), stride, sigma, paf_ortho_dist_thresh)
+    tiles = [
+        overlay_mask(draw_people(image_bgr, keypoints, pose), mask),
+        overlay_map(image_bgr, heatmaps[:, :, :-1].max(axis=2)),
+        overlay_map(image_bgr, heatmaps[:, :, -1]),
+        overlay_pafs(image_bgr, pafs),
+    ]
+    titles = ["keypoints + ignored (red)", f"{pose.num_joints} joint heatmaps", "background", f"{pose.num_limbs} PAFs"]
+    return grid(tiles, cols=4, titles=titles)
+
+
+def dataset_gallery(images: list[np.ndarray], keypoints: list[np.ndarray], pose: PoseConfig,
+                    masks: list[np.ndarray | None] | None = None, cols: int = 4, cell: int = 192) -> np.ndarray:  # fmt: skip
+    """Images with skeletons drawn and loss-masked regions tinted red."""
+    tiles = []
+    for n, (img, kp) in enumerate(zip(images, keypoints)):
+        tile = draw_people(img, kp, pose)
+        tiles.append(overlay_mask(tile, masks[n]) if masks else tile)
+    return grid(tiles, cols=cols, cell=(cell, cell))
+
+
+def augmentation_gallery(loader, index: int = 0, n: int = 8, cols: int = 4, mode: str | None = None) -> np.ndarray:
+    """``n`` augmented versions (epochs 0..n−1) of record ``index`` from a :class:`~bpnet_core.data.pipeline.SampleLoader`,
+    each with its keypoints and the loss mask, optionally in another augmentation ``mode``."""
+    old = loader.cfg.aug_mode
+    if mode:
+        loader.cfg.aug_mode = mode
+    try:
+        tiles = []
+        for epoch in range(n):
+            s = loader.sample(index, epoch)
+            tile = overlay_mask(draw_people(s["image_uint8"], s["keypoints"], loader.pose), s["mask"][:, :, 0])
+            tiles.append(tile)
+    finally:
+        loader.cfg.aug_mode = old
+    return grid(tiles, cols=cols, titles=[mode or old] + [""] * (n - 1))
