@@ -1,0 +1,45 @@
+"""Spec files: typed schemas (:mod:`.schema`) and strict loading, overrides and dumping (:mod:`.io`).
+
+>>> from bpnet_core.config import load_train_spec
+>>> spec = load_train_spec("specs/bpnet_train_m1_demo.yaml", ["dataloader.batch_size=4"])
+>>> spec.model.stages, spec.stride, spec.dataloader.batch_size
+(2, 8, 4)
+"""
+
+from bpnet_core.config.io import (
+    apply_overrides,
+    dump_spec,
+    load_dataset_spec,
+    load_infer_spec,
+    load_train_spec,
+    parse_overrides,
+    read_spec_file,
+)
+from bpnet_core.config.schema import (
+    SHIPPED_DIRS,
+    DatasetSpec,
+    DecoderConfig,
+    InferSpec,
+    SplitPaths,
+    TrainSpec,
+    resolve_path,
+    validate_against_pose,
+)
+
+__all__ = [
+    "SHIPPED_DIRS",
+    "DatasetSpec",
+    "DecoderConfig",
+    "InferSpec",
+    "SplitPaths",
+    "TrainSpec",
+    "apply_overrides",
+    "dump_spec",
+    "load_dataset_spec",
+    "load_infer_spec",
+    "load_train_spec",
+    "parse_overrides",
+    "read_spec_file",
+    "resolve_path",
+    "validate_against_pose",
+]

@@ -1,0 +1,343 @@
+"""Load, override, validate and dump spec files.
+
+Layering, the same for every spec kind: **schema defaults → spec file → overrides → validate**.
+
+* Files are YAML (read only with ``yaml.safe_load``) or, for ``.json`` names, JSON. A missing, empty or malformed
+  file (YAML: with line and column), a duplicated key, an unknown key (with the closest valid key), a wrong type
+  or a failed cross-field check raises a one-line :class:`~bpnet_core.errors.BpnetError` naming the file and the
+  full dotted key: ``specs/x.yaml: unknown key 'model.stagse' (did you mean 'stages'?)``.
+* Overrides are ``"a.b.c=value"`` strings (the CLI's ``--set``; the value is parsed with ``yaml.safe_load``, so
+  ``4``, ``0.5``, ``[1,2]``, ``true`` and ``null`` work) or a mapping ``{"a.b.c": value}`` (notebooks; the value
+  is used as is). A list item is addressed as ``a.b[0]`` or ``a.b.0``. Setting a mapping onto a mapping merges
+  them key by key. Override keys are checked against the schema before anything is applied; errors they cause
+  name ``--set`` instead of the file.
+* Paths: after validation every path field is made absolute with :func:`~bpnet_core.config.schema.resolve_path`:
+  a relative path that starts with ``specs/``, ``model_pose_config/`` or ``data_pose_config/`` resolves against
+  the repository root, any other relative path against the spec file's folder. A relative path given by an
+  override (one that does not start with those folders) is taken relative to the current directory, like any
+  command-line path. Paths are never checked for existence here: TAO's specs with ``/workspace/...`` paths load
+  unchanged, and each step checks the files it opens.
+* :func:`dump_spec` writes the resolved spec (every default filled in, paths absolute) atomically, so
+  ``load(dump(spec)) == spec``; write it as ``params.yaml`` next to a run's outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel
+
+from bpnet_core.config.schema import (
+    SHIPPED_DIRS,
+    DatasetSpec,
+    InferSpec,
+    NotAMapping,
+    TrainSpec,
+    UnknownKey,
+    _SpecRoot,
+    _has_path_marker,
+    _unwrap,
+    dotted,
+    resolve_path,
+    schema_lookup,
+    split_key,
+    unknown_key_message,
+)
+from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import read_json, write_text_atomic
+
+__all__ = [
+    "read_spec_file",
+    "parse_overrides",
+    "apply_overrides",
+    "load_train_spec",
+    "load_infer_spec",
+    "load_dataset_spec",
+    "dump_spec",
+    "resolve_path",
+]
+
+log = logging.getLogger(__name__)
+
+OVERRIDE_SOURCE = "--set"
+S = TypeVar("S", bound=_SpecRoot)
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
+def _yaml_position(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is None:
+        return ""
+    return f" at line {mark.line + 1} column {mark.column + 1}"
+
+
+def _find_duplicate_key(node: Any) -> tuple[str, int] | None:
+    """First key that appears twice in one YAML mapping (``safe_load`` would silently keep the last one)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen: set = set()
+            for key_node, value_node in n.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in seen:
+                        return key_node.value, key_node.start_mark.line + 1
+                    seen.add(key_node.value)
+                stack.append(value_node)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    return None
+
+
+def read_spec_file(path: str | os.PathLike, what: str = "spec file") -> dict:
+    """Read a YAML (or ``.json``) spec into a dict; every problem is a one-line :class:`BpnetError`."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = read_json(path, what)
+    else:
+        if not path.is_file():
+            raise BpnetError(f"{path}: {what} not found")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise BpnetError(f"{path}: {what} is not UTF-8 text") from None
+        except OSError as exc:
+            raise BpnetError(f"{path}: cannot read {what}: {exc.strerror}") from None
+        if not text.strip():
+            raise BpnetError(f"{path}: {what} is empty")
+        try:
+            dup = _find_duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise BpnetError(f"{path}: malformed YAML{_yaml_position(exc)}: {problem}") from None
+        if dup is not None:
+            raise BpnetError(f"{path}: duplicate key {dup[0]!r} at line {dup[1]}")
+    if data is None:
+        raise BpnetError(f"{path}: {what} is empty (only comments)")
+    if not isinstance(data, dict):
+        raise BpnetError(f"{path}: {what} must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------- overrides
+
+Override = tuple[str, tuple, Any]  # (key as written, key parts, value)
+
+
+def parse_overrides(overrides: Iterable[str] | Mapping[str, Any] | str | None) -> list[Override]:
+    """Normalise overrides to ``(key, parts, value)``; ``"a.b=c"`` values are parsed with ``yaml.safe_load``."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    out: list[Override] = []
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v) for k, v in overrides.items()]
+    else:
+        items = []
+        for item in overrides:
+            if not isinstance(item, str) or "=" not in item:
+                raise BpnetError(f"{OVERRIDE_SOURCE}: expected KEY=VALUE, got {item!r}")
+            key, raw = item.split("=", 1)
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError as exc:
+                problem = getattr(exc, "problem", None) or "not valid YAML"
+                raise BpnetError(f"{OVERRIDE_SOURCE} {key.strip()}: cannot parse value {raw!r}: {problem}") from None
+            items.append((key, value))
+    for key, value in items:
+        key = key.strip()
+        parts = split_key(key)
+        if not parts or any(chunk.strip() == "" for chunk in key.split(".")):
+            raise BpnetError(f"{OVERRIDE_SOURCE}: malformed key {key!r} (use dotted keys like model.stages)")
+        out.append((key, parts, value))
+    return out
+
+
+def _check_override_key(schema: type, parts: tuple) -> bool:
+    """Raise for a key the schema does not have; return whether it names a path field."""
+    try:
+        _, is_path = schema_lookup(schema, parts)
+    except UnknownKey as exc:
+        raise BpnetError(unknown_key_message(OVERRIDE_SOURCE, parts[: exc.index + 1], exc.candidates)) from None
+    except NotAMapping as exc:
+        raise BpnetError(
+            f"{OVERRIDE_SOURCE}: cannot set {dotted(parts)!r}: {dotted(parts[: exc.index])!r} has no sub-keys"
+        ) from None
+    return is_path
+
+
+def _deep_merge(base: Any, new: Any) -> Any:
+    if isinstance(base, dict) and isinstance(new, dict):
+        merged = dict(base)
+        for k, v in new.items():
+            merged[k] = _deep_merge(base.get(k), v)
+        return merged
+    return copy.deepcopy(new)
+
+
+def _set_in(data: dict, parts: tuple, value: Any) -> None:
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, dict):
+            key = str(part) if isinstance(part, int) and str(part) not in node and part not in node else part
+            if last:
+                node[key] = _deep_merge(node.get(key), value)
+                return
+            if not isinstance(node.get(key), (dict, list)):
+                if node.get(key) is not None:
+                    raise BpnetError(
+                        f"{OVERRIDE_SOURCE}: cannot set {dotted(parts)!r}: {dotted(parts[: i + 1])!r} is "
+                        f"{node[key]!r}, not a mapping"
+                    )
+                node[key] = {}
+            node = node[key]
+        elif isinstance(node, list) and isinstance(part, int):
+            if not 0 <= part < len(node):
+                raise BpnetError(
+                    f"{OVERRIDE_SOURCE}: cannot set {dotted(parts)!r}: index {part} is outside "
+                    f"{dotted(parts[:i])!r} (length {len(node)})"
+                )
+            if last:
+                node[part] = _deep_merge(node[part], value)
+                return
+            node = node[part]
+        else:
+            raise BpnetError(f"{OVERRIDE_SOURCE}: cannot set {dotted(parts)!r}: {dotted(parts[:i])!r} has no sub-keys")
+
+
+def _cwd_path(value: Any) -> Any:
+    """A relative path typed on the command line is relative to the current directory (unless it names a file
+    shipped with bpnet)."""
+    if not isinstance(value, str) or not value or os.path.isabs(os.path.expanduser(value)):
+        return value
+    first = Path(value).parts[0] if Path(value).parts else ""
+    if first in SHIPPED_DIRS:
+        return value
+    return os.path.normpath(os.path.join(os.getcwd(), value))
+
+
+def apply_overrides(
+    data: Mapping[str, Any] | None,
+    overrides: Iterable[str] | Mapping[str, Any] | str | None,
+    *,
+    schema: type | None = None,
+) -> dict:
+    """Return a deep copy of ``data`` with ``overrides`` applied (see the module docstring for the forms).
+
+    Missing intermediate mappings (or ``null`` ones) are created. With ``schema`` (a spec class such as
+    :class:`TrainSpec`), every key is first checked against it (unknown key → error naming ``--set`` and the
+    closest valid key), and relative paths given for path fields are made absolute against the current
+    directory.
+    """
+    result = copy.deepcopy(dict(data or {}))
+    parsed = parse_overrides(overrides)
+    path_flags = [_check_override_key(schema, parts) if schema is not None else False for _, parts, _ in parsed]
+    for (_key, parts, value), is_path in zip(parsed, path_flags):
+        if is_path:
+            if isinstance(value, dict):
+                value = {k: _cwd_path(v) for k, v in value.items()}
+            else:
+                value = _cwd_path(value)
+        _set_in(result, parts, value)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------- paths
+
+
+def _resolve_paths(block: Any, anchor: Path | None) -> None:
+    """Make every path field of a validated spec absolute (in place)."""
+    for name, fi in type(block).model_fields.items():
+        value = getattr(block, name)
+        if value is None:
+            continue
+        if _has_path_marker(fi.annotation, list(fi.metadata)):
+            setattr(block, name, os.fspath(resolve_path(anchor, value)))
+            continue
+        base = _unwrap(fi.annotation)
+        if isinstance(value, dict) and _has_path_marker(getattr(base, "__args__", (None, None))[-1], []):
+            setattr(block, name, {k: os.fspath(resolve_path(anchor, v)) for k, v in value.items()})
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, anchor)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _resolve_paths(item, anchor)
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def _load(cls: type[S], path: str | os.PathLike, overrides, what: str) -> S:
+    path = Path(path)
+    data = read_spec_file(path, what)
+    if overrides is not None and not isinstance(overrides, (Mapping, str)):
+        overrides = list(overrides)  # read twice below
+    parsed = parse_overrides(overrides)
+    merged = apply_overrides(data, overrides, schema=cls)
+    spec = cls.from_dict(merged, source=str(path), spec_dir=path.absolute().parent,
+                         override_keys=tuple(p for _, p, _ in parsed))
+    _resolve_paths(spec, path.absolute())
+    if parsed:
+        log.debug("%s: applied overrides %s", path, ", ".join(k for k, _, _ in parsed))
+    return spec
+
+
+def load_train_spec(path: str | os.PathLike, overrides=()) -> TrainSpec:
+    """Load a training spec (``bpnet_train_*.yaml``): defaults → file → overrides → validate; paths absolute."""
+    return _load(TrainSpec, path, overrides, "train spec")
+
+
+def load_infer_spec(path: str | os.PathLike, overrides=()) -> InferSpec:
+    """Load an inference spec (``infer_spec*.yaml``): defaults → file → overrides → validate; paths absolute."""
+    return _load(InferSpec, path, overrides, "inference spec")
+
+
+def load_dataset_spec(path: str | os.PathLike, overrides=()) -> DatasetSpec:
+    """Load a dataset spec (``coco_spec.json`` or YAML); ``root_directory_path`` becomes absolute."""
+    return _load(DatasetSpec, path, overrides, "dataset spec")
+
+
+# ---------------------------------------------------------------------------------------------------- dumping
+
+
+class _SpecDumper(yaml.SafeDumper):
+    """Safe YAML with block mappings and one-line lists of scalars (``target_shape: [32, 32]``), like TAO's files."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(not isinstance(x, (dict, list)) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_SpecDumper.add_representer(list, _represent_list)
+
+
+def dump_spec(spec: _SpecRoot, path: str | os.PathLike) -> Path:
+    """Write the resolved ``spec`` as YAML to ``path`` atomically (the folder is created if needed).
+
+    Every default is written out; path fields are absolute, so the file reloads to an equal spec from anywhere.
+    """
+    path = Path(path)
+    resolved = spec.model_copy(deep=True)
+    _resolve_paths(resolved, spec.spec_dir / "spec" if spec.spec_dir is not None else None)
+    data = resolved.to_dict()
+    header = (
+        f"# Resolved {type(spec).__name__} (defaults -> spec file -> overrides), written by bpnet.\n"
+        f"# Source: {spec.source}\n"
+    )
+    body = yaml.dump(data, Dumper=_SpecDumper, sort_keys=False, default_flow_style=False, width=120,
+                     allow_unicode=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, header + body)
