@@ -137,14 +137,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     data = path.read_bytes()
     if not data:
         raise BpnetError(f"{path}: image file is empty (0 bytes)")
+    if _looks_truncated(data, path):
+        raise BpnetError(f"{path}: image file is truncated")
     buf = np.frombuffer(data, np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None or img.size == 0:
         img = _read_with_pillow(path)
     if img is None:
         raise BpnetError(f"{path}: cannot decode image (corrupt or not an image)")
-    if _looks_truncated(data, path):
-        raise BpnetError(f"{path}: image file is truncated")
     return to_bgr8(img)
 
 

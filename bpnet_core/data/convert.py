@@ -273,7 +273,7 @@ def _to_example(rec: dict):
     }  # fmt: skip
     if "frame/image_raw" in rec:
         feats["frame/image_raw"] = b(rec["frame/image_raw"])
-    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString(deterministic=True)
 
 
 def _write_tfrecord(path: Path, payloads: list[bytes]) -> None:
