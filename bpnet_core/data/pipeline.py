@@ -81,7 +81,8 @@ def pipeline_config_from_spec(spec, dataset_spec=None) -> PipelineConfig:
 
 
 def record_files(folder: str | Path, names: list[str]) -> list[Path]:
-    """Resolve TAO record names (``train-fold-000-of-001``) to files, expanding ``-shard-*`` files when sharded."""
+    """Resolve TAO record names (``train-fold-000-of-001``) to files, expanding ``-shard-*`` files when sharded and
+    a bare output prefix (``train``) to all of its folds."""
     files: list[Path] = []
     for name in names:
         path = Path(folder) / name if folder else Path(name)
@@ -89,6 +90,8 @@ def record_files(folder: str | Path, names: list[str]) -> list[Path]:
             files.append(path)
             continue
         shards = sorted(Path(p) for p in glob.glob(str(path) + "-shard-*") if not Path(p).name.startswith("."))
+        if not shards:  # a bare prefix (``train``): every fold and shard written for it
+            shards = sorted(Path(p) for p in glob.glob(str(path) + "-fold-*") if not Path(p).name.startswith("."))
         if not shards:
             raise BpnetError(f"{path}: TFRecord file not found (run bpnet dataset_convert first)")
         files.extend(shards)
