@@ -102,3 +102,26 @@ def write_metrics(work_dir: str | Path, stem: str, metrics: dict) -> Path:
     from bpnet_core.fileio import write_json_atomic
 
     return write_json_atomic(stage_dir(work_dir, stem) / "metrics.json", metrics)
+
+
+def dataset_spec_for(work_dir: str | Path, profile: str, full_spec: str | Path) -> Path:
+    """The dataset spec a notebook uses: the synthetic one written by notebook 00 (demo) or ``full_spec`` (COCO)."""
+    if profile == "demo":
+        path = Path(work_dir).resolve() / "00_setup" / "synthetic" / "dataset_spec.json"
+        if not path.is_file():
+            raise BpnetError(f"{path}: not found; run notebook 00_setup first (it builds the synthetic dataset)")
+        return path
+    return Path(full_spec).resolve()
+
+
+def data_overrides(work_dir: str | Path, profile: str, full_spec: str | Path) -> dict:
+    """Train-spec overrides pointing at the records notebook 01 wrote to ``WORK_DIR/01_data_prep``."""
+    records = Path(work_dir).resolve() / "01_data_prep"
+    return {
+        "dataloader.dataset_config.root_data_path": str(records),
+        "dataloader.dataset_config.train_records_folder_path": str(records),
+        "dataloader.dataset_config.train_records_path": ["train-fold-000-of-001"],
+        "dataloader.dataset_config.val_records_folder_path": str(records),
+        "dataloader.dataset_config.val_records_path": ["val-fold-000-of-001"],
+        "dataloader.dataset_config.dataset_specs.coco": str(dataset_spec_for(work_dir, profile, full_spec)),
+    }

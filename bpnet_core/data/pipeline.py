@@ -216,3 +216,20 @@ def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool
     )  # fmt: skip
     records = read_records(record_files(folder, list(names)))
     return SampleLoader(records, pose, pipeline_config_from_spec(spec), augment=(split == "train") if augment is None else augment)
+
+
+def pipeline_throughput(loader: SampleLoader, batch_size: int = 8, batches: int = 10, epoch: int = 0,
+                        warmup: int = 2) -> dict:  # fmt: skip
+    """Measure the tf.data pipeline: images per second over ``batches`` batches after ``warmup`` batches."""
+    import time
+
+    ds = make_dataset(loader, batch_size, epoch=epoch)
+    it = iter(ds.repeat())
+    for _ in range(warmup):
+        next(it)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    dt = time.perf_counter() - t0
+    return {"images_per_second": batches * batch_size / dt, "batch_size": batch_size, "batches": batches,
+            "seconds": dt, "input_hw": list(loader.cfg.input_hw)}  # fmt: skip

@@ -65,9 +65,11 @@ def draw_people(
 
 
 def put_label(img: np.ndarray, text: str, org: tuple[int, int], color=(255, 255, 255), scale: float | None = None) -> None:
-    """Text with a dark outline, readable on any background (in place)."""
+    """Text on a dark box, readable on any background (in place)."""
     s = scale or max(0.35, min(img.shape[:2]) / 700)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, s, (0, 0, 0), 3, cv2.LINE_AA)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, 1)
+    x, y = org
+    cv2.rectangle(img, (x - 2, y - th - 2), (x + tw + 2, y + base), (0, 0, 0), -1)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, s, color, 1, cv2.LINE_AA)
 
 

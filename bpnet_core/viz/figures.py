@@ -62,3 +62,29 @@ def augmentation_gallery(loader, index: int = 0, n: int = 8, cols: int = 4, mode
     finally:
         loader.cfg.aug_mode = old
     return grid(tiles, cols=cols, titles=[mode or old] + [""] * (n - 1))
+
+
+def records_gallery(loader, n: int = 8, cols: int = 4, cell: int = 192, masked_first: bool = True) -> np.ndarray:
+    """Original images of ``n`` records with all labelled people drawn and loss-masked regions tinted red
+    (records carrying a mask first)."""
+    seen, order = set(), []
+    for i, rec in enumerate(loader.records):  # one record per image (records repeat an image per main person)
+        if rec["image_id"] not in seen:
+            seen.add(rec["image_id"])
+            order.append(i)
+    if masked_first:
+        order.sort(key=lambda i: not loader.records[i].get("mask_path"))
+    images, kps, masks = [], [], []
+    for i in order[:n]:
+        img, mask, kp = loader.raw(i)
+        images.append(img)
+        kps.append(kp)
+        masks.append(mask)
+    return dataset_gallery(images, kps, loader.pose, masks, cols=cols, cell=cell)
+
+
+def sample_panel(loader, index: int = 0, epoch: int = 0) -> np.ndarray:
+    """:func:`label_panel` of one training sample exactly as the network sees it (augmented crop and labels)."""
+    s = loader.sample(index, epoch)
+    return label_panel(s["image_uint8"], s["keypoints"], loader.pose, loader.cfg.stride, loader.cfg.heatmap_sigma,
+                       mask=s["mask"][:, :, 0], heatmaps=s["heatmaps"], pafs=s["pafs"])  # fmt: skip
