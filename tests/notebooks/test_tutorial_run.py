@@ -1,0 +1,33 @@
+"""Run every tutorial notebook in order with papermill (demo profile) and check what each one wrote."""
+
+import json
+
+import pytest
+
+from bpnet_core.tutorial import run_tutorial, tutorial_notebooks
+
+EXPECTED_METRICS = {
+    "00_setup": {"train_images", "val_images"},
+    "01_data_prep": {"train_records", "val_records", "masks_written", "pipeline_images_per_second"},
+    "02_train": {"steps", "train_seconds", "images_per_second", "final_loss", "first_loss"},
+    "03_evaluate": {"AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"},
+    "04_prune_retrain": {"params_before", "params_after", "flops_before", "flops_after", "ap_unpruned", "ap_pruned",
+                         "ap_retrained"},
+    "05_deploy": {"onnx_max_abs_diff", "latency_ms", "ap"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_tutorial_runs_end_to_end(tmp_path):
+    results = run_tutorial(tmp_path / "work", profile="demo")
+    stems = [nb.stem for nb in tutorial_notebooks()]
+    assert list(results) == stems
+    for stem in stems:
+        out = tmp_path / "work" / stem
+        assert (out / f"{stem}.ipynb").is_file(), f"{stem}: executed copy missing"
+        metrics = json.loads((out / "metrics.json").read_text())
+        missing = EXPECTED_METRICS.get(stem, set()) - set(metrics)
+        assert not missing, f"{stem}: metrics.json lacks {missing}"
+    m01 = results["01_data_prep"]["metrics"]
+    assert m01["train_records"] > 0 and m01["masks_written"] > 0
