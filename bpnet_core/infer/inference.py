@@ -2,8 +2,9 @@
 
 Pre-processing (``keep_aspect_ratio_mode``):
 
-* ``adjust_network_input``: the image is resized so that its shorter side is ``input_shape[0]`` (aspect ratio kept),
-  then padded bottom-right to a multiple of the stride. Used by Keras and dynamic-shape ONNX models.
+* ``adjust_network_input``: the image is resized so that its shorter side is ``input_shape[0]`` (aspect ratio kept;
+  the longer side capped at 4 × ``input_shape[0]`` for extreme shapes), then padded bottom-right to a multiple of the
+  stride. Used by Keras and dynamic-shape ONNX models.
 * ``pad_image_input``: the image is fitted into the fixed ``input_shape`` (H, W) (aspect ratio kept) and padded
   bottom-right — TensorRT engines and fixed-shape ONNX files force this mode, as TAO does.
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 PAD_VALUE = 128  # grey: 0 after normalisation (x/256 − 0.5)
 MAX_SIDE = 16384
+MAX_ASPECT = 4  # adjust_network_input: the long side is at most 4 × input_shape[0]
 
 
 @dataclass
@@ -83,7 +85,7 @@ def preprocess(
         s = min(th / h, tw / w)
         out_hw = (th, tw)
     elif mode in ("adjust_network_input", None, "None"):
-        s = th / float(min(h, w))
+        s = min(th / float(min(h, w)), MAX_ASPECT * th / float(max(h, w)))  # extreme aspect ratios: cap the long side
         out_hw = (round_to_stride(h * s, stride), round_to_stride(w * s, stride))
     else:
         raise BpnetError(f"keep_aspect_ratio_mode must be adjust_network_input or pad_image_input (got {mode!r})")
