@@ -125,3 +125,21 @@ def data_overrides(work_dir: str | Path, profile: str, full_spec: str | Path) ->
         "dataloader.dataset_config.val_records_path": ["val-fold-000-of-001"],
         "dataloader.dataset_config.dataset_specs.coco": str(dataset_spec_for(work_dir, profile, full_spec)),
     }
+
+
+def trained_model_path(work_dir: str | Path) -> Path | None:
+    """The model notebook 02 trained (``WORK_DIR/02_train/bpnet_model.keras``), if it exists."""
+    path = Path(work_dir).resolve() / "02_train" / "bpnet_model.keras"
+    return path if path.is_file() else None
+
+
+def evaluation_runner(work_dir: str | Path, dataset_spec, model_path: str = "", pose=None):
+    """The network notebooks 03+ evaluate: ``model_path`` if given, else the model notebook 02 trained, else a
+    stand-in that returns label maps rendered from the test annotations. Returns (runner, description)."""
+    from bpnet_core.infer.runners import RenderedMapsRunner, load_runner
+
+    path = Path(model_path) if model_path else trained_model_path(work_dir)
+    if path is not None:
+        return load_runner(path), f"trained model {path}"
+    images_dir, _, ann = dataset_spec.split("test")
+    return RenderedMapsRunner(ann, images_dir, pose), "rendered label maps (no trained model yet: run notebook 02)"

@@ -150,16 +150,8 @@ def infer_image(
     t1 = time.perf_counter()
     people = decode(acc_h, acc_p, pose, params, stride=stride)
     t2 = time.perf_counter()
-    kps = np.zeros((len(people), pose.num_joints, 3), np.float32)
-    for n, person in enumerate(people):
-        kp = np.asarray(person.keypoints, np.float32)
-        present = kp[:, 2] > 0
-        kps[n, present, :2] = kp[present, :2] / ref.scale
-        kps[n, present, 2] = kp[present, 2]
-        kps[n, :, 0] = np.clip(kps[n, :, 0], 0, image_bgr.shape[1] - 1) * present
-        kps[n, :, 1] = np.clip(kps[n, :, 1], 0, image_bgr.shape[0] - 1) * present
     return ImageResult(
-        keypoints=kps,
+        keypoints=people_to_image(people, ref.scale, image_bgr.shape[:2], pose),
         scores=[float(p.score) for p in people],
         heatmaps=acc_h,
         pafs=acc_p,
@@ -168,6 +160,19 @@ def infer_image(
         timings_ms={"network": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000},
         people=people,
     )
+
+
+def people_to_image(people: list, scale: float, image_hw: tuple[int, int], pose: PoseConfig) -> np.ndarray:
+    """Decoded people (network-input pixels) → keypoints (P, J, 3) in original image pixels."""
+    kps = np.zeros((len(people), pose.num_joints, 3), np.float32)
+    for n, person in enumerate(people):
+        kp = np.asarray(person.keypoints, np.float32)
+        present = kp[:, 2] > 0
+        kps[n, present, :2] = kp[present, :2] / scale
+        kps[n, present, 2] = kp[present, 2]
+        kps[n, :, 0] = np.clip(kps[n, :, 0], 0, image_hw[1] - 1) * present
+        kps[n, :, 1] = np.clip(kps[n, :, 1], 0, image_hw[0] - 1) * present
+    return kps
 
 
 def list_inputs(input_type: str, input_path: str | Path, image_root_path: str | Path | None = None) -> list[dict]:

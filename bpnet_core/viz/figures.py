@@ -88,3 +88,30 @@ def sample_panel(loader, index: int = 0, epoch: int = 0) -> np.ndarray:
     s = loader.sample(index, epoch)
     return label_panel(s["image_uint8"], s["keypoints"], loader.pose, loader.cfg.stride, loader.cfg.heatmap_sigma,
                        mask=s["mask"][:, :, 0], heatmaps=s["heatmaps"], pafs=s["pafs"])  # fmt: skip
+
+
+def prediction_vs_truth(image_bgr: np.ndarray, predicted: np.ndarray, truth: np.ndarray, pose: PoseConfig,
+                        scores: list[float] | None = None, cell: int = 320) -> np.ndarray:  # fmt: skip
+    """Two tiles: ground truth (left) and decoded people with scores (right), on the original image."""
+    h, w = image_bgr.shape[:2]
+    size = (cell, int(round(cell * w / h)))
+    left = draw_people(image_bgr, truth, pose, color_by="limb")
+    right = draw_people(image_bgr, predicted, pose, scores=scores, color_by="person")
+    return grid([left, right], cols=2, cell=size, titles=[f"truth: {len(truth)}", f"decoded: {len(predicted)}"])
+
+
+def stage_outputs(runner, image_bgr: np.ndarray, pose: PoseConfig, input_shape=(256, 256),
+                  mode: str = "adjust_network_input", image_path=None) -> np.ndarray:  # fmt: skip
+    """One row per stage: all joint heatmaps, background, all PAFs, as the network outputs them for one image."""
+    from bpnet_core.infer.inference import preprocess
+
+    pre = preprocess(image_bgr, input_shape, mode, runner.stride)
+    shown = (pre.batch[0] + 0.5) * 256.0
+    base = np.clip(shown[:, :, ::-1], 0, 255).astype(np.uint8)
+    tiles, titles = [], []
+    for s in range(1, runner.num_stages + 1):
+        heat, paf = runner.predict(pre.batch, stage=s, context=[{"image_path": str(image_path or ""), "matrix": pre.matrix}])
+        tiles += [overlay_map(base, heat[0][:, :, :-1].max(axis=2)), overlay_map(base, heat[0][:, :, -1]),
+                  overlay_pafs(base, paf[0])]  # fmt: skip
+        titles += [f"stage {s}: joints", f"stage {s}: background", f"stage {s}: PAFs"]
+    return grid(tiles, cols=3, titles=titles)

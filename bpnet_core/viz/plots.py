@@ -1,0 +1,52 @@
+"""Static matplotlib plots for the notebooks (matplotlib imported lazily)."""
+
+from __future__ import annotations
+
+
+def plot_sweep(rows: list[dict], metric: str = "AP"):
+    """One panel per swept decoder parameter: ``metric`` against the parameter value."""
+    import matplotlib.pyplot as plt
+
+    params = list(dict.fromkeys(r["param"] for r in rows))
+    fig, axes = plt.subplots(1, len(params), figsize=(4.5 * len(params), 3.2), squeeze=False)
+    for ax, p in zip(axes[0], params):
+        pts = [(r["value"], r[metric]) for r in rows if r["param"] == p]
+        ax.plot([x for x, _ in pts], [y for _, y in pts], "o-")
+        ax.set_xlabel(p)
+        ax.set_ylabel(f"COCO keypoint {metric}")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plt.show()
+    return fig
+
+
+def plot_curves(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, logy: bool = False, title: str = ""):
+    """Line plot of named (x, y) series, e.g. loss curves or a learning-rate schedule."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plt.show()
+    return fig
+
+
+def metrics_table(rows: dict[str, dict], keys: list[str]) -> str:
+    """A fixed-width text table: one row per name, one column per key (floats to 3 decimals)."""
+    head = f"{'':<22}" + "".join(f"{k:>9}" for k in keys)
+    lines = [head]
+    for name, m in rows.items():
+        cells = "".join(f"{m[k]:>9.3f}" if isinstance(m.get(k), float) else f"{str(m.get(k, '')):>9}" for k in keys)
+        lines.append(f"{name:<22}{cells}")
+    return "\n".join(lines)
