@@ -27,6 +27,8 @@ class DecodeParams:
     use_distance_prior: bool = False  # OpenPose-Python's penalty min(0.5·H/‖v‖ − 1, 0)
     min_parts: int = 4  # drop people with fewer joints
     min_person_score: float = 0.4  # drop people whose summed score / parts is below this
+    max_peaks_per_joint: int = 100  # keep the strongest N candidates per joint; 0 = no limit (TAO). Bounds the
+    # all-pairs cost on garbage maps (an untrained network); no real image comes near 100 people per joint type
 
     def __post_init__(self) -> None:
         checks = [
@@ -39,6 +41,7 @@ class DecodeParams:
             ("min_sample_fraction", 0.0 <= self.min_sample_fraction <= 1.0, "in [0, 1]"),
             ("min_parts", int(self.min_parts) >= 1, ">= 1"),
             ("min_person_score", self.min_person_score >= 0, ">= 0"),
+            ("max_peaks_per_joint", int(self.max_peaks_per_joint) >= 0, ">= 0 (0 = no limit)"),
         ]
         for name, ok, expect in checks:
             if not ok:

@@ -1,0 +1,1 @@
+"""Benchmarks (plain scripts, importable as ``bench.<name>`` from the repository root)."""
