@@ -37,6 +37,10 @@ MAX_SIDE = 16384
 MAX_ASPECT = 4  # adjust_network_input: the long side is at most 4 × input_shape[0]
 
 
+class ChannelMismatch(BpnetError):
+    """The network's output channels do not match the pose config."""
+
+
 @dataclass
 class Preprocessed:
     batch: np.ndarray  # (1, H, W, 3) normalised
@@ -131,7 +135,7 @@ def infer_image(
         heat, paf = runner.predict(pre.batch, stage=output_stage_to_use, context=_context(image_path, pre))
         heat, paf = np.asarray(heat[0], np.float32), np.asarray(paf[0], np.float32)
         if heat.shape[2] != pose.num_heatmap_channels or paf.shape[2] != pose.num_paf_channels:
-            raise BpnetError(
+            raise ChannelMismatch(
                 f"model outputs {heat.shape[2]} heatmap / {paf.shape[2]} PAF channels but pose config "
                 f"{pose.name} needs {pose.num_heatmap_channels} / {pose.num_paf_channels}"
             )
@@ -267,11 +271,16 @@ def run_inference(
         try:
             image = read_image(item["path"])
         except BpnetError as exc:
+            if input_type == "image":  # the one image asked for is unreadable: an error, not a skip
+                raise
             log.warning("skipped %s", exc)
             skipped.append({"file": str(item["path"]), "reason": str(exc)})
             continue
-        res = infer_image(runner, image, pose, tuple(spec.input_shape), spec.keep_aspect_ratio_mode, params,
-                          spec.output_stage_to_use, scales, image_path=item["path"])  # fmt: skip
+        try:
+            res = infer_image(runner, image, pose, tuple(spec.input_shape), spec.keep_aspect_ratio_mode, params,
+                              spec.output_stage_to_use, scales, image_path=item["path"])  # fmt: skip
+        except ChannelMismatch as exc:
+            raise BpnetError(f"{model if isinstance(model, (str, Path)) else type(runner).__name__}: {exc}") from None
         timings.append(res.timings_ms)
         entry = {
             "full_image_path": str(item["path"]),

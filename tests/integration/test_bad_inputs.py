@@ -1,0 +1,157 @@
+"""One table of bad inputs across the verbs: each gives one line `bpnet: error: ...` naming the file or key, exit
+code 2, and no partial output."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bpnet_core.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests" / "fixtures" / "coco_sample"
+IMG = SAMPLE / "000000000785.jpg"
+
+
+def verbs():
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    return set(sub.choices)
+
+
+def write(path: Path, content) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def coco_spec(tmp: Path, annotations=None, **changes) -> Path:
+    """A dataset spec over a copy of two sample images (annotations can be replaced by raw text)."""
+    data = json.loads((SAMPLE / "person_keypoints_val2017_sample.json").read_text())
+    keep = {785, 40083}
+    data["images"] = [im for im in data["images"] if im["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    root = tmp / "coco"
+    for im in data["images"]:
+        write(root / "val2017" / im["file_name"], (SAMPLE / im["file_name"]).read_bytes())
+    write(root / "annotations" / "person_keypoints_val2017.json", annotations if annotations is not None else data)
+    spec = json.loads((ROOT / "data_pose_config" / "coco_spec.json").read_text())
+    spec["root_directory_path"] = str(root)
+    spec["train_data"] = dict(spec["test_data"])
+    spec.update(changes)
+    return write(tmp / "spec.json", spec)
+
+
+def infer_spec(tmp: Path, text_change=None) -> Path:
+    text = (ROOT / "specs" / "infer_spec.yaml").read_text()
+    if text_change:
+        text = text.replace(*text_change)
+    return write(tmp / "infer.yaml", text)
+
+
+def convert(spec, tmp, *extra):
+    (tmp / "out").mkdir(exist_ok=True)
+    return ["dataset_convert", "-d", str(spec), "-o", str(tmp / "out" / "train"), "-m", "test", *extra]
+
+
+def infer(spec, model, inp, tmp, input_type="image"):
+    return ["inference", "-i", str(spec), "-m", str(model), "--input_type", input_type, "--input", str(inp), "-r",
+            str(tmp / "out")]  # fmt: skip
+
+
+def tiny_model(tmp: Path, pose_file: str) -> Path:
+    from bpnet_core.model import build_model
+    from bpnet_core.skeleton import PoseConfig
+
+    pose = PoseConfig.from_json(ROOT / "model_pose_config" / pose_file)
+    model = build_model({"stages": 1, "width_multiplier": 0.125}, pose)
+    path = tmp / "m17.keras"
+    model.save(path)
+    return path
+
+
+def _mutate_annotations(tmp, fn):
+    data = json.loads((SAMPLE / "person_keypoints_val2017_sample.json").read_text())
+    data["images"] = [im for im in data["images"] if im["id"] in {785, 40083}]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in {785, 40083}]
+    fn(data)
+    return data
+
+
+CASES = [
+    # id, verb, argv builder(tmp) -> list, expected text in the message
+    ("truncated-annotation-json", "dataset_convert", lambda t: convert(coco_spec(t, annotations='{"images": [{"id"'), t),
+     "malformed annotation file"),
+    ("zero-byte-annotation-json", "dataset_convert", lambda t: convert(coco_spec(t, annotations=""), t), "is empty"),
+    ("path-traversal-file_name", "dataset_convert",
+     lambda t: convert(coco_spec(t, annotations=_mutate_annotations(t, lambda d: d["images"][0].update(
+         file_name="../../../etc/passwd"))), t), "escapes the image root"),
+    ("missing-image", "dataset_convert",
+     lambda t: convert(coco_spec(t, annotations=_mutate_annotations(t, lambda d: d["images"][0].update(
+         file_name="nope.jpg"))), t), "not found"),
+    ("empty-dataset", "dataset_convert",
+     lambda t: convert(coco_spec(t, annotations={"images": [], "annotations": []}), t), "has no images"),
+    ("dataset-spec-typo", "dataset_convert", lambda t: convert(coco_spec(t, root_directory=str(t)), t),
+     "root_directory"),
+    ("dataset-spec-wrong-type", "dataset_convert",
+     lambda t: convert(coco_spec(t, duplicate_data_with_each_person_as_center="sometimes"), t),
+     "duplicate_data_with_each_person_as_center"),
+    ("dataset-spec-malformed-yaml", "dataset_convert",
+     lambda t: convert(write(t / "spec.yaml", "dataset: coco\nroot_directory_path: [unclosed\n"), t), "spec.yaml"),
+    ("output-dir-missing", "dataset_convert",
+     lambda t: ["dataset_convert", "-d", str(coco_spec(t)), "-o", str(t / "nowhere" / "deeper" / "train")],
+     "does not exist"),
+    ("infer-spec-typo", "inference", lambda t: infer(infer_spec(t, ("paf_threshold", "paf_treshold")), "m.keras", IMG, t),
+     "paf_threshold"),
+    ("infer-spec-wrong-type", "inference",
+     lambda t: infer(infer_spec(t, ("heatmap_threshold: 0.1", "heatmap_threshold: high")), "m.keras", IMG, t),
+     "heatmap_threshold"),
+    ("infer-spec-negative-size", "inference",
+     lambda t: infer(infer_spec(t, ("input_shape: [368, 368]", "input_shape: [-368, 368]")), "m.keras", IMG, t),
+     "input_shape"),
+    ("model-missing", "inference", lambda t: infer(infer_spec(t), t / "none.keras", IMG, t), "model file not found"),
+    ("model-not-a-model", "inference", lambda t: infer(infer_spec(t), write(t / "x.keras", b"junk"), IMG, t),
+     "not a loadable Keras model"),
+    ("onnx-not-a-model", "inference", lambda t: infer(infer_spec(t), write(t / "x.onnx", b"junk"), IMG, t),
+     "not a loadable ONNX model"),
+    ("zero-byte-image", "inference", lambda t: infer(infer_spec(t), tiny_model(t, "bpnet_18joints.json"),
+                                                      write(t / "z.jpg", b""), t), "empty (0 bytes)"),
+    ("truncated-jpeg", "inference", lambda t: infer(infer_spec(t), tiny_model(t, "bpnet_18joints.json"),
+                                                     write(t / "tr.jpg", IMG.read_bytes()[:5000]), t), "truncated"),
+    ("empty-input-dir", "inference", lambda t: infer(infer_spec(t), "m.keras", (t / "empty").mkdir() or t / "empty", t,
+                                                      "dir"), "no images"),
+    ("model-pose-mismatch", "inference", lambda t: infer(infer_spec(t), tiny_model(t, "coco_17joints.json"), IMG, t),
+     "m17.keras: model outputs 18 heatmap / 38 PAF channels but pose config"),
+    ("evaluate-dataset-spec-missing", "evaluate",
+     lambda t: ["evaluate", "-i", str(infer_spec(t)), "-m", "m.keras", "-d", str(t / "none.json"), "-r", str(t / "out")],
+     "not found"),
+    ("synthetic-negative-count", "synthetic_data",
+     lambda t: ["synthetic_data", "-o", str(t / "out"), "--num_train", "-3"], "num_train"),
+    ("synthetic-tiny-images", "synthetic_data",
+     lambda t: ["synthetic_data", "-o", str(t / "out"), "--image_size", "8", "8"], "image"),
+]
+
+
+@pytest.mark.parametrize("case_id, verb, argv, expect", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, capsys, case_id, verb, argv, expect):
+    if verb not in verbs():
+        pytest.skip(f"verb {verb} not available")
+    args = argv(tmp_path)
+    capsys.readouterr()
+    code = main(args)
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.strip().splitlines() if not line.startswith(("inference:", "dataset_convert:"))]
+    assert code == 2, f"{case_id}: exit {code}"
+    assert "Traceback" not in stderr
+    assert len(err) == 1 and err[0].startswith("bpnet: error: "), err  # (progress-bar lines aside)
+    assert expect in err[0], err[0]
+    out = tmp_path / "out"
+    left = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert not left, f"{case_id}: partial output {left}"
+
+
+def test_table_is_large_enough():
+    assert len(CASES) >= 20
