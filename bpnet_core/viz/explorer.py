@@ -1,0 +1,685 @@
+"""An interactive inference explorer (ipywidgets): pick an image and a network, move the decoder's knobs, and see
+the people, any joint's heatmap, any limb's PAF and the candidate connections the decoder accepted or rejected.
+
+```python
+from bpnet_core.viz.explorer import Explorer
+ex = Explorer({"rendered maps": runner}, image_paths, pose, infer_spec=spec)
+ex.widget                                   # display it (the last expression of a notebook cell)
+ex.controls["heatmap_threshold"].value = 0.3   # the same as moving the slider
+ex.forward_passes, ex.decodes, ex.people    # counters and the decoded people
+ex.timing_report()                          # decoder-only update vs full update, ms
+```
+
+Three kinds of control, three costs (the whole point of the design):
+
+* **network controls** (image, model, input size, aspect mode, output stage, multi-scale and scales): a new forward
+  pass (the maps of the last pass are cached under these settings; setting a control to the value it has costs
+  nothing);
+* **decoder controls** (heatmap / PAF thresholds, min parts, min person score, upsampling factor): the cached maps
+  are decoded again with :func:`~bpnet_core.decode.decode_debug`; no forward pass;
+* **view controls** (layer, joint, limb): only a picture is redrawn.
+
+Pictures are PNG bytes (:func:`bpnet_core.viz.draw.to_png`) in ``ipywidgets.Image`` widgets; the people table and the
+timings are ``HTML``. ipywidgets is imported only when an :class:`Explorer` is built, so importing this module needs
+no widget library (and pulls in no TensorFlow).
+
+Coordinate systems: the decoder works in network-input pixels, the people are reported in original-image pixels
+(:attr:`ImageResult.keypoints <bpnet_core.infer.inference.ImageResult>`), and the pictures are drawn at display size
+(the image scaled so that its longer side is ``display_size``). Map cell (i, j) is centred on input pixel
+(j·s + (s − 1)/2, i·s + (s − 1)/2) (stride s); maps are resized to input pixels with that convention (OpenCV's
+pixel-centre resize does exactly this), cropped to the image content (padding dropped) and resized to display size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bpnet_core.decode import ACCEPTED, REJECTED, UNMATCHED, DecodeParams, decode_debug
+from bpnet_core.errors import BpnetError
+from bpnet_core.infer.inference import IMAGE_SUFFIXES, infer_image
+from bpnet_core.skeleton import PoseConfig
+from bpnet_core.viz.draw import (
+    draw_paf_arrows, draw_people, overlay_map, overlay_pafs, person_colors, put_label, to_png,
+)  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DECODER_CONTROLS", "Explorer", "NETWORK_CONTROLS", "VIEW_CONTROLS", "build_explorer", "image_list",
+           "rendered_runner"]  # fmt: skip
+
+#: controls whose change needs a new forward pass
+NETWORK_CONTROLS = ("image", "model", "input_size", "aspect_mode", "stage", "multi_scale", "scales")
+#: controls whose change only re-decodes the cached maps
+DECODER_CONTROLS = ("heatmap_threshold", "paf_threshold", "min_parts", "min_person_score", "upsampling_factor")
+#: controls whose change only redraws the map view
+VIEW_CONTROLS = ("layer", "joint", "limb")
+
+VIEW, DECODE, NETWORK = 0, 1, 2  # refresh levels: each includes the ones below
+LAYERS = ("heatmap", "PAF colour", "PAF arrows", "candidates")
+ALL_JOINTS, BACKGROUND, ALL_LIMBS = -2, -1, -1
+ASPECT_MODES = ("adjust_network_input", "pad_image_input")
+STATUS_STYLE = {  # candidate pair status → (BGR colour, line thickness)
+    REJECTED: ((60, 60, 230), 1),
+    UNMATCHED: ((0, 200, 255), 1),
+    ACCEPTED: ((80, 230, 80), 2),
+}
+
+
+def image_list(directory: str | Path, limit: int | None = None) -> list[Path]:
+    """The image files of ``directory`` (sorted; at most ``limit``)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BpnetError(f"{directory}: image directory not found")
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:limit] if limit else files
+
+
+def rendered_runner(sources: list[tuple[str | Path, str | Path]], pose: PoseConfig, stride: int = 8):
+    """One :class:`~bpnet_core.infer.runners.RenderedMapsRunner` covering several ``(annotation_file, images_dir)``
+    pairs (images of none of them get empty maps: no people)."""
+    from bpnet_core.infer.runners import RenderedMapsRunner
+
+    if not sources:
+        raise BpnetError("rendered_runner needs at least one (annotation_file, images_dir) pair")
+    runner = None
+    for ann, images_dir in sources:
+        part = RenderedMapsRunner(ann, images_dir, pose, stride=stride)
+        if runner is None:
+            runner = part
+        else:
+            runner.people.update(part.people)
+    return runner
+
+
+def _parse_scales(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise BpnetError(f"scales must be numbers separated by commas (got {text!r})") from None
+    if not values or any(not 0.1 <= v <= 4.0 for v in values):
+        raise BpnetError(f"scales must be between 0.1 and 4 (got {text!r})")
+    return sorted(set(values))
+
+
+def _css(bgr) -> str:
+    return f"rgb({bgr[2]},{bgr[1]},{bgr[0]})"
+
+
+class Explorer:
+    """The explorer: ``widget`` (display it), ``controls`` (by name), the views and counters.
+
+    ``runners``: name → runner (anything with ``predict``/``stride``/``fixed_input_shape``/``num_stages``, see
+    :mod:`bpnet_core.infer.runners`). ``images``: a list of paths (labelled ``folder/file``) or a dict label → path.
+    ``infer_spec``: an :class:`~bpnet_core.config.schema.InferSpec` or its file, for the controls' starting values
+    (input size, aspect mode, stage, thresholds, scales and the decoder block's other constants).
+    ``upload_dir``: where uploaded images are written (a temporary folder by default).
+    """
+
+    def __init__(
+        self,
+        runners: dict,
+        images: list | dict,
+        pose: PoseConfig,
+        infer_spec=None,
+        upload_dir: str | Path | None = None,
+        display_size: int = 400,
+        start_image: int = 0,
+    ):
+        import ipywidgets as W
+
+        if not runners:
+            raise BpnetError("Explorer needs at least one runner (name → runner)")
+        if isinstance(infer_spec, (str, Path)):
+            from bpnet_core.config import load_infer_spec
+
+            infer_spec = load_infer_spec(infer_spec)
+        self.runners = dict(runners)
+        self.pose = pose
+        self.spec = infer_spec
+        self.display_size = int(display_size)
+        self._upload_dir = Path(upload_dir) if upload_dir else None
+        if isinstance(images, dict):
+            options = [(str(label), str(path)) for label, path in images.items()]
+        else:
+            options = [(f"{Path(p).parent.name}/{Path(p).name}", str(p)) for p in images]
+        if not options:
+            raise BpnetError("Explorer needs at least one image")
+
+        self.forward_passes = 0  # forward passes (infer_image calls) so far
+        self.decodes = 0  # decoder runs so far
+        self.draws = 0
+        self.error: str | None = None
+        self.result = None  # ImageResult of the cached forward pass
+        self.debug = None  # DecodeDebug of the current decoder settings
+        self.timings_ms: dict = {}
+        self._net_key = None
+        self._image_cache: tuple[str, np.ndarray, np.ndarray] | None = None
+        self._hold = 0
+        self._pending = -1
+        self._silent = False
+
+        self._base_params = infer_spec.decode_params() if infer_spec is not None else DecodeParams()
+        self.controls = self._make_controls(W, options, min(int(start_image), len(options) - 1))
+        self._update_stage_options((infer_spec.output_stage_to_use or 0) if infer_spec is not None else 0)
+        self.image_view = W.Image(format="png")
+        self.map_view = W.Image(format="png")
+        self.table = W.HTML()
+        self.timing = W.HTML()
+        self.status = W.HTML()
+        self.widget = self._layout(W)
+        self.refresh(NETWORK)
+
+    def _make_controls(self, W, options: list[tuple[str, str]], start: int) -> dict:
+        """The control widgets by name, starting at the inference spec's values (or TAO's defaults)."""
+        spec, base, pose = self.spec, self._base_params, self.pose
+        size = int(spec.input_shape[0]) if spec is not None else 256
+        mode = (spec.keep_aspect_ratio_mode if spec is not None else None) or "adjust_network_input"
+        multi = bool(spec.multi_scale_inference) if spec is not None else False
+        scales = ", ".join(f"{s:g}" for s in (spec.scales if spec is not None else [0.5, 1.0, 1.5]))
+        style = {"description_width": "135px"}
+        wide = W.Layout(width="385px")
+
+        def slider(cls, desc, value, lo, hi, step, tip):
+            return cls(value=value, min=lo, max=hi, step=step, description=desc, continuous_update=False,
+                       style=style, layout=wide, tooltip=tip)  # fmt: skip
+
+        def dropdown(desc, opts, value):
+            return W.Dropdown(options=opts, value=value, description=desc, style=style, layout=wide)
+
+        joints = [("all joints (max)", ALL_JOINTS)] + [(n, j) for j, n in enumerate(pose.joint_names)]
+        limbs = [("all limbs", ALL_LIMBS)] + [(self._limb_name(k), k) for k in range(pose.num_limbs)]
+        return {
+            "image": dropdown("image", options, options[start][1]),
+            "upload": W.FileUpload(accept="image/*", multiple=False, description="upload an image",
+                                   layout=W.Layout(width="180px", margin="2px 0 2px 139px")),
+            "model": dropdown("model", list(self.runners), next(iter(self.runners))),
+            "input_size": slider(W.IntSlider, "input size (px)", size, 64, 768, 8,
+                                 "network input height (adjust) or side (pad)"),
+            "aspect_mode": dropdown("aspect mode", list(ASPECT_MODES), mode),
+            "stage": dropdown("output stage", [("last", 0)], 0),
+            "multi_scale": W.Checkbox(value=multi, description="multi-scale", style=style, indent=True),
+            "scales": W.Text(value=scales, description="scales", continuous_update=False, style=style, layout=wide),
+            "heatmap_threshold": slider(W.FloatSlider, "heatmap threshold", base.heatmap_threshold, 0.0, 0.99, 0.01,
+                                        "a joint candidate must exceed this heatmap value"),
+            "paf_threshold": slider(W.FloatSlider, "PAF threshold", base.paf_threshold, 0.0, 0.99, 0.01,
+                                    "a line-integral sample counts when PAF·direction exceeds this"),
+            "min_parts": slider(W.IntSlider, "min parts", base.min_parts, 1, pose.num_joints, 1,
+                                "drop people with fewer joints"),
+            "min_person_score": slider(W.FloatSlider, "min person score", base.min_person_score, 0.0, 2.0, 0.05,
+                                       "drop people whose summed score / parts is below this"),
+            "upsampling_factor": slider(W.IntSlider, "upsampling factor", int(base.upsampling_factor), 1, 8, 1,
+                                        "heatmaps are upsampled by this before peak finding"),
+            "layer": dropdown("map view", list(LAYERS), "heatmap"),
+            "joint": dropdown("joint", joints + [("background", BACKGROUND)], ALL_JOINTS),
+            "limb": dropdown("limb", limbs, ALL_LIMBS),
+        }  # fmt: skip
+
+    def _layout(self, W):
+        """Wire the controls to their update level, tag the widgets with CSS classes, and lay everything out."""
+        c = self.controls
+        for level, names in ((NETWORK, NETWORK_CONTROLS), (DECODE, DECODER_CONTROLS), (VIEW, VIEW_CONTROLS)):
+            for name in names:
+                c[name].observe(self._handler(level, name), names="value")
+        c["upload"].observe(self._on_upload, names="value")
+        for name, w in c.items():
+            w.add_class("bpnet-" + name.replace("_", "-"))
+        for w, cls in ((self.image_view, "bpnet-people-view"), (self.map_view, "bpnet-map-view"),
+                       (self.table, "bpnet-people-table"), (self.timing, "bpnet-timing")):  # fmt: skip
+            w.add_class(cls)
+
+        def head(text):
+            return W.HTML(f"<b>{text}</b>")
+
+        panel = W.VBox([head("Image and network"), c["image"], c["upload"], c["model"], c["input_size"],
+                        c["aspect_mode"], c["stage"], c["multi_scale"], c["scales"], head("Decoder"),
+                        c["heatmap_threshold"], c["paf_threshold"], c["min_parts"], c["min_person_score"],
+                        c["upsampling_factor"], head("Map view"), c["layer"], c["joint"], c["limb"]],
+                       layout=W.Layout(width="395px", flex="0 0 auto"))  # fmt: skip
+        views = W.VBox([W.HBox([self.image_view, self.map_view]), self.timing, self.table, self.status])
+        top = W.VBox([W.HTML("<h3>BodyPoseNet inference explorer</h3>"), W.HBox([panel, views])])
+        top.add_class("bpnet-explorer")
+        return top
+
+    # ------------------------------------------------------------------------------------------------ public API
+    @property
+    def people(self) -> list:
+        """The decoded people (:class:`~bpnet_core.decode.Person`, network-input pixels), best first."""
+        return list(self.debug.people) if self.debug is not None else []
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """The decoded people's keypoints (P, J, 3) in original image pixels."""
+        from bpnet_core.infer.inference import people_to_image
+
+        if self.result is None:
+            return np.zeros((0, self.pose.num_joints, 3), np.float32)
+        return people_to_image(self.people, self.result.scale, self._image()[1].shape[:2], self.pose)
+
+    @property
+    def params(self) -> DecodeParams:
+        """The decoder constants the controls ask for (the spec's others unchanged)."""
+        c = self.controls
+        return dataclasses.replace(
+            self._base_params,
+            heatmap_threshold=float(c["heatmap_threshold"].value),
+            paf_threshold=float(c["paf_threshold"].value),
+            min_parts=int(c["min_parts"].value),
+            min_person_score=float(c["min_person_score"].value),
+            upsampling_factor=int(c["upsampling_factor"].value),
+        )
+
+    @property
+    def state(self) -> dict:
+        """Everything the views show, as plain values."""
+        c = self.controls
+        return {
+            "image": c["image"].value,
+            "model": c["model"].value,
+            "input_size": int(c["input_size"].value),
+            "aspect_mode": c["aspect_mode"].value,
+            "stage": int(c["stage"].value) or None,
+            "scales": (list(self._net_key[5]) or None) if self._net_key else None,  # of the cached forward pass
+            "params": dataclasses.asdict(self.params),
+            "people": len(self.people),
+            "scores": [round(float(p.score), 4) for p in self.people],
+            "forward_passes": self.forward_passes,
+            "decodes": self.decodes,
+            "timings_ms": dict(self.timings_ms),
+            "error": self.error,
+        }
+
+    def set_image(self, image: str | Path | int) -> None:
+        """Show an image: an index into the image list, a label of it, or a path (added to the list if new)."""
+        dd = self.controls["image"]
+        opts = list(dd.options)
+        if isinstance(image, (int, np.integer)):
+            dd.value = opts[int(image)][1]
+            return
+        for label, path in opts:
+            if image == label:
+                dd.value = path
+                return
+        path = str(image)
+        if not Path(path).is_file():
+            raise BpnetError(f"{path}: image not found")
+        if path not in [p for _, p in opts]:
+            with self._quiet():
+                dd.options = opts + [(f"{Path(path).parent.name}/{Path(path).name}", path)]
+        dd.value = path
+
+    def add_image_bytes(self, name: str, data: bytes) -> Path:
+        """Write an uploaded image into the upload folder, add it to the list and show it."""
+        from bpnet_core.fileio import read_image, write_bytes_atomic
+
+        if self._upload_dir is None:
+            self._upload_dir = Path(tempfile.mkdtemp(prefix="bpnet_explorer_uploads_"))
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(str(name)).name) or "upload.png"
+        if Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
+            safe += ".png"
+        self._upload_dir.mkdir(parents=True, exist_ok=True)
+        path = write_bytes_atomic(self._upload_dir / safe, bytes(data))
+        try:
+            read_image(path)  # refuses a file that is not an image, with a one-line error
+        except BpnetError:
+            path.unlink(missing_ok=True)
+            raise
+        self.set_image(path)
+        return path
+
+    def refresh(self, level: int = NETWORK, force: bool = False) -> None:
+        """Bring the views up to date with the controls: ``NETWORK`` (forward pass if its settings changed, or
+        ``force``), ``DECODE`` (decode the cached maps) or ``VIEW`` (redraw the map view)."""
+        if self._hold:
+            self._pending = max(self._pending, level)
+            return
+        self.error = None
+        try:
+            if level >= NETWORK or self.result is None:  # (no maps yet: an earlier forward pass failed)
+                self._forward(force)
+            if level >= DECODE or self.debug is None:
+                self._decode()
+                level = max(level, DECODE)
+            self._draw(level)
+        except BpnetError as exc:
+            self.error = str(exc)
+            log.warning("explorer: %s", exc)
+        self.status.value = (f"<span style='color:#b00020'>&#9888; {html.escape(self.error)}</span>"
+                             if self.error else "")  # fmt: skip
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Change several controls and update once, on leaving the ``with`` block."""
+        self._hold += 1
+        try:
+            yield self
+        finally:
+            self._hold -= 1
+            if not self._hold and self._pending >= 0:
+                level, self._pending = self._pending, -1
+                self.refresh(level)
+
+    def timing_report(self, repeats: int = 5) -> dict:
+        """Median wall time (ms) of a decoder-only update (decode the cached maps + redraw) and of a full update
+        (forward pass + decode + redraw) on the current image and settings. Adds ``repeats`` forward passes."""
+        decoder, full = [], []
+        for _ in range(max(1, int(repeats))):
+            t0 = time.perf_counter()
+            self.refresh(DECODE)
+            t1 = time.perf_counter()
+            self.refresh(NETWORK, force=True)
+            t2 = time.perf_counter()
+            decoder.append((t1 - t0) * 1000)
+            full.append((t2 - t1) * 1000)
+        return {
+            "decoder_update_ms": round(statistics.median(decoder), 2),
+            "full_update_ms": round(statistics.median(full), 2),
+            "repeats": len(full),
+            "network_ms": round(self.timings_ms.get("network", 0.0), 2),
+            "decode_ms": round(self.timings_ms.get("decode", 0.0), 2),
+            "draw_ms": round(self.timings_ms.get("draw", 0.0), 2),
+        }
+
+    def snapshot(self) -> np.ndarray:
+        """The people view and the map view side by side (BGR), for a static figure or a file."""
+        pics = [cv2.imdecode(np.frombuffer(bytes(w.value), np.uint8), cv2.IMREAD_COLOR)
+                for w in (self.image_view, self.map_view)]  # fmt: skip
+        gap = np.full((pics[0].shape[0], 6, 3), 255, np.uint8)
+        return np.hstack([pics[0], gap, pics[1]])
+
+    # ------------------------------------------------------------------------------------------------ internals
+    def _limb_name(self, k: int) -> str:
+        a, b = self.pose.limbs[k]
+        return f"{k}: {self.pose.joint_names[a]} → {self.pose.joint_names[b]}"
+
+    def _handler(self, level: int, name: str):
+        def on_change(change):
+            if self._silent:
+                return
+            if name == "model":
+                self._update_stage_options(0)
+            self.refresh(level)
+
+        return on_change
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        old, self._silent = self._silent, True
+        try:
+            yield
+        finally:
+            self._silent = old
+
+    def _update_stage_options(self, stage: int) -> None:
+        runner = self.runners[self.controls["model"].value]
+        n = max(1, int(getattr(runner, "num_stages", 1)))
+        dd = self.controls["stage"]
+        with self._quiet():
+            dd.options = [("last", 0)] + ([(str(s), s) for s in range(1, n + 1)] if n > 1 else [])
+            dd.value = stage if 0 <= stage <= n else 0
+
+    def _on_upload(self, change) -> None:
+        files = change["new"] or ()
+        if isinstance(files, dict):  # ipywidgets 7 layout: name → {content, metadata}
+            files = [{"name": k, "content": v["content"]} for k, v in files.items()]
+        if not files:
+            return
+        with self._quiet():
+            self.controls["upload"].value = ()  # the bytes are on disk now; the same file can be chosen again
+        for f in files:
+            try:
+                self.add_image_bytes(f["name"], bytes(f["content"]))
+            except BpnetError as exc:
+                self.error = str(exc)
+                self.status.value = f"<span style='color:#b00020'>&#9888; {html.escape(str(exc))}</span>"
+
+    def _scales(self) -> list[float] | None:
+        if not self.controls["multi_scale"].value:
+            return None
+        return _parse_scales(self.controls["scales"].value)
+
+    def _image(self) -> tuple[str, np.ndarray, np.ndarray]:
+        """(path, original BGR image, display-size copy), cached for the current image."""
+        from bpnet_core.fileio import read_image
+
+        path = self.controls["image"].value
+        if self._image_cache is None or self._image_cache[0] != path:
+            img = read_image(path)
+            h, w = img.shape[:2]
+            f = self.display_size / max(h, w)
+            disp = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
+                              interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)  # fmt: skip
+            self._image_cache = (path, img, disp)
+        return self._image_cache
+
+    def _forward(self, force: bool) -> None:
+        c = self.controls
+        scales = self._scales()
+        key = (c["image"].value, c["model"].value, int(c["input_size"].value), c["aspect_mode"].value,
+               int(c["stage"].value), tuple(scales or ()))  # fmt: skip
+        if key == self._net_key and not force and self.result is not None:
+            return
+        path, image, _ = self._image()
+        size = int(c["input_size"].value)
+        self._net_key = None
+        self.debug = None
+        res = infer_image(self.runners[c["model"].value], image, self.pose, (size, size), c["aspect_mode"].value,
+                          self.params, int(c["stage"].value) or None, scales, image_path=path)  # fmt: skip
+        self.forward_passes += 1
+        self.result, self._net_key = res, key
+        self.timings_ms["network"] = float(res.timings_ms["network"])
+
+    def _decode(self) -> None:
+        res = self.result
+        t0 = time.perf_counter()
+        self.debug = decode_debug(res.heatmaps, res.pafs, self.pose, self.params, stride=self._stride())
+        self.decodes += 1
+        self.timings_ms["decode"] = (time.perf_counter() - t0) * 1000
+
+    def _stride(self) -> int:
+        return int(self.runners[self.controls["model"].value].stride)
+
+    def _draw(self, level: int) -> None:
+        t0 = time.perf_counter()
+        if level >= DECODE:
+            self.image_view.value = to_png(self._people_picture())
+            self.table.value = self._table_html()
+        if level != DECODE or self.controls["layer"].value in ("heatmap", "candidates"):  # these show decoder output
+            self.map_view.value = to_png(self._map_picture())
+        self.draws += 1
+        self.timings_ms["draw"] = (time.perf_counter() - t0) * 1000
+        self.timing.value = self._timing_html()
+
+    # ------------------------------------------------------------------------------------------------ pictures
+    def _display_factor(self) -> float:
+        """Network-input pixels → display pixels."""
+        _, img, disp = self._image()
+        return (disp.shape[1] / img.shape[1]) / self.result.scale
+
+    def map_to_display(self, maps: np.ndarray) -> np.ndarray:
+        """Maps at network-output resolution (h, w[, C]) → display size, padding cropped off."""
+        s = self._stride()
+        _, img, disp = self._image()
+        h, w = maps.shape[:2]
+        up = cv2.resize(np.ascontiguousarray(maps, np.float32), (w * s, h * s), interpolation=cv2.INTER_LINEAR)
+        ch = min(h * s, max(1, round(img.shape[0] * self.result.scale)))
+        cw = min(w * s, max(1, round(img.shape[1] * self.result.scale)))
+        return cv2.resize(up[:ch, :cw], (disp.shape[1], disp.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+    def _people_picture(self) -> np.ndarray:
+        _, img, disp = self._image()
+        f = disp.shape[1] / img.shape[1]
+        kps = self.keypoints.copy()
+        kps[:, :, :2] *= f
+        pic = draw_people(disp, kps, self.pose, [p.score for p in self.people], color_by="person")
+        p = self.params
+        n = len(self.people)
+        put_label(pic, f"{n} {'person' if n == 1 else 'people'} | heatmap>{p.heatmap_threshold:.2f} "
+                  f"paf>{p.paf_threshold:.2f} parts>={p.min_parts}", (4, pic.shape[0] - 6), scale=0.4)  # fmt: skip
+        return pic
+
+    def _map_picture(self) -> np.ndarray:
+        layer = self.controls["layer"].value
+        _, _, disp = self._image()
+        res = self.result
+        if layer == "heatmap":
+            return self._heatmap_picture(disp, res.heatmaps)
+        limb = int(self.controls["limb"].value)
+        limbs = range(self.pose.num_limbs) if limb == ALL_LIMBS else [limb]
+        name = "all limbs" if limb == ALL_LIMBS else self._limb_name(limb)
+        if layer == "PAF colour":
+            field = sum(res.pafs[:, :, 2 * k : 2 * k + 2] for k in limbs)
+            pic = overlay_pafs(disp, self.map_to_display(field), limbs=[0])
+            put_label(pic, f"PAF {name} (hue = direction)", (4, 14), scale=0.4)
+            return pic
+        if layer == "PAF arrows":
+            pic = (disp * 0.6).astype(np.uint8)
+            stride = self._stride() * self._display_factor()
+            for k in limbs:
+                pic = draw_paf_arrows(pic, res.pafs, k, stride, color=self.pose.limb_colors()[k])
+            put_label(pic, f"PAF arrows {name}", (4, 14), scale=0.4)
+            return pic
+        return self._candidates_picture(disp, list(limbs), name)
+
+    def _heatmap_picture(self, disp: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+        joint = int(self.controls["joint"].value)
+        if joint == ALL_JOINTS:
+            values, name = heatmaps[:, :, :-1].max(axis=2), "all joints (max)"
+        elif joint == BACKGROUND:
+            values, name = heatmaps[:, :, -1], "background"
+        else:
+            values, name = heatmaps[:, :, joint], self.pose.joint_names[joint]
+        pic = overlay_map(disp, self.map_to_display(values))
+        peaks = self.debug.peaks
+        sel = np.ones(len(peaks), bool) if joint == ALL_JOINTS else peaks.joint == joint
+        if joint != BACKGROUND:
+            for x, y in peaks.xy[sel] * self._display_factor():
+                cv2.drawMarker(pic, (int(round(x)), int(round(y))), (255, 255, 255), cv2.MARKER_CROSS, 8, 1)
+        put_label(pic, f"heatmap: {name} | {int(sel.sum()) if joint != BACKGROUND else 0} peaks", (4, 14), scale=0.4)
+        return pic
+
+    def _candidates_picture(self, disp: np.ndarray, limbs: list[int], name: str) -> np.ndarray:
+        pic = (disp * 0.5).astype(np.uint8)
+        f = self._display_factor()
+        peaks = self.debug.peaks
+        xy = np.round(peaks.xy * f).astype(int)
+        counts = {ACCEPTED: 0, UNMATCHED: 0, REJECTED: 0}
+        joints = set()
+        for k in limbs:
+            dbg = self.debug.limbs[k]
+            joints.update(self.pose.limbs[k])
+            if dbg is None:
+                continue
+            for status in (REJECTED, UNMATCHED, ACCEPTED):  # accepted drawn last, on top
+                counts[status] += int((dbg.status == status).sum())
+                if status == REJECTED and len(limbs) > 1:
+                    continue  # every limb's rejected pairs at once hide the picture: pick one limb to see them
+                color, thick = STATUS_STYLE[status]
+                for i in np.nonzero(dbg.status == status)[0]:
+                    a, b = xy[dbg.start[i]], xy[dbg.end[i]]
+                    cv2.line(pic, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thick, cv2.LINE_AA)
+        for j in sorted(joints):
+            for pid in peaks.by_joint[j]:
+                cv2.circle(pic, (int(xy[pid][0]), int(xy[pid][1])), 3, (255, 255, 255), -1, cv2.LINE_AA)
+        put_label(pic, f"candidates {name}", (4, 14), scale=0.4)
+        put_label(pic, f"accepted {counts[ACCEPTED]}", (4, 30), STATUS_STYLE[ACCEPTED][0], scale=0.4)
+        put_label(pic, f"unmatched {counts[UNMATCHED]}", (4, 46), STATUS_STYLE[UNMATCHED][0], scale=0.4)
+        hidden = " (not drawn: pick one limb)" if len(limbs) > 1 else ""
+        put_label(pic, f"rejected {counts[REJECTED]}{hidden}", (4, 62), STATUS_STYLE[REJECTED][0], scale=0.4)
+        return pic
+
+    # ------------------------------------------------------------------------------------------------ HTML
+    def _table_html(self) -> str:
+        people = self.people
+        if not people:
+            return "<p><i>No people decoded with these settings.</i></p>"
+        colors = person_colors(len(people))
+        names = self.pose.joint_names
+        rows = []
+        for n, p in enumerate(people):
+            missing = [names[j] for j in range(self.pose.num_joints) if p.keypoints[j, 2] <= 0]
+            rows.append(
+                f"<tr><td><span style='display:inline-block;width:12px;height:12px;background:{_css(colors[n])}'>"
+                f"</span> {n + 1}</td><td>{p.score:.3f}</td><td>{p.num_parts} / {self.pose.num_joints}</td>"
+                f"<td>{p.mean_score:.2f}</td><td style='font-size:smaller'>{html.escape(', '.join(missing)) or '—'}"
+                "</td></tr>"
+            )
+        head = ("<tr><th>person</th><th>score</th><th>joints found</th><th>mean part score</th>"
+                "<th>missing joints</th></tr>")  # fmt: skip
+        return f"<table class='bpnet-people' style='border-spacing:10px 2px'>{head}{''.join(rows)}</table>"
+
+    def _timing_html(self) -> str:
+        t = self.timings_ms
+        res = self.result
+        hw = res.input_hw
+        scales = list(self._net_key[5]) if self._net_key else None
+        return (
+            f"<span>network <b>{t.get('network', 0):.1f} ms</b> · decode <b>{t.get('decode', 0):.1f} ms</b> · "
+            f"draw {t.get('draw', 0):.1f} ms &nbsp;|&nbsp; input {hw[1]}×{hw[0]} (scale {res.scale:.3f}"
+            f"{', scales ' + ', '.join(f'{s:g}' for s in scales) if scales else ''}) · maps "
+            f"{res.heatmaps.shape[1]}×{res.heatmaps.shape[0]} &nbsp;|&nbsp; forward passes {self.forward_passes}, "
+            f"decodes {self.decodes}</span>"
+        )
+
+
+def build_explorer(
+    work_dir: str | Path,
+    pose: PoseConfig | str | Path,
+    profile: str = "demo",
+    infer_spec=None,
+    full_dataset_spec: str | Path | None = None,
+    model_path: str | Path = "",
+    image_sets: list[str] = ("val", "coco_sample"),
+    sample_dir: str | Path | None = None,
+    max_images: int = 60,
+    input_size: int | None = None,
+    **kwargs,
+) -> Explorer:
+    """The explorer of notebook 06, from the tutorial's files.
+
+    Images: ``"val"`` = the validation split of the profile's dataset (the synthetic ``val2017`` notebook 00 made in
+    the demo profile, COCO val2017 in the full one), ``"coco_sample"`` = the 36 real COCO images in ``sample_dir``
+    (default ``tests/fixtures/coco_sample``). Models: the trained one (``model_path``, else
+    ``WORK_DIR/02_train/bpnet_model.keras`` when it exists) and always ``"rendered maps"``, a stand-in that returns
+    label maps rendered from those images' annotations. Uploads go to ``WORK_DIR/06_explore/uploads``.
+    """
+    from bpnet_core.config import load_dataset_spec, load_infer_spec
+    from bpnet_core.infer.runners import load_runner
+    from bpnet_core.paths import PROJECT_ROOT
+    from bpnet_core.tutorial import dataset_spec_for, stage_dir, trained_model_path
+
+    if not isinstance(pose, PoseConfig):
+        pose = PoseConfig.from_json(pose)
+    if infer_spec is not None and not hasattr(infer_spec, "decode_params"):
+        overrides = {"input_shape": [int(input_size), int(input_size)]} if input_size else ()
+        infer_spec = load_infer_spec(infer_spec, overrides)
+    unknown = sorted(set(image_sets) - {"val", "coco_sample"})
+    if unknown or not image_sets:
+        raise BpnetError(f"image_sets must name 'val' and/or 'coco_sample' (got {list(image_sets)})")
+    images: dict[str, Path] = {}
+    sources = []
+    if "val" in image_sets:
+        ds = load_dataset_spec(dataset_spec_for(work_dir, profile, full_dataset_spec or ""))
+        images_dir, _, ann = ds.split("test")
+        images.update({f"val/{p.name}": p for p in image_list(images_dir, max_images)})
+        sources.append((ann, images_dir))
+    if "coco_sample" in image_sets:
+        sample = Path(sample_dir) if sample_dir else PROJECT_ROOT / "tests" / "fixtures" / "coco_sample"
+        images.update({f"coco_sample/{p.name}": p for p in image_list(sample, max_images)})
+        sources.append((sample / "person_keypoints_val2017_sample.json", sample))
+    runners = {}
+    path = Path(model_path) if model_path else trained_model_path(work_dir)
+    if path is not None:
+        runners["trained model"] = load_runner(path)
+    runners["rendered maps"] = rendered_runner(sources, pose)
+    upload_dir = stage_dir(work_dir, "06_explore") / "uploads"
+    return Explorer(runners, images, pose, infer_spec=infer_spec, upload_dir=upload_dir, **kwargs)
