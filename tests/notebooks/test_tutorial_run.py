@@ -14,6 +14,7 @@ EXPECTED_METRICS = {
     "04_prune_retrain": {"params_before", "params_after", "flops_before", "flops_after", "ap_unpruned", "ap_pruned",
                          "ap_retrained"},
     "05_deploy": {"onnx_max_abs_diff", "latency_ms", "ap"},
+    "06_explore": {"decoder_update_ms", "full_update_ms", "forward_passes"},
 }
 
 
