@@ -101,28 +101,11 @@ class KerasRunner:
         return outs[s - 1], outs[self.num_stages + s - 1]
 
 
-def load_runner(path: str | Path, stride: int = 8):
-    """A runner for a model file: ``.keras`` (Keras), ``.onnx`` (ONNX Runtime) or ``.engine`` (TensorRT)."""
-    path = Path(path)
-    if not path.exists():
-        raise BpnetError(f"{path}: model file not found")
-    suffix = path.suffix.lower()
-    if suffix == ".keras":
-        import keras
+def load_runner(path: str | Path, stride: int = 8, pose: PoseConfig | None = None):
+    """A runner for a model file: ``.keras`` (Keras), ``.onnx`` (ONNX Runtime) or ``.engine`` (TensorRT).
 
-        try:
-            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
-        except Exception as exc:  # noqa: BLE001 - any load failure means "not a bpnet Keras model"
-            raise BpnetError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {str(exc)[:200]})") from None
-        return KerasRunner(model, stride)
-    if suffix == ".onnx":
-        from bpnet_core.infer.onnx_runner import OnnxRunner
+    The same function as :func:`bpnet_core.deploy.load_runner` (kept here for the inference code's imports).
+    """
+    from bpnet_core.deploy import load_runner as _load_runner
 
-        return OnnxRunner(path, stride)
-    if suffix in (".engine", ".trt", ".plan"):
-        try:
-            from bpnet_core.export.tensorrt import TensorRTRunner  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise BpnetError(f"{path}: TensorRT engines need the 'tensorrt' package ({exc})") from None
-        return TensorRTRunner(path, stride)
-    raise BpnetError(f"{path}: unknown model type {suffix!r} (expected .keras, .onnx or .engine)")
+    return _load_runner(path, stride, pose)

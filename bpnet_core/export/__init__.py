@@ -1,0 +1,222 @@
+"""``bpnet export``: Keras → ONNX (FP32 / FP16 / INT8 for ONNX Runtime) and, where TensorRT is installed, an engine.
+
+>>> report = export_model("bpnet_model.keras", "bpnet_model.onnx", input_dims="288,384,3", data_type="int8",
+...                       cal_image_dir="calibration_samples/", batches=100)
+>>> report["parity"]["max_abs_diff"], report["bytes"]
+
+What happens, in order (nothing is written until every check has passed; files appear atomically):
+
+1. flags are checked (``-d`` multiple of the stride, INT8 has calibration data, TensorRT installed for
+   ``--engine_file``, calibration images readable);
+2. the Keras model is converted with tf2onnx (dynamic batch; H, W fixed by ``-d`` or dynamic; all stages in TAO's
+   order, or ``--output_stages last``; ``channels_first`` adds a transpose at the input);
+3. **parity**: Keras and ONNX Runtime run on a real-looking image (the first calibration image, else a synthetic
+   scene) pre-processed exactly as inference does; a max abs difference above 1e-3 is an error;
+4. ``--data_type fp16``: weights and activations in float16 (input and outputs stay float32);
+   ``--data_type int8``: ONNX Runtime static quantisation (QDQ, per-channel, calibrated on ``--cal_image_dir``
+   images pre-processed with ``pad_image_input`` at the export size; ``--calibration_method``);
+5. ``--engine_file``: a TensorRT engine of ``--data_type`` built from the FP32 ONNX graph (TensorRT calibrates INT8
+   itself with ``IInt8EntropyCalibrator2``; cache in ``--cal_cache_file``).
+
+Sub-modules: :mod:`~bpnet_core.export.onnx`, :mod:`~bpnet_core.export.quantize`,
+:mod:`~bpnet_core.export.calibration`, :mod:`~bpnet_core.export.tensorrt` (lazy ``tensorrt`` import).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bpnet_core.errors import BpnetError
+from bpnet_core.export.calibration import (
+    CalibrationBatcher,
+    calibration_cache_path,
+    check_calibration_cache,
+    list_images,
+    make_batcher,
+    sample_calibration_images,
+)
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("onnx", "tfonnx")
+DATA_TYPES = ("fp32", "fp16", "int8")
+
+__all__ = ["BACKENDS", "DATA_TYPES", "CalibrationBatcher", "calibration_cache_path", "check_calibration_cache",
+           "export_model", "list_images", "make_batcher", "sample_calibration_images"]  # fmt: skip
+
+
+def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
+                 cal_cache_file, batches, batch_size, parity_tolerance) -> None:  # fmt: skip
+    if backend == "uff":
+        raise BpnetError("-t/--backend uff (TensorRT 7's UFF) is not supported: use onnx")
+    if backend not in BACKENDS:
+        raise BpnetError(f"-t/--backend must be onnx (or TAO's alias tfonnx), got {backend!r}")
+    if data_type not in DATA_TYPES:
+        raise BpnetError(f"--data_type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})")
+    if data_format not in ("channels_last", "channels_first"):
+        raise BpnetError(f"-i/--data_format must be channels_last or channels_first (got {data_format!r})")
+    if Path(output_file).suffix.lower() != ".onnx":
+        raise BpnetError(f"{output_file}: the output file must end in .onnx")
+    if not Path(output_file).resolve().parent.is_dir():
+        raise BpnetError(f"{Path(output_file).parent}: output directory does not exist")
+    if engine_file and Path(engine_file).resolve() == Path(output_file).resolve():
+        raise BpnetError("--engine_file must differ from the ONNX output file")
+    for flag, v in (("--batches", batches), ("--batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise BpnetError(f"{flag} must be a positive integer (got {v!r})")
+    if not (isinstance(parity_tolerance, (int, float)) and parity_tolerance > 0):
+        raise BpnetError(f"parity tolerance must be a positive number (got {parity_tolerance!r})")
+    if data_type == "int8":
+        have_data = bool(cal_image_dir) or (cal_data_file and Path(cal_data_file).is_file())
+        have_cache = bool(cal_cache_file) and Path(cal_cache_file).is_file()
+        if not (have_data or have_cache):
+            raise BpnetError("--data_type int8 needs calibration data: give --cal_image_dir DIR (or an existing "
+                             "--cal_data_file / --cal_cache_file)")  # fmt: skip
+    if cal_image_dir:
+        list_images(cal_image_dir)  # a missing or image-less folder fails now, before any work
+
+
+def _load_keras(model, pose):
+    from bpnet_core.model import check_model_channels, load_bpnet_model
+
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.suffix.lower() in (".onnx", ".engine", ".trt", ".plan"):
+            raise BpnetError(f"{path}: export needs the trained .keras model (got {path.suffix})")
+        keras_model = load_bpnet_model(path, pose)
+    else:
+        keras_model, path = model, Path(getattr(model, "name", "model"))
+        if pose is not None:
+            check_model_channels(keras_model, pose, str(path))
+    outs = keras_model.outputs
+    if len(outs) < 2 or len(outs) % 2:
+        raise BpnetError(f"{path}: not a BodyPoseNet model ({len(outs)} outputs; expected heatmaps + PAFs per stage)")
+    return keras_model, path
+
+
+def export_model(
+    model,
+    output_file: str | os.PathLike,
+    backend: str = "onnx",
+    input_dims: str | None = None,
+    data_format: str = "channels_last",
+    data_type: str = "fp32",
+    engine_file: str | os.PathLike | None = None,
+    cal_image_dir: str | os.PathLike | None = None,
+    cal_data_file: str | os.PathLike | None = None,
+    cal_cache_file: str | os.PathLike | None = None,
+    batches: int = 10,
+    batch_size: int = 1,
+    max_batch_size: int = 1,
+    opt_batch_size: int = 1,
+    static_batch_size: int = -1,
+    max_workspace_size: int = 2 << 30,
+    strict_type_constraints: bool = False,
+    force_ptq: bool = False,
+    output_stages: str = "all",
+    calibration_method: str = "minmax",
+    pose=None,
+    parity_tolerance: float = 1e-3,
+) -> dict:
+    """Export a Keras BodyPoseNet (path or ``keras.Model``) to ONNX (and optionally a TensorRT engine).
+
+    Args mirror TAO's ``export`` flags (see the module docstring and ``bpnet export --help``); ``pose`` (a
+    :class:`PoseConfig`) is checked against the model's output widths and stored in the file's metadata.
+
+    Returns a report: ``output_file``, ``bytes``, ``data_type``, ``input_dims`` (None = dynamic), ``outputs``,
+    ``parity`` (FP32 ONNX vs Keras: ``max_abs_diff`` …), ``deployed_vs_keras`` (the written file vs Keras, for
+    FP16/INT8), ``calibration`` (INT8), ``engine`` (when built), ``seconds``.
+    """
+    import onnx
+
+    from bpnet_core.export import onnx as ox
+    from bpnet_core.fileio import atomic_path
+
+    t0 = time.perf_counter()
+    backend, data_type = str(backend).lower(), str(data_type).lower()
+    _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
+                 cal_cache_file, batches, batch_size, parity_tolerance)  # fmt: skip
+    input_hw = ox.parse_input_dims(input_dims)
+    work_hw = input_hw or ox.DEFAULT_CAL_HW
+    ox.select_outputs(["h", "p"], output_stages)
+    plan = None
+    if engine_file:
+        from bpnet_core.export.tensorrt import import_tensorrt, plan_engine
+
+        plan = plan_engine(data_type, work_hw, "NCHW" if data_format == "channels_first" else "NHWC",
+                           max_batch_size, opt_batch_size, static_batch_size, batch_size, max_workspace_size,
+                           strict_type_constraints, ox.INPUT_NAME)  # fmt: skip
+        import_tensorrt()
+    keras_model, source = _load_keras(model, pose)
+
+    proto = ox.keras_to_onnx(keras_model, input_hw, data_format, output_stages, static_batch_size)
+    wanted = [o.name for o in proto.graph.output]
+    info = ox.model_info(keras_model, wanted, data_format, input_hw, pose, str(source))
+    ox.set_metadata(proto, info)
+    batch = ox.parity_batch(work_hw, cal_image_dir)
+    parity = ox.compare_with_keras(keras_model, ox.onnx_session(proto), batch, data_format)
+    log.info("ONNX vs Keras: max abs difference %.2e", parity["max_abs_diff"])
+    if not parity["max_abs_diff"] <= parity_tolerance:
+        raise BpnetError(f"ONNX output differs from Keras by {parity['max_abs_diff']:.3g} (> {parity_tolerance:g}) "
+                         f"on a {work_hw[0]}x{work_hw[1]} image; nothing written")  # fmt: skip
+    report = {"output_file": str(output_file), "data_type": data_type, "input_dims": list(input_hw) if input_hw
+              else None, "data_format": data_format, "outputs": wanted, "num_stages": info["num_stages"],
+              "parity": parity}  # fmt: skip
+
+    batcher = None
+    if data_type == "int8" or (plan and plan.precision == "int8"):
+        if cal_image_dir or (cal_data_file and Path(cal_data_file).is_file()):
+            batcher = make_batcher(work_hw, cal_image_dir, cal_data_file, batch_size, batches, 8, data_format)
+    trt_cache = ort_cache = None
+    if data_type == "int8":
+        if engine_file:
+            trt_cache = calibration_cache_path(cal_cache_file, engine_file, output_file, work_hw)
+            ort_cache = Path(cal_cache_file).with_suffix(".ort.json") if cal_cache_file else None
+        else:
+            ort_cache = Path(cal_cache_file) if cal_cache_file else None
+    with atomic_path(output_file) as tmp:
+        if data_type == "fp32":
+            final = proto
+            onnx.save(final, str(tmp))
+        elif data_type == "fp16":
+            final = ox.convert_fp16(proto)
+            ox.set_metadata(final, {**info, "precision": "fp16"})
+            onnx.save(final, str(tmp))
+        else:
+            from bpnet_core.export.quantize import quantize_int8
+
+            if batcher is None and not (ort_cache and ort_cache.is_file()):
+                raise BpnetError("--data_type int8 needs calibration images (--cal_image_dir) or data "
+                                 "(--cal_data_file) for ONNX Runtime")  # fmt: skip
+            report["calibration"] = quantize_int8(proto, tmp, batcher, ox.INPUT_NAME, calibration_method,
+                                                  cache_file=ort_cache, force=force_ptq)  # fmt: skip
+            final = onnx.load(str(tmp))
+            ox.set_metadata(final, {**info, "precision": "int8", "calibration": report["calibration"]["method"]})
+            onnx.save(final, str(tmp))
+        if data_type != "fp32":
+            report["deployed_vs_keras"] = ox.compare_with_keras(keras_model, ox.onnx_session(str(tmp)), batch,
+                                                                data_format)  # fmt: skip
+        if plan is not None:
+            report["engine"] = _build_engine(proto, engine_file, plan, batcher, trt_cache, force_ptq)
+    report["bytes"] = Path(output_file).stat().st_size
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def _build_engine(proto, engine_file, plan, batcher, cache_path, force_ptq) -> dict:
+    import onnx
+
+    from bpnet_core.export.onnx import tensor_names
+    from bpnet_core.export.tensorrt import build_engine
+
+    read_cache = not force_ptq
+    if plan.precision == "int8" and cache_path and Path(cache_path).is_file() and read_cache:
+        check_calibration_cache(cache_path, tensor_names(proto), plan.input_name)
+    with tempfile.TemporaryDirectory(prefix="bpnet_trt_") as tmp:
+        src = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(src))
+        return build_engine(src, engine_file, plan, batcher, cache_path, read_cache)
