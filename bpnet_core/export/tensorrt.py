@@ -31,20 +31,24 @@ DEFAULT_WORKSPACE = 2 << 30  # TAO's --max_workspace_size default (2 GiB)
 
 
 def tensorrt_available() -> bool:
+    """Whether the ``tensorrt`` package can be found (without importing it)."""
     import importlib.util
 
-    return importlib.util.find_spec("tensorrt") is not None
+    try:
+        return importlib.util.find_spec("tensorrt") is not None
+    except (ValueError, AttributeError):  # a module set to None in sys.modules (tests) or without a spec
+        return False
 
 
-def tensorrt_status() -> str:
-    """One line: the TensorRT version, or why engines cannot be built here."""
+def tensorrt_status() -> tuple[bool, str]:
+    """``(usable, one line)``: whether engines can be built here, and the TensorRT version or why not."""
     if not tensorrt_available():
-        return "TensorRT is not installed (pip install 'bpnet[trt]' on a machine with an NVIDIA GPU)"
+        return False, "TensorRT is not installed (pip install 'bpnet[trt]' on a machine with an NVIDIA GPU)"
     try:
         trt = import_tensorrt()
-        return f"TensorRT {trt.__version__}"
     except BpnetError as exc:
-        return str(exc)
+        return False, str(exc)
+    return True, f"TensorRT {trt.__version__}"
 
 
 def import_tensorrt():

@@ -1,0 +1,152 @@
+"""Inference speed per backend and precision: Keras, ONNX Runtime FP32 / INT8 (CPU) and TensorRT where present.
+
+Models (random weights: speed does not depend on them): the **full** TAO model (``specs/bpnet_train_m1_coco.yaml``'s
+model block: VGG, 3 stages) at 288×384 (TAO's deployment size) and 368×368 (TAO's inference spec), and the
+**demo** model (``specs/bpnet_train_m1_demo.yaml``: 2 stages, width 0.25) at 256×256. Each model is converted once
+(dynamic H, W), checked against Keras, and quantised with ONNX Runtime (static, QDQ, per-channel, MinMax) on a few
+synthetic scenes pre-processed like inference. Milliseconds per image at batch 1: the median of ``repeats`` calls
+after warm-up, all backends measured in the same run, one after the other.
+
+    bpnet bench --only inference          (or: python -m bpnet_core.benchmarks.inference --quick)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CASES = [("full", (288, 384)), ("full", (368, 368)), ("demo", (256, 256))]
+SPECS = {"full": "specs/bpnet_train_m1_coco.yaml", "demo": "specs/bpnet_train_m1_demo.yaml"}
+
+
+def _calibration_images(folder: Path, count: int, hw=(368, 368)) -> Path:
+    import cv2
+
+    from bpnet_core.export.onnx import parity_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"scene_{i:03d}.png"), parity_image(hw, seed=i))
+    return folder
+
+
+def _convert(name: str, work: Path, cal_dir: Path, batches: int) -> dict:
+    """Keras model + FP32 and INT8 ONNX files for one model; returns paths, sizes and the parity figure."""
+    import keras
+    import onnx
+
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.export import onnx as ox
+    from bpnet_core.export.calibration import make_batcher
+    from bpnet_core.export.quantize import quantize_int8
+    from bpnet_core.model import build_model
+    from bpnet_core.paths import project_file
+
+    keras.utils.set_random_seed(0)
+    model = build_model(load_train_spec(project_file(*SPECS[name].split("/"))))
+    t0 = time.perf_counter()
+    proto = ox.keras_to_onnx(model)
+    ox.set_metadata(proto, ox.model_info(model, [o.name for o in proto.graph.output], "channels_last", None))
+    convert_s = time.perf_counter() - t0
+    parity = ox.compare_with_keras(model, ox.onnx_session(proto), ox.parity_batch((256, 256)))
+    fp32, int8 = work / f"{name}_fp32.onnx", work / f"{name}_int8.onnx"
+    onnx.save(proto, str(fp32))
+    t0 = time.perf_counter()
+    cal = quantize_int8(proto, int8, make_batcher(ox.DEFAULT_CAL_HW, cal_dir, batches=batches))
+    quant_s = time.perf_counter() - t0
+    q = onnx.load(str(int8))
+    ox.set_metadata(q, {**ox.get_metadata(proto), "precision": "int8"})
+    onnx.save(q, str(int8))
+    return {"keras": model, "fp32": fp32, "int8": int8, "parity_max_abs_diff": parity["max_abs_diff"],
+            "convert_s": round(convert_s, 1), "quantize_s": round(quant_s, 1), "calibration": cal["method"],
+            "mb": {"fp32": round(fp32.stat().st_size / 1e6, 1), "int8": round(int8.stat().st_size / 1e6, 1)}}  # fmt: skip
+
+
+def _engine(model_path: Path, keras_model, hw, work: Path, precision: str, cal_dir: Path):
+    from bpnet_core.export import export_model
+
+    engine = work / f"{model_path.stem}_{hw[0]}x{hw[1]}_{precision}.engine"
+    export_model(keras_model, work / f"{engine.stem}.onnx", input_dims=f"{hw[0]},{hw[1]},3", data_type=precision,
+                 engine_file=engine, cal_image_dir=cal_dir, batches=4)  # fmt: skip
+    return engine
+
+
+def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
+    """Measure every backend × precision on the full and demo models; returns numbers and a Markdown table."""
+    from bpnet_core.deploy import load_runner, measure_latency
+    from bpnet_core.export.tensorrt import tensorrt_status
+    from bpnet_core.infer.runners import KerasRunner
+
+    work = Path(work) / "inference"
+    work.mkdir(parents=True, exist_ok=True)
+    warmup, repeats = (1, 3) if quick else (2, 7)
+    cal_dir = _calibration_images(work / "calibration", 2 if quick else 8)
+    use_trt, trt = tensorrt_status()
+    rows, models = [], {}
+    for name in dict.fromkeys(n for n, _ in CASES):
+        log.info("bench inference: converting the %s model", name)
+        models[name] = _convert(name, work, cal_dir, batches=2 if quick else 8)
+    for name, hw in CASES:
+        m = models[name]
+        runners = {("Keras", "FP32"): KerasRunner(m["keras"]),
+                   ("ORT", "FP32"): load_runner(m["fp32"], providers=["CPUExecutionProvider"]),
+                   ("ORT", "INT8"): load_runner(m["int8"], providers=["CPUExecutionProvider"])}  # fmt: skip
+        if use_trt:
+            for prec in ("fp16", "int8"):
+                try:
+                    runners[("TensorRT", prec.upper())] = load_runner(_engine(Path(name), m["keras"], hw, work, prec,
+                                                                              cal_dir))  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - a failed engine build is reported, not fatal
+                    log.warning("TensorRT %s %s: %s", name, prec, exc)
+        for (backend, prec), runner in runners.items():
+            lat = measure_latency(runner, hw, warmup=warmup, repeats=repeats)
+            rows.append({"model": name, "input": f"{hw[0]}x{hw[1]}", "backend": backend, "precision": prec,
+                         "ms": round(lat["median_ms"], 2)})  # fmt: skip
+            log.info("bench inference: %s", rows[-1])
+    ratios = {}
+    for name, hw in CASES:
+        key = f"{name}_{hw[0]}x{hw[1]}"
+        ms = {(r["backend"], r["precision"]): r["ms"] for r in rows if r["model"] == name and
+              r["input"] == f"{hw[0]}x{hw[1]}"}  # fmt: skip
+        ratios[key] = round(ms[("ORT", "FP32")] / ms[("ORT", "INT8")], 2)
+    out = {"rows": rows, "int8_speedup_vs_fp32": ratios, "tensorrt": trt, "tensorrt_used": use_trt, "warmup": warmup, "repeats": repeats,
+           "models": {k: {kk: (str(vv) if isinstance(vv, Path) else vv) for kk, vv in v.items() if kk != "keras"}
+                      for k, v in models.items()}}  # fmt: skip
+    out["markdown"] = markdown(out)
+    return out
+
+
+def markdown(res: dict) -> str:
+    cols = list(dict.fromkeys((r["backend"], r["precision"]) for r in res["rows"]))
+    lines = ["**Inference** (ms per image, batch 1, median after warm-up; ONNX Runtime on the CPU; "
+             f"{res['tensorrt'] if res['tensorrt_used'] else 'no TensorRT here'}):", "",
+             "| model | input | " + " | ".join(f"{b} {p}" for b, p in cols) + " | ORT INT8 speed-up |",
+             "|---|---|" + "---:|" * (len(cols) + 1)]  # fmt: skip
+    for name, hw in CASES:
+        key = f"{hw[0]}x{hw[1]}"
+        ms = {(r["backend"], r["precision"]): r["ms"] for r in res["rows"] if r["model"] == name and r["input"] == key}
+        label = {"full": "full (VGG, 3 stages)", "demo": "demo (2 stages, width 0.25)"}[name]
+        cells = [f"{ms[c]:.1f}" if c in ms else "—" for c in cols]
+        lines.append(f"| {label} | {hw[0]}×{hw[1]} | " + " | ".join(cells) +
+                     f" | {res['int8_speedup_vs_fp32'][f'{name}_{key}']:.2f}× |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=None, help="write the result JSON here")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(Path(tmp), {}, quick=args.quick)
+    print(result["markdown"])
+    if args.out:
+        Path(args.out).write_text(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
