@@ -115,3 +115,25 @@ def stage_outputs(runner, image_bgr: np.ndarray, pose: PoseConfig, input_shape=(
                   overlay_pafs(base, paf[0])]  # fmt: skip
         titles += [f"stage {s}: joints", f"stage {s}: background", f"stage {s}: PAFs"]
     return grid(tiles, cols=3, titles=titles)
+
+
+def stage_predictions(runner, loader, index: int = 0) -> np.ndarray:
+    """Labels next to each stage's predictions for one (un-augmented) sample: rows = labels, stage 1, …, stage S;
+    columns = all joint heatmaps, background, all PAFs."""
+    saved = loader.augment
+    loader.augment = False
+    try:
+        s = loader.sample(index, 0)
+    finally:
+        loader.augment = saved
+    base = s["image_uint8"]
+    rows = [("labels", s["heatmaps"], s["pafs"])]
+    for t in range(1, runner.num_stages + 1):
+        heat, paf = runner.predict(s["image"][None], stage=t)
+        rows.append((f"stage {t}", heat[0], paf[0]))
+    tiles, titles = [], []
+    for name, heat, paf in rows:
+        tiles += [overlay_map(base, heat[:, :, :-1].max(axis=2)), overlay_map(base, heat[:, :, -1]),
+                  overlay_pafs(base, paf)]  # fmt: skip
+        titles += [f"{name}: joints", f"{name}: background", f"{name}: PAFs"]
+    return grid(tiles, cols=3, titles=titles)

@@ -50,3 +50,28 @@ def metrics_table(rows: dict[str, dict], keys: list[str]) -> str:
         cells = "".join(f"{m[k]:>9.3f}" if isinstance(m.get(k), float) else f"{str(m.get(k, '')):>9}" for k in keys)
         lines.append(f"{name:<22}{cells}")
     return "\n".join(lines)
+
+
+def plot_lr_schedule(lr_spec, steps_per_epoch: int, num_epoch: int):
+    """The learning rate at every step of a training run, from the spec's ``learning_rate_schedule``."""
+    import numpy as np
+
+    from bpnet_core.train.schedules import schedule_from_spec
+
+    sched = schedule_from_spec(lr_spec, steps_per_epoch, num_epoch)
+    steps = np.arange(0, max(1, steps_per_epoch * num_epoch) + 1, max(1, steps_per_epoch * num_epoch // 200))
+    lrs = [float(sched(int(s))) for s in steps]
+    return plot_curves({"learning rate": (steps.tolist(), lrs)}, "step", "learning rate", logy=True,
+                       title=type(sched).__name__)  # fmt: skip
+
+
+def plot_history(status_file):
+    """Training (and validation) loss per epoch from a training run's ``status.json``."""
+    from bpnet_core.fileio import read_json
+
+    hist = read_json(status_file, "training status file").get("history", [])
+    series = {"train loss": ([h["epoch"] for h in hist], [h["loss"] for h in hist])}
+    val = [(h["epoch"], h["val_loss"]) for h in hist if h.get("val_loss") is not None]
+    if val:
+        series["validation loss"] = ([e for e, _ in val], [v for _, v in val])
+    return plot_curves(series, "epoch", "loss (TAO: ½Σ masked squared error / batch + regularisation)")
