@@ -70,16 +70,20 @@ def model_for_deployment(work_dir: str | os.PathLike) -> Path:
     notebook 02 trained.
 
     Notebook 04 writes ``WORK_DIR/04_prune_retrain/``: the retrained model is the newest ``*.keras`` there whose
-    name mentions ``retrain`` (e.g. ``retrain/bpnet_model.keras`` or ``bpnet_model_retrained.keras``); the pruned,
-    not yet retrained ``*pruned*.keras`` is never picked. Fallback: ``WORK_DIR/02_train/bpnet_model.keras``.
+    path mentions ``retrain`` (e.g. ``retrain/bpnet_model.keras``), else the newest other ``*.keras`` there; the
+    pruned, not yet retrained ``*pruned*.keras`` (``bpnet prune -o``) and checkpoints are never picked. Fallback:
+    ``WORK_DIR/02_train/bpnet_model.keras``.
     """
     work = Path(work_dir).resolve()
     stage = work / "04_prune_retrain"
     if stage.is_dir():
-        found = [p for p in stage.rglob("*.keras") if "retrain" in str(p.relative_to(stage)).lower()
-                 and "checkpoint" not in p.name.lower() and not p.name.startswith(".")]  # fmt: skip
-        if found:
-            return max(found, key=lambda p: p.stat().st_mtime)
+        models = [p for p in stage.rglob("*.keras") if not p.name.startswith(".")
+                  and not any("checkpoint" in part.lower() for part in p.relative_to(stage).parts)]  # fmt: skip
+        retrained = [p for p in models if "retrain" in str(p.relative_to(stage)).lower()]
+        others = [p for p in models if "pruned" not in p.name.lower()]
+        for found in (retrained, others):
+            if found:
+                return max(found, key=lambda p: p.stat().st_mtime)
     trained = work / "02_train" / "bpnet_model.keras"
     if trained.is_file():
         return trained
@@ -87,20 +91,35 @@ def model_for_deployment(work_dir: str | os.PathLike) -> Path:
                      "02_train/bpnet_model.keras): run notebook 02 (and 04) first")  # fmt: skip
 
 
+def _random_batch(input_hw, batch_size: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch_size, input_hw[0], input_hw[1], 3), dtype=np.float32) - 0.5).astype(np.float32)
+
+
 def measure_latency(runner, input_hw: tuple[int, int], batch_size: int = 1, warmup: int = 2, repeats: int = 10,
                     seed: int = 0) -> dict:  # fmt: skip
     """Median milliseconds per ``predict`` call (after ``warmup`` calls) on a random normalised batch."""
-    rng = np.random.default_rng(seed)
-    batch = (rng.random((batch_size, input_hw[0], input_hw[1], 3), dtype=np.float32) - 0.5).astype(np.float32)
+    return measure_latencies({"runner": runner}, input_hw, batch_size, warmup, repeats, seed)["runner"]
+
+
+def measure_latencies(runners: dict, input_hw, batch_size: int = 1, warmup: int = 2, repeats: int = 10,
+                      seed: int = 0) -> dict:  # fmt: skip
+    """Latency of several runners, **interleaved**: each round calls every runner once, so a change of machine load
+    during the measurement affects all of them alike and their ratios stay fair. ``input_hw`` is one (H, W) for all,
+    or ``{name: (H, W)}``. Returns ``{name: {median_ms, min_ms, repeats, input_hw, batch_size}}``."""
+    hws = {n: tuple(input_hw[n]) if isinstance(input_hw, dict) else tuple(input_hw) for n in runners}
+    batches = {n: _random_batch(hws[n], batch_size, seed) for n in runners}
     for _ in range(max(0, warmup)):
-        runner.predict(batch)
-    times = []
+        for n, r in runners.items():
+            r.predict(batches[n])
+    times: dict = {n: [] for n in runners}
     for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        runner.predict(batch)
-        times.append((time.perf_counter() - t) * 1000)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "repeats": len(times),
-            "input_hw": list(input_hw), "batch_size": batch_size}  # fmt: skip
+        for n, r in runners.items():
+            t = time.perf_counter()
+            r.predict(batches[n])
+            times[n].append((time.perf_counter() - t) * 1000)
+    return {n: {"median_ms": statistics.median(ts), "min_ms": min(ts), "repeats": len(ts), "input_hw": list(hws[n]),
+                "batch_size": batch_size} for n, ts in times.items()}  # fmt: skip
 
 
 def file_size(path: str | os.PathLike) -> int:
@@ -122,18 +141,19 @@ def compare_deployments(
     repeats: int = 10,
     evaluate: bool = True,
 ) -> list[dict]:
-    """For each ``{name: model path}``: latency (batch 1, median after warm-up, all measured in this call), size on
+    """For each ``{name: model path}``: latency (batch 1, median after warm-up, measured interleaved in this call), size on
     disk and COCO AP on ``dataset_spec``'s test split (``run_evaluation`` with ``spec``; fixed-shape models run with
     ``pad_image_input`` at their size). Returns one row per model."""
     from bpnet_core.infer.evaluation import run_evaluation
 
+    runners = {name: load_runner(path, pose=pose) for name, path in models.items()}
+    hws = {name: r.fixed_input_shape or tuple(input_hw) for name, r in runners.items()}
+    lat = measure_latencies(runners, hws, warmup=warmup, repeats=repeats)
     rows = []
     for name, path in models.items():
-        runner = load_runner(path, pose=pose)
-        hw = runner.fixed_input_shape or tuple(input_hw)
-        lat = measure_latency(runner, hw, warmup=warmup, repeats=repeats)
+        runner, hw = runners[name], hws[name]
         row = {"model": name, "file": Path(path).name, "MB": round(file_size(path) / 1e6, 2),
-               "ms": round(lat["median_ms"], 2), "input": f"{hw[0]}x{hw[1]}",
+               "ms": round(lat[name]["median_ms"], 2), "input": f"{hw[0]}x{hw[1]}",
                "mode": "pad_image_input" if runner.fixed_input_shape else spec.keep_aspect_ratio_mode}  # fmt: skip
         if evaluate:
             m = run_evaluation(spec, runner, dataset_spec, Path(results_dir) / name, pose=pose, progress=False)

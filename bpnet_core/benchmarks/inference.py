@@ -5,7 +5,8 @@ model block: VGG, 3 stages) at 288×384 (TAO's deployment size) and 368×368 (TA
 **demo** model (``specs/bpnet_train_m1_demo.yaml``: 2 stages, width 0.25) at 256×256. Each model is converted once
 (dynamic H, W), checked against Keras, and quantised with ONNX Runtime (static, QDQ, per-channel, MinMax) on a few
 synthetic scenes pre-processed like inference. Milliseconds per image at batch 1: the median of ``repeats`` calls
-after warm-up, all backends measured in the same run, one after the other.
+after warm-up, all backends of one model and size measured in the same run, **interleaved** (each round calls every
+backend once), so that a change of machine load does not favour one of them.
 
     bpnet bench --only inference          (or: python -m bpnet_core.benchmarks.inference --quick)
 """
@@ -76,7 +77,7 @@ def _engine(model_path: Path, keras_model, hw, work: Path, precision: str, cal_d
 
 def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     """Measure every backend × precision on the full and demo models; returns numbers and a Markdown table."""
-    from bpnet_core.deploy import load_runner, measure_latency
+    from bpnet_core.deploy import load_runner, measure_latencies
     from bpnet_core.export.tensorrt import tensorrt_status
     from bpnet_core.infer.runners import KerasRunner
 
@@ -101,10 +102,10 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
                                                                               cal_dir))  # fmt: skip
                 except Exception as exc:  # noqa: BLE001 - a failed engine build is reported, not fatal
                     log.warning("TensorRT %s %s: %s", name, prec, exc)
-        for (backend, prec), runner in runners.items():
-            lat = measure_latency(runner, hw, warmup=warmup, repeats=repeats)
+        lat = measure_latencies(runners, hw, warmup=warmup, repeats=repeats)
+        for (backend, prec), r in lat.items():
             rows.append({"model": name, "input": f"{hw[0]}x{hw[1]}", "backend": backend, "precision": prec,
-                         "ms": round(lat["median_ms"], 2)})  # fmt: skip
+                         "ms": round(r["median_ms"], 2), "min_ms": round(r["min_ms"], 2)})  # fmt: skip
             log.info("bench inference: %s", rows[-1])
     ratios = {}
     for name, hw in CASES:

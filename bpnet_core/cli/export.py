@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max_batch_size", type=int, default=1, help="engine: largest batch")
     p.add_argument("--opt_batch_size", type=int, default=1, help="engine: batch size to optimise for")
     p.add_argument("--static_batch_size", type=int, default=-1,
-                   help="fixed batch size of the ONNX input and the engine (-1 = dynamic)")
+                   help="fixed batch size of the ONNX input and the engine (-1 = dynamic); calibration then uses it "
+                   "as its batch size")
     p.add_argument("--max_workspace_size", type=int, default=2 << 30, help="engine builder workspace (bytes)")
     p.add_argument("-s", "--strict_type_constraints", action="store_true", help="engine: obey precision constraints")
     p.add_argument("--force_ptq", action="store_true",

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bpnet_core.errors import BpnetError
 from bpnet_core.export.calibration import (
     CalibrationBatcher,
@@ -141,6 +143,9 @@ def export_model(
     _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
                  cal_cache_file, batches, batch_size, parity_tolerance)  # fmt: skip
     input_hw = ox.parse_input_dims(input_dims)
+    static = int(static_batch_size) if static_batch_size and static_batch_size > 0 else 0
+    if static:  # a fixed batch dimension: calibrate and check with batches of exactly that size
+        batch_size = static
     work_hw = input_hw or ox.DEFAULT_CAL_HW
     ox.select_outputs(["h", "p"], output_stages)
     plan = None
@@ -158,6 +163,8 @@ def export_model(
     info = ox.model_info(keras_model, wanted, data_format, input_hw, pose, str(source))
     ox.set_metadata(proto, info)
     batch = ox.parity_batch(work_hw, cal_image_dir)
+    if static:
+        batch = np.repeat(batch, static, axis=0)
     parity = ox.compare_with_keras(keras_model, ox.onnx_session(proto), batch, data_format)
     log.info("ONNX vs Keras: max abs difference %.2e", parity["max_abs_diff"])
     if not parity["max_abs_diff"] <= parity_tolerance:

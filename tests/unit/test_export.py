@@ -412,6 +412,11 @@ def test_model_for_deployment(tmp_path):
     prune.mkdir()
     (prune / "bpnet_model.pruned-0.2.keras").write_bytes(b"x")
     assert model_for_deployment(tmp_path) == trained
+    (prune / "checkpoints").mkdir()
+    (prune / "checkpoints" / "epoch_1.keras").write_bytes(b"x")
+    assert model_for_deployment(tmp_path) == trained
+    (prune / "bpnet_model.keras").write_bytes(b"x")
+    assert model_for_deployment(tmp_path) == prune / "bpnet_model.keras"
     (prune / "retrain").mkdir()
     (prune / "retrain" / "bpnet_model.keras").write_bytes(b"x")
     assert model_for_deployment(tmp_path) == prune / "retrain" / "bpnet_model.keras"
@@ -481,3 +486,15 @@ def test_export_refuses_a_non_keras_model(fp32_export, tmp_path):
         export_model(fp32_export[0], tmp_path / "again.onnx")
     with pytest.raises(BpnetError, match="must end in .onnx"):
         export_model(fp32_export[0], tmp_path / "again.pb")
+
+
+def test_static_batch_size_runs_any_batch_in_chunks(model_file, keras_model, tmp_path):
+    from bpnet_core.deploy import load_runner
+    from bpnet_core.export import export_model
+
+    export_model(model_file, tmp_path / "b2.onnx", input_dims="64,64,3", static_batch_size=2)
+    runner = load_runner(tmp_path / "b2.onnx")
+    assert runner.fixed_batch == 2
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, (3, 64, 64, 3)).astype(np.float32)
+    h, p = runner.predict(x)
+    assert h.shape[0] == 3 and np.allclose(p, np.asarray(keras_model(x)[3]), atol=1e-4)
