@@ -328,8 +328,9 @@ class TensorRTRunner:
             raise BpnetError(f"{path}: engine file not found")
         self.trt = trt
         self.cuda = _Cuda()
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        self.logger = trt.Logger(trt.Logger.WARNING)  # must outlive the runtime and the engine
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
             raise BpnetError(f"{path}: not a TensorRT engine for this TensorRT version and GPU")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]

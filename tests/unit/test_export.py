@@ -285,7 +285,8 @@ def test_int8_export_calibrates_and_reuses_its_cache(model_file, cal_dir, tmp_pa
         assert again["calibration"]["calibration_cache"]["reused"]
 
 
-def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp_path):
+def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp_path, capsys):
+    from bpnet_core.cli import main
     from bpnet_core.export import export_model
     from bpnet_core.export.quantize import supports_ort_cache
     from bpnet_core.model import build_model
@@ -298,10 +299,14 @@ def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp
                  batches=1, cal_cache_file=cache)  # fmt: skip
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(BpnetError, match="calibration cache of another model"):
-        export_model(model_file, out / "m.onnx", input_dims="64,64,3", data_type="int8", cal_image_dir=cal_dir,
-                     batches=1, cal_cache_file=cache)  # fmt: skip
+    code = main(["export", "-m", str(model_file), "-o", str(out / "m.onnx"), "-d", "64,64,3", "--data_type", "int8",
+                 "--cal_image_dir", str(cal_dir), "--batches", "1", "--cal_cache_file", str(cache)])  # fmt: skip
+    err = _err(capsys)
+    assert code == 2 and len(err) == 1 and "calibration cache of another model" in err[0], err
     assert no_onnx_left(out)
+    assert main(["export", "-m", str(model_file), "-o", str(out / "m.onnx"), "-d", "64,64,3", "--data_type", "int8",
+                 "--cal_image_dir", str(cal_dir), "--batches", "1", "--cal_cache_file", str(cache),
+                 "--force_ptq"]) == 0  # fmt: skip
 
 
 def test_parity_failure_writes_nothing(model_file, tmp_path):
