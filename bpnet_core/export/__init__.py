@@ -41,6 +41,7 @@ from bpnet_core.export.calibration import (
     make_batcher,
     sample_calibration_images,
 )
+from bpnet_core.export.quantize import CALIBRATION_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,16 @@ __all__ = ["BACKENDS", "DATA_TYPES", "CalibrationBatcher", "calibration_cache_pa
 
 
 def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
-                 cal_cache_file, batches, batch_size, parity_tolerance) -> None:  # fmt: skip
+                 cal_cache_file, batches, batch_size, parity_tolerance, calibration_method) -> None:  # fmt: skip
     if backend == "uff":
         raise BpnetError("-t/--backend uff (TensorRT 7's UFF) is not supported: use onnx")
     if backend not in BACKENDS:
         raise BpnetError(f"-t/--backend must be onnx (or TAO's alias tfonnx), got {backend!r}")
     if data_type not in DATA_TYPES:
         raise BpnetError(f"--data_type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})")
+    if str(calibration_method).lower() not in CALIBRATION_METHODS:
+        raise BpnetError(f"--calibration_method must be one of {', '.join(CALIBRATION_METHODS)} "
+                         f"(got {calibration_method!r})")  # fmt: skip
     if data_format not in ("channels_last", "channels_first"):
         raise BpnetError(f"-i/--data_format must be channels_last or channels_first (got {data_format!r})")
     if Path(output_file).suffix.lower() != ".onnx":
@@ -141,7 +145,7 @@ def export_model(
     t0 = time.perf_counter()
     backend, data_type = str(backend).lower(), str(data_type).lower()
     _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
-                 cal_cache_file, batches, batch_size, parity_tolerance)  # fmt: skip
+                 cal_cache_file, batches, batch_size, parity_tolerance, calibration_method)  # fmt: skip
     input_hw = ox.parse_input_dims(input_dims)
     static = int(static_batch_size) if static_batch_size and static_batch_size > 0 else 0
     if static:  # a fixed batch dimension: calibrate and check with batches of exactly that size

@@ -503,3 +503,20 @@ def test_static_batch_size_runs_any_batch_in_chunks(model_file, keras_model, tmp
     x = np.random.default_rng(2).uniform(-0.5, 0.5, (3, 64, 64, 3)).astype(np.float32)
     h, p = runner.predict(x)
     assert h.shape[0] == 3 and np.allclose(p, np.asarray(keras_model(x)[3]), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_other_calibration_methods(method, model_file, cal_dir, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from bpnet_core.export import export_model
+
+    r = export_model(model_file, tmp_path / "m.onnx", input_dims="64,64,3", data_type="int8", cal_image_dir=cal_dir,
+                     batches=3, calibration_method=method)  # fmt: skip
+    assert r["calibration"]["method"] == method and r["calibration"]["calibration_batches"] == 3
+    m = onnx.load(str(tmp_path / "m.onnx"))
+    assert sum(n.op_type == "QuantizeLinear" for n in m.graph.node) > 10
+    assert all(np.isfinite(numpy_helper.to_array(i)).all() for i in m.graph.initializer if i.name.endswith("_scale"))
+    with pytest.raises(BpnetError, match="--calibration_method"):
+        export_model(model_file, tmp_path / "x.onnx", data_type="int8", cal_image_dir=cal_dir, calibration_method="kl")
