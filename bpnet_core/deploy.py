@@ -69,13 +69,16 @@ def model_for_deployment(work_dir: str | os.PathLike) -> Path:
     """The model the tutorial deploys: the retrained pruned model of notebook 04 when there is one, else the model
     notebook 02 trained.
 
-    Notebook 04 writes ``WORK_DIR/04_prune_retrain/``: the retrained model is the newest ``*.keras`` there whose
-    path mentions ``retrain`` (e.g. ``retrain/bpnet_model.keras``), else the newest other ``*.keras`` there; the
+    Notebook 04 writes ``WORK_DIR/04_prune_retrain/retrain/bpnet_model.keras``; failing that, the newest ``*.keras``
+    under ``04_prune_retrain/`` whose path mentions ``retrain``, else the newest other ``*.keras`` there; the
     pruned, not yet retrained ``*pruned*.keras`` (``bpnet prune -o``) and checkpoints are never picked. Fallback:
     ``WORK_DIR/02_train/bpnet_model.keras``.
     """
     work = Path(work_dir).resolve()
     stage = work / "04_prune_retrain"
+    exact = stage / "retrain" / "bpnet_model.keras"  # what notebook 04's retrain_pruned writes
+    if exact.is_file():
+        return exact
     if stage.is_dir():
         models = [p for p in stage.rglob("*.keras") if not p.name.startswith(".")
                   and not any("checkpoint" in part.lower() for part in p.relative_to(stage).parts)]  # fmt: skip
