@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
                    help="calibration cache: TensorRT's (with --engine_file; default beside the engine) or ONNX "
                    "Runtime's JSON ranges; reused when it matches the model")
     p.add_argument("--calibration_method", default="minmax", choices=["minmax", "entropy", "percentile"],
-                   help="ONNX Runtime INT8 calibration (TensorRT always uses entropy calibration 2)")
+                   help="ONNX Runtime INT8 ranges: minmax keeps heatmap peaks; entropy/percentile clip rare large "
+                   "values (on the demo model entropy lost all AP). TensorRT always uses its entropy calibrator 2")
     p.add_argument("--batches", type=int, default=10, help="calibration batches")
     p.add_argument("--batch_size", type=int, default=1, help="calibration batch size")
     p.add_argument("--max_batch_size", type=int, default=1, help="engine: largest batch")
