@@ -144,9 +144,9 @@ def compare_deployments(
     repeats: int = 10,
     evaluate: bool = True,
 ) -> list[dict]:
-    """For each ``{name: model path}``: latency (batch 1, median after warm-up, measured interleaved in this call), size on
-    disk and COCO AP on ``dataset_spec``'s test split (``run_evaluation`` with ``spec``; fixed-shape models run with
-    ``pad_image_input`` at their size). Returns one row per model."""
+    """For each ``{name: model path}``: latency (batch 1, median after warm-up, measured interleaved in this call),
+    size on disk and COCO AP on ``dataset_spec``'s test split (``run_evaluation`` with ``spec``; fixed-shape models
+    run with ``pad_image_input`` at their size). Returns one row per model."""
     from bpnet_core.infer.evaluation import run_evaluation
 
     runners = {name: load_runner(path, pose=pose) for name, path in models.items()}

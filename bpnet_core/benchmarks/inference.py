@@ -63,7 +63,8 @@ def _convert(name: str, work: Path, cal_dir: Path, batches: int) -> dict:
     onnx.save(q, str(int8))
     return {"keras": model, "fp32": fp32, "int8": int8, "parity_max_abs_diff": parity["max_abs_diff"],
             "convert_s": round(convert_s, 1), "quantize_s": round(quant_s, 1), "calibration": cal["method"],
-            "mb": {"fp32": round(fp32.stat().st_size / 1e6, 1), "int8": round(int8.stat().st_size / 1e6, 1)}}  # fmt: skip
+            "mb": {"fp32": round(fp32.stat().st_size / 1e6, 1),
+                   "int8": round(int8.stat().st_size / 1e6, 1)}}  # fmt: skip
 
 
 def _engine(model_path: Path, keras_model, hw, work: Path, precision: str, cal_dir: Path):
@@ -113,7 +114,8 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
         ms = {(r["backend"], r["precision"]): r["ms"] for r in rows if r["model"] == name and
               r["input"] == f"{hw[0]}x{hw[1]}"}  # fmt: skip
         ratios[key] = round(ms[("ORT", "FP32")] / ms[("ORT", "INT8")], 2)
-    out = {"rows": rows, "int8_speedup_vs_fp32": ratios, "tensorrt": trt, "tensorrt_used": use_trt, "warmup": warmup, "repeats": repeats,
+    out = {"rows": rows, "int8_speedup_vs_fp32": ratios, "tensorrt": trt, "tensorrt_used": use_trt,
+           "warmup": warmup, "repeats": repeats,
            "models": {k: {kk: (str(vv) if isinstance(vv, Path) else vv) for kk, vv in v.items() if kk != "keras"}
                       for k, v in models.items()}}  # fmt: skip
     out["markdown"] = markdown(out)

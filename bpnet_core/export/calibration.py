@@ -132,7 +132,8 @@ class CalibrationBatcher:
         if done == 0:
             raise BpnetError(
                 f"no usable calibration batch: {len(self.files)} image(s), {len(self.skipped)} unreadable, "
-                f"batch size {self.batch_size}" + (f" (first problem: {self.skipped[0]['reason']})" if self.skipped else "")
+                f"batch size {self.batch_size}"
+                + (f" (first problem: {self.skipped[0]['reason']})" if self.skipped else "")
             )
         if done < self.max_batches:
             log.warning("calibration: %d of %d batches (not enough readable images)", done, self.max_batches)

@@ -71,7 +71,8 @@ def stage_outputs(names: list[str], channels: dict[str, int], meta: dict | None 
             raise BpnetError(f"{path}: not a bpnet model (heatmap and PAF outputs do not pair up: {names})")
         return stages, total, pose
     if len(names) % 2:
-        raise BpnetError(f"{path}: not a bpnet model ({len(names)} outputs; expected heatmaps + PAFs per stage: {names})")
+        raise BpnetError(f"{path}: not a bpnet model ({len(names)} outputs; expected heatmaps + PAFs per stage: "
+                         f"{names})")  # fmt: skip
     s = len(names) // 2
     hc = {channels.get(n) for n in names[:s]}
     pc = {channels.get(n) for n in names[s:]}
@@ -148,8 +149,8 @@ class OnnxRunner:
             raise BpnetError(f"{self.path}: expected an NHWC batch (N, H, W, 3), got {batch.shape}")
         if self.fixed_input_shape and tuple(batch.shape[1:3]) != self.fixed_input_shape:
             h, w = self.fixed_input_shape
-            raise BpnetError(f"{self.path}: built for {h}x{w} (HxW) input, got {batch.shape[1]}x{batch.shape[2]}: "
-                             f"use keep_aspect_ratio_mode pad_image_input at {h}x{w}, or export without -d")  # fmt: skip
+            raise BpnetError(f"{self.path}: built for {h}x{w} (HxW) input, got {batch.shape[1]}x{batch.shape[2]}: use "
+                             f"keep_aspect_ratio_mode pad_image_input at {h}x{w}, or export without -d")  # fmt: skip
         if batch.shape[1] % self.stride or batch.shape[2] % self.stride:
             raise BpnetError(f"input {batch.shape[1]}x{batch.shape[2]} is not a multiple of the stride {self.stride}")
         x = batch.transpose(0, 3, 1, 2) if self.layout == "NCHW" else batch

@@ -22,7 +22,7 @@ def no_tensorrt(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # ``import tensorrt`` raises ImportError
 
 
-# ---------------------------------------------------------------------------------------------------- no TensorRT needed
+# -------------------------------------------------------------------------------------------- no TensorRT needed
 
 
 def test_engine_plan_profiles():
