@@ -147,9 +147,9 @@ def quantize_int8(
         if not report.get("calibration_cache", {}).get("reused"):
             reader = ort_calibration_reader(batcher, input_name)
             if report["method"] == "entropy" and not supports_ort_cache():
-                log.warning("this ONNX Runtime cannot take precomputed ranges: its entropy calibration (128 bins) "
-                            "gives MinMax ranges; versions whose quantize_static takes calibration_cache_path get real entropy "
-                            "ranges")  # fmt: skip
+                log.warning("this ONNX Runtime cannot take precomputed ranges, and its own entropy calibration "
+                            "(128 bins) gives MinMax ranges; a newer one (quantize_static with "
+                            "calibration_cache_path) gets real entropy ranges")  # fmt: skip
             elif report["method"] == "entropy":
                 ranges = Path(cache) if cache is not None else Path(tmp) / "entropy.json"
                 _entropy_ranges(pre, reader, ranges, Path(tmp))
