@@ -1,0 +1,72 @@
+"""Structured channel pruning (TAO's ``bpnet prune``) and what a model costs (parameters, FLOPs, latency).
+
+* :func:`prune_model` — ``(pruned keras.Model, report)`` with TAO's flags (``-pth``, ``-n``, ``-eq``, ``-pg``,
+  ``-nf``, ``-el``); :func:`prune_and_save` also writes the ``.keras`` model and ``prune_report.json`` atomically;
+  :func:`retrain_pruned` retrains it (``load_graph: true``) in a fresh results folder.
+* :func:`channel_groups` — the channel groups that must be pruned together (element-wise adds, concatenations,
+  BN and depthwise convs follow their producers).
+* :func:`conv_flops`, :func:`count_params`, :func:`model_costs`, :func:`latency_ms` — cost figures.
+* :func:`measure_model`, :func:`threshold_sweep`, :func:`pick_threshold`, :func:`plot_prune_sweep`,
+  :func:`plot_filter_scores`,
+  :func:`comparison_table` — what notebook 04 measures, plots and tabulates.
+"""
+
+from bpnet_core.prune.channel_prune import (
+    EQUALIZATION_CRITERIA,
+    NORMALIZERS,
+    REPORT_NAME,
+    ChannelGraph,
+    ChannelGroup,
+    channel_groups,
+    equalize,
+    filter_norms,
+    normalize_scores,
+    prune_and_save,
+    prune_model,
+    retrain_pruned,
+    retained_count,
+    save_model_atomic,
+)
+from bpnet_core.prune.flops import (
+    DEFAULT_FLOPS_SIZES,
+    comparison_table,
+    conv_flops,
+    count_params,
+    latency_ms,
+    measure_model,
+    model_costs,
+    parse_hw,
+    pick_threshold,
+    plot_filter_scores,
+    plot_prune_sweep,
+    threshold_sweep,
+)
+
+__all__ = [
+    "DEFAULT_FLOPS_SIZES",
+    "EQUALIZATION_CRITERIA",
+    "NORMALIZERS",
+    "REPORT_NAME",
+    "ChannelGraph",
+    "ChannelGroup",
+    "channel_groups",
+    "comparison_table",
+    "conv_flops",
+    "count_params",
+    "equalize",
+    "filter_norms",
+    "latency_ms",
+    "measure_model",
+    "model_costs",
+    "normalize_scores",
+    "parse_hw",
+    "pick_threshold",
+    "plot_filter_scores",
+    "plot_prune_sweep",
+    "prune_and_save",
+    "prune_model",
+    "retrain_pruned",
+    "retained_count",
+    "save_model_atomic",
+    "threshold_sweep",
+]

@@ -1,0 +1,647 @@
+"""Structured channel pruning of a Keras functional model (TAO's ``bpnet prune``, ``min_weight`` method, L2).
+
+TAO's pruner (``PruneMinWeight``, Molchanov et al. 2016) is re-done here for Keras 3 graphs. Three steps:
+
+1. **Channel groups** (:func:`channel_groups`). The graph is walked once in topological order and every tensor's
+   channels are described as segments of *groups*: a convolution's output starts a new group; BN, activations,
+   pooling and depthwise convolutions carry their input's groups through; ``Concatenate`` lays its inputs' segments
+   side by side (so the next layer's input channels come from several producers at per-input offsets); an
+   element-wise ``Add``/``Multiply`` … merges the groups of its inputs into one (union–find). Channels that reach a
+   model output, the network input, an ``-el`` excluded layer or a layer the pruner does not understand are
+   *fixed*: they keep every channel.
+2. **Which channels stay** (:func:`prune_model`). Each producer convolution scores its filters by the L2 norm of
+   the kernel (biases ignored, as in TAO), normalised per layer (``max``: ÷ the layer's largest norm; ``L2``: ÷ the
+   L2 norm of the layer's norms); a depthwise convolution scores its channels the same way. A group's members are
+   combined by the equalisation criterion (``union`` = max, ``intersection`` = min, ``arithmetic_mean``,
+   ``geometric_mean``). Channels scoring above ``pruning_threshold`` stay, at least ``min_num_filters`` (TAO clamps:
+   a threshold that would leave fewer keeps the best ``min_num_filters`` and the report lists those layers), rounded
+   *up* to a multiple of ``pruning_granularity``, never more than the layer has; the best-scoring channels win.
+3. **Surgery**. The graph is rebuilt with ``keras.models.clone_model`` from every layer's ``get_config`` (only
+   ``filters`` changes; no Lambda layers), then the surviving slices are copied: conv kernels on both channel axes
+   and biases, BN gamma/beta/moving mean/variance, depthwise kernels, and the next layer's input channels through
+   concatenations (offset per input).
+
+The output layers (``heatmap_stage{t}``/``paf_stage{t}``/``heatmap_out``/``paf_out``) are never pruned: their
+width is the pose's. The pruned model has the same input, the same output names and shapes and loads like any other
+``.keras`` model (``load_graph: true`` retrains it).
+
+>>> pruned, report = prune_model("runs/demo/02_train/bpnet_model.keras", pruning_threshold=0.1)
+>>> report["params_ratio"], report["layers"]["stage1_conv1"]     # e.g. 3.1, {"before": 32, "after": 16}
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bpnet_core.errors import BpnetError
+from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
+
+log = logging.getLogger(__name__)
+
+NORMALIZERS = ("max", "L2")
+EQUALIZATION_CRITERIA = ("union", "intersection", "arithmetic_mean", "geometric_mean")
+REPORT_NAME = "prune_report.json"
+
+# Keras layer classes that act on each channel separately and have no weights: channels flow through unchanged.
+_PASS_THROUGH = (
+    "ReLU", "Activation", "LeakyReLU", "ELU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+    "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
+    "MaxPooling2D", "AveragePooling2D", "UpSampling2D", "ZeroPadding2D", "Cropping2D",
+)  # fmt: skip
+# Element-wise merges: all inputs share their channels (their groups are pruned together).
+_MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+# Activations that mix channels (normalise across them): channels that feed them are fixed.
+_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+# ---------------------------------------------------------------------------------------------------- the graph
+
+
+@dataclass
+class ChannelGroup:
+    """Channels that must be pruned together (all members see the same channel indices)."""
+
+    id: int
+    size: int
+    producers: list[str] = field(default_factory=list)  # convs whose filters are these channels
+    carriers: list[str] = field(default_factory=list)  # depthwise convs and BN layers indexed by them
+    fixed: list[str] = field(default_factory=list)  # reasons the channels cannot be pruned
+
+    @property
+    def prunable(self) -> bool:
+        return not self.fixed and bool(self.producers)
+
+
+@dataclass
+class ChannelGraph:
+    """The result of :func:`channel_groups`: groups plus each layer's input/output channel segments.
+
+    ``inputs[name]`` / ``outputs[name]`` are lists of ``(group id, channels)`` segments in channel order
+    (a concatenation has several), group ids already resolved to their union–find root.
+    """
+
+    groups: dict[int, ChannelGroup]
+    inputs: dict[str, list[tuple[int, int]]]
+    outputs: dict[str, list[tuple[int, int]]]
+    layer_types: dict[str, str]
+
+    def group_of(self, layer_name: str) -> ChannelGroup | None:
+        """The group of a layer's output channels (``None`` for layers whose output is a concatenation)."""
+        segs = self.outputs.get(layer_name, [])
+        return self.groups[segs[0][0]] if len(segs) == 1 else None
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+
+    def new(self) -> int:
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _model_nodes(model) -> dict[int, list]:
+    """``{id(operation): [nodes of this model]}`` (a layer may also have nodes from other models)."""
+    out: dict[int, list] = {}
+    for nodes in model._nodes_by_depth.values():  # noqa: SLF001 - Keras 3 functional internals, stable since 3.0
+        for node in nodes:
+            out.setdefault(id(node.operation), []).append(node)
+    return out
+
+
+def _is_channels_last(layer) -> bool:
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def _kind(layer) -> str:
+    """How the pruner treats a layer: conv, depthwise, bn, pass, merge, concat, input or other."""
+    import keras
+
+    L = keras.layers
+    name = type(layer).__name__
+    if isinstance(layer, L.InputLayer):
+        return "input"
+    if isinstance(layer, L.DepthwiseConv2D):
+        return "depthwise" if layer.depth_multiplier == 1 and _is_channels_last(layer) else "other"
+    if isinstance(layer, L.Conv2DTranspose):
+        return "other"
+    if isinstance(layer, L.Conv2D):
+        return "conv" if getattr(layer, "groups", 1) == 1 and _is_channels_last(layer) else "other"
+    if isinstance(layer, L.BatchNormalization):
+        axis = layer.axis if isinstance(layer.axis, int) else (layer.axis[0] if len(layer.axis) == 1 else None)
+        return "bn" if axis in (-1, 3) else "other"
+    if isinstance(layer, L.Concatenate):
+        return "concat" if layer.axis in (-1, 3) else "other"
+    if name in _MERGE:
+        return "merge"
+    if name in _PASS_THROUGH:
+        if name == "Activation":
+            act = str(layer.get_config().get("activation", ""))
+            if act in _CHANNEL_MIXING_ACTIVATIONS:
+                return "other"
+        if not _is_channels_last(layer):
+            return "other"
+        return "pass"
+    return "other"
+
+
+def channel_groups(model, excluded_layers: Iterable[str] = ()) -> ChannelGraph:
+    """Walk a functional model and find the channel groups (see the module docstring).
+
+    ``excluded_layers``: layer names whose output channels are kept (TAO's ``-el``). The bpnet output layers, the
+    model's outputs and its input are always fixed.
+    """
+    import keras
+
+    from bpnet_core.model.stages import is_output_layer
+
+    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+        raise BpnetError(f"only functional Keras models can be pruned (got {type(model).__name__})")
+    nodes = _model_nodes(model)
+    uf = _UnionFind()
+    sizes: list[int] = []
+    producers: dict[int, list[str]] = {}
+    carriers: dict[int, list[str]] = {}
+    fixed: dict[int, list[str]] = {}
+    tensor_segs: dict[int, list[tuple[int, int]]] = {}
+    layer_in: dict[str, list[tuple[int, int]]] = {}
+    layer_out: dict[str, list[tuple[int, int]]] = {}
+    kinds: dict[str, str] = {}
+
+    def new_group(n: int, producer: str | None = None, reason: str | None = None) -> int:
+        g = uf.new()
+        sizes.append(int(n))
+        if producer:
+            producers.setdefault(g, []).append(producer)
+        if reason:
+            fixed.setdefault(g, []).append(reason)
+        return g
+
+    def fix(segs, reason: str) -> None:
+        for g, _ in segs:
+            fixed.setdefault(uf.find(g), []).append(reason)
+
+    excluded = set(excluded_layers)
+    for op in model.operations:
+        op_nodes = nodes.get(id(op), [])
+        if len(op_nodes) != 1:
+            raise BpnetError(f"layer {op.name!r} is used {len(op_nodes)} times in the graph; shared layers cannot be "
+                             "pruned")  # fmt: skip
+        node = op_nodes[0]
+        kind = _kind(op)
+        kinds[op.name] = kind
+        ins = [tensor_segs[id(t)] for t in node.arguments.keras_tensors]
+        flat_in = [s for segs in ins for s in segs]
+        outs = list(node.outputs)
+        if kind == "input":
+            out = [[(new_group(t.shape[-1], reason="network input"), int(t.shape[-1]))] for t in outs]
+        elif kind == "conv":
+            filters = int(outs[0].shape[-1])
+            reason = "output layer (its width is the pose's)" if is_output_layer(op.name) else None
+            out = [[(new_group(filters, producer=op.name, reason=reason), filters)]]
+        elif kind in ("depthwise", "bn"):
+            for g, _ in flat_in:
+                carriers.setdefault(g, []).append(op.name)
+            out = [flat_in]
+        elif kind == "pass":
+            out = [flat_in]
+        elif kind == "merge":
+            shapes = [[n for _, n in segs] for segs in ins]
+            if all(s == shapes[0] for s in shapes):
+                for segs in ins[1:]:
+                    for (a, _), (b, _) in zip(ins[0], segs):
+                        uf.union(a, b)
+            else:  # broadcasting or differently split inputs: keep everything
+                fix(flat_in, f"inputs of {type(op).__name__} layer {op.name!r} are not aligned")
+            out = [ins[0]]
+        elif kind == "concat":
+            out = [flat_in]
+        else:
+            fix(flat_in, f"read by {type(op).__name__} layer {op.name!r}, which the pruner does not slice")
+            out = [[(new_group(t.shape[-1], reason=f"output of {type(op).__name__} layer {op.name!r}"),
+                     int(t.shape[-1]))] for t in outs]  # fmt: skip
+        for t, segs in zip(outs, out):
+            tensor_segs[id(t)] = segs
+        layer_in[op.name] = flat_in
+        layer_out[op.name] = out[0]
+        if op.name in excluded:
+            fix(out[0], "excluded (-el)")
+
+    for t in model.outputs:
+        fix(tensor_segs[id(t)], "model output")
+
+    groups: dict[int, ChannelGroup] = {}
+    for g in range(len(sizes)):
+        r = uf.find(g)
+        grp = groups.setdefault(r, ChannelGroup(id=r, size=sizes[r]))
+        if sizes[g] != grp.size:  # pragma: no cover - merge layers guarantee equal widths
+            raise BpnetError(f"channel group {r}: members of {sizes[g]} and {grp.size} channels")
+        grp.producers += producers.get(g, [])
+        grp.carriers += carriers.get(g, [])
+        grp.fixed += fixed.get(g, [])
+    resolve = {name: [(uf.find(g), n) for g, n in segs] for name, segs in layer_in.items()}
+    resolve_out = {name: [(uf.find(g), n) for g, n in segs] for name, segs in layer_out.items()}
+    for grp in groups.values():
+        grp.fixed = list(dict.fromkeys(grp.fixed))
+        grp.carriers = list(dict.fromkeys(grp.carriers))
+    return ChannelGraph(groups=groups, inputs=resolve, outputs=resolve_out, layer_types=kinds)
+
+
+# ---------------------------------------------------------------------------------------------------- scores
+
+
+def filter_norms(kernel: np.ndarray, depthwise: bool = False) -> np.ndarray:
+    """L2 norm of each output filter of a conv kernel (kh, kw, cin, cout), or of each channel of a depthwise one."""
+    k = np.asarray(kernel, np.float64)
+    axes = (0, 1, 3) if depthwise else tuple(range(k.ndim - 1))
+    return np.sqrt(np.sum(k * k, axis=axes))
+
+
+def normalize_scores(norms: np.ndarray, normalizer: str = "max") -> np.ndarray:
+    """TAO's layer-wise normalisation: ``max`` divides by the largest norm, ``L2`` by the L2 norm of all norms."""
+    norms = np.asarray(norms, np.float64)
+    denom = float(np.max(norms)) if normalizer == "max" else float(np.sqrt(np.sum(norms * norms)))
+    return norms / denom if denom > 0 else np.zeros_like(norms)
+
+
+def equalize(stats: Sequence[np.ndarray], criterion: str = "union") -> np.ndarray:
+    """Combine the normalised scores of a group's members (TAO's equalisation criteria)."""
+    s = np.stack([np.asarray(x, np.float64) for x in stats])
+    if criterion == "union":
+        return s.max(axis=0)
+    if criterion == "intersection":
+        return s.min(axis=0)
+    if criterion == "arithmetic_mean":
+        return s.mean(axis=0)
+    with np.errstate(divide="ignore"):
+        return np.exp(np.log(s).mean(axis=0))
+
+
+def retained_count(scores: np.ndarray, threshold: float, granularity: int, min_filters: int) -> tuple[int, bool]:
+    """How many channels stay: above ``threshold``, at least ``min_filters``, rounded up to ``granularity``.
+
+    Returns ``(count, clamped)``; ``clamped`` is True when ``min_filters`` kept more than the threshold alone would.
+    """
+    total = len(scores)
+    above = int(np.sum(scores > threshold))
+    floor = min(int(min_filters), total)
+    n = max(floor, above)
+    if n % granularity:
+        n += granularity - n % granularity
+    return min(n, total), above < floor
+
+
+# ---------------------------------------------------------------------------------------------------- pruning
+
+
+def _check_settings(pruning_threshold, normalizer, equalization_criterion, pruning_granularity, min_num_filters):
+    try:
+        pth = float(pruning_threshold)
+    except (TypeError, ValueError):
+        raise BpnetError(f"-pth/--pruning_threshold must be a number (got {pruning_threshold!r})") from None
+    if not math.isfinite(pth) or pth < 0:
+        raise BpnetError(f"-pth/--pruning_threshold must be a number >= 0 (got {pruning_threshold!r})")
+    norm = {n.lower(): n for n in NORMALIZERS}.get(str(normalizer).lower())
+    if norm is None:
+        raise BpnetError(f"-n/--normalizer must be one of {', '.join(NORMALIZERS)} (got {normalizer!r})")
+    if equalization_criterion not in EQUALIZATION_CRITERIA:
+        raise BpnetError(f"-eq/--equalization_criterion must be one of {', '.join(EQUALIZATION_CRITERIA)} "
+                         f"(got {equalization_criterion!r})")  # fmt: skip
+    for flag, value in (("-pg/--pruning_granularity", pruning_granularity), ("-nf/--min_num_filters", min_num_filters)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+            raise BpnetError(f"{flag} must be an integer >= 1 (got {value!r})")
+    return pth, norm
+
+
+def _load(model_or_path, pose=None):
+    """A bpnet Keras model from a model object or a ``.keras`` file; anything else is a one-line error."""
+    import keras
+
+    from bpnet_core.model import load_bpnet_model, num_stages, output_layer_names, output_names
+
+    if isinstance(model_or_path, (str, os.PathLike)):
+        source = str(model_or_path)
+        suffix = Path(source).suffix.lower()
+        if suffix != ".keras" and Path(source).is_file():
+            raise BpnetError(f"{source}: bpnet prune reads .keras models (got {suffix or 'no suffix'}; TAO's encrypted "
+                             ".tlt/.hdf5 files cannot be read)")  # fmt: skip
+        model = load_bpnet_model(model_or_path, pose)
+    elif isinstance(model_or_path, keras.Model):
+        source, model = model_or_path.name, model_or_path
+    else:
+        raise BpnetError(f"prune needs a Keras model or a .keras file (got {type(model_or_path).__name__})")
+    if not hasattr(model, "_nodes_by_depth"):
+        raise BpnetError(f"{source}: not a functional Keras model ({type(model).__name__}); cannot be pruned")
+    names = output_names(model)
+    want = output_layer_names(num_stages(model))
+    if names != want or len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        raise BpnetError(f"{source}: not a BodyPoseNet model (outputs {', '.join(names)[:120]}; expected "
+                         f"{', '.join(want)} from one image input)")  # fmt: skip
+    return model, source
+
+
+def _prunable_layer_names(model) -> list[str]:
+    from bpnet_core.model.stages import is_output_layer
+
+    return [n for n, k in ((layer.name, _kind(layer)) for layer in model.layers) if k == "conv" and
+            not is_output_layer(n)]  # fmt: skip
+
+
+def _check_excluded(model, excluded_layers) -> list[str]:
+    if isinstance(excluded_layers, str):
+        excluded_layers = [excluded_layers]
+    excluded = [str(x) for x in (excluded_layers or ())]
+    known = {layer.name for layer in model.layers}
+    unknown = [x for x in excluded if x not in known]
+    if unknown:
+        valid = _prunable_layer_names(model)
+        hints = []
+        for x in unknown:
+            close = difflib.get_close_matches(x, valid, n=1)
+            hints.append(f"{x!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise BpnetError(f"-el/--excluded_layers: no layer named {', '.join(hints)} in the model; prunable layers: "
+                         f"{', '.join(valid)}")  # fmt: skip
+    return excluded
+
+
+def _indices(segs, keep: dict[int, np.ndarray]) -> np.ndarray:
+    out, offset = [], 0
+    for g, n in segs:
+        idx = keep.get(g)
+        out.append(offset + (np.arange(n) if idx is None else idx))
+        offset += n
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _sliced_weights(layer, kind: str, in_idx: np.ndarray, out_idx: np.ndarray) -> list[np.ndarray]:
+    w = [np.asarray(v) for v in layer.get_weights()]
+    if kind == "conv":
+        w[0] = w[0][:, :, in_idx, :][:, :, :, out_idx]
+        if len(w) > 1:
+            w[1] = w[1][out_idx]
+    elif kind == "depthwise":
+        w[0] = w[0][:, :, in_idx, :]
+        if len(w) > 1:
+            w[1] = w[1][in_idx]
+    elif kind == "bn":
+        w = [a[in_idx] for a in w]
+    return w
+
+
+def prune_model(
+    model_or_path,
+    pruning_threshold: float = 0.1,
+    normalizer: str = "max",
+    equalization_criterion: str = "union",
+    pruning_granularity: int = 8,
+    min_num_filters: int = 16,
+    excluded_layers: Sequence[str] = (),
+    *,
+    pose=None,
+    flops_input_sizes: Sequence = DEFAULT_FLOPS_SIZES,
+):
+    """Prune a BodyPoseNet model's convolution filters (TAO's ``bpnet prune`` flags; see the module docstring).
+
+    Args:
+        model_or_path: a functional ``keras.Model`` or a ``.keras`` file (loaded with ``load_bpnet_model``).
+        pruning_threshold: ``-pth``; channels whose normalised score is above it stay (>= 0).
+        normalizer: ``-n``: ``max`` or ``L2``.
+        equalization_criterion: ``-eq``: ``union``, ``intersection``, ``arithmetic_mean`` or ``geometric_mean``.
+        pruning_granularity: ``-pg``; kept channel counts are multiples of it (unless a layer has fewer).
+        min_num_filters: ``-nf``; never fewer channels per layer (nor more than the layer has).
+        excluded_layers: ``-el``; layers whose output channels are kept (output layers always are).
+        pose: optional :class:`PoseConfig` the model's output widths are checked against.
+        flops_input_sizes: input sizes (H, W) the report gives FLOPs for; the first is the headline figure.
+
+    Returns:
+        ``(pruned keras.Model, report dict)``. The report has ``params_before/after``, ``params_ratio``,
+        ``flops_before/after``, ``flops_ratio`` (first input size), ``flops`` per input size, ``layers``
+        (``{name: {"before", "after"}}`` for every conv), ``groups``, ``clamped_to_min_num_filters`` and ``notes``.
+    """
+    import keras
+
+    pth, norm = _check_settings(pruning_threshold, normalizer, equalization_criterion, pruning_granularity,
+                                min_num_filters)  # fmt: skip
+    sizes = [parse_hw(s) for s in (flops_input_sizes or DEFAULT_FLOPS_SIZES)]
+    model, source = _load(model_or_path, pose)
+    excluded = _check_excluded(model, excluded_layers)
+    graph = channel_groups(model, excluded)
+    layers = {layer.name: layer for layer in model.layers}
+
+    # per-layer normalised scores
+    conv_stats = {}
+    for name, kind in graph.layer_types.items():
+        if kind in ("conv", "depthwise"):
+            norms = filter_norms(np.asarray(layers[name].get_weights()[0]), depthwise=kind == "depthwise")
+            conv_stats[name] = normalize_scores(norms, norm)
+
+    keep: dict[int, np.ndarray] = {}
+    group_rows, clamped_layers = [], []
+    for grp in sorted(graph.groups.values(), key=lambda g: g.id):
+        if not grp.producers:
+            continue
+        row = {"id": grp.id, "producers": grp.producers, "carriers": grp.carriers, "channels_before": grp.size}
+        if not grp.prunable:
+            row.update(channels_after=grp.size, kept_because=grp.fixed)
+            group_rows.append(row)
+            continue
+        stats = [conv_stats[p] for p in grp.producers]
+        for c in grp.carriers:  # depthwise convs score the channels they carry (segment of their input)
+            if graph.layer_types[c] == "depthwise":
+                offset = 0
+                for g, n in graph.inputs[c]:
+                    if g == grp.id:
+                        stats.append(conv_stats[c][offset : offset + n])
+                    offset += n
+        score = equalize(stats, equalization_criterion)
+        n, clamped = retained_count(score, pth, int(pruning_granularity), int(min_num_filters))
+        keep[grp.id] = np.sort(np.argsort(-score, kind="stable")[:n])
+        row.update(channels_after=n, above_threshold=int(np.sum(score > pth)), clamped_to_min_num_filters=clamped)
+        if clamped:
+            clamped_layers += grp.producers
+        group_rows.append(row)
+
+    def clone(layer):
+        config = layer.get_config()
+        if graph.layer_types.get(layer.name) == "conv":
+            config["filters"] = int(len(_indices(graph.outputs[layer.name], keep)))
+        return layer.__class__.from_config(config)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruned = keras.models.clone_model(model, clone_function=clone)
+    for layer in pruned.layers:
+        old = layers[layer.name]
+        if not old.weights:
+            continue
+        kind = graph.layer_types[layer.name]
+        new_w = _sliced_weights(old, kind, _indices(graph.inputs[layer.name], keep),
+                                _indices(graph.outputs[layer.name], keep))  # fmt: skip
+        want = [tuple(v.shape) for v in layer.weights]
+        if [a.shape for a in new_w] != want:  # pragma: no cover - a bug in the surgery, never a user error
+            raise RuntimeError(f"prune: weights of {layer.name} sliced to {[a.shape for a in new_w]}, need {want}")
+        layer.set_weights(new_w)
+
+    report = _report(model, pruned, source, sizes, graph, group_rows, clamped_layers,
+                     dict(pruning_threshold=pth, normalizer=norm, equalization_criterion=equalization_criterion,
+                          pruning_granularity=int(pruning_granularity), min_num_filters=int(min_num_filters),
+                          excluded_layers=excluded))  # fmt: skip
+    log.info("pruned %s: %d -> %d parameters (%.2fx), %.3g -> %.3g GFLOPs at %s (%.2fx)", source,
+             report["params_before"], report["params_after"], report["params_ratio"], report["flops_before"] / 1e9,
+             report["flops_after"] / 1e9, report["flops_input"], report["flops_ratio"])  # fmt: skip
+    return pruned, report
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(float(a) / float(b), 4) if b else float("inf")
+
+
+def _report(model, pruned, source, sizes, graph, group_rows, clamped_layers, settings) -> dict:
+    from bpnet_core.model import count_conv_params
+
+    flops = {}
+    for s in sizes:
+        before, after = conv_flops(model, s)["flops"], conv_flops(pruned, s)["flops"]
+        flops[size_key(s)] = {"before": before, "after": after, "ratio": _ratio(before, after)}
+    first = flops[size_key(sizes[0])]
+    p_before, p_after = count_params(model), count_params(pruned)
+    layers = {}
+    for layer in pruned.layers:
+        kind = graph.layer_types.get(layer.name)
+        if kind in ("conv", "depthwise"):
+            old = model.get_layer(layer.name)
+            layers[layer.name] = {"before": int(old.output.shape[-1]), "after": int(layer.output.shape[-1])}
+    notes = []
+    if clamped_layers:
+        notes.append(
+            f"{len(clamped_layers)} layer(s) would keep fewer than min_num_filters={settings['min_num_filters']} "
+            f"filters at pruning_threshold={settings['pruning_threshold']}; as in TAO they keep "
+            f"min_num_filters (rounded up to pruning_granularity): {', '.join(clamped_layers)}"
+        )
+    if p_after == p_before:
+        notes.append("nothing was pruned (every channel scores above the threshold or is fixed)")
+    return {
+        "source": source,
+        "settings": settings,
+        "params_before": p_before,
+        "params_after": p_after,
+        "params_ratio": _ratio(p_before, p_after),
+        "conv_params_before": int(count_conv_params(model)),
+        "conv_params_after": int(count_conv_params(pruned)),
+        "flops_input": size_key(sizes[0]),
+        "flops_before": first["before"],
+        "flops_after": first["after"],
+        "flops_ratio": first["ratio"],
+        "flops": flops,
+        "layers": layers,
+        "groups": group_rows,
+        "clamped_to_min_num_filters": clamped_layers,
+        "notes": notes,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- files
+
+
+def _check_output(output_file) -> Path:
+    out = Path(output_file)
+    if out.suffix.lower() != ".keras":
+        raise BpnetError(f"{out}: the pruned model is written as a .keras file (TAO's .hdf5 cannot be retrained with "
+                         "load_graph here); give an output name ending in .keras")  # fmt: skip
+    if not out.parent.is_dir():
+        raise BpnetError(f"{out.parent}: output directory does not exist")
+    if out.is_dir():
+        raise BpnetError(f"{out}: is a directory; give a file name ending in .keras")
+    return out
+
+
+def save_model_atomic(model, path: str | os.PathLike) -> Path:
+    """``model.save`` to a temporary ``.keras`` name in the same folder, then ``os.replace`` (never a partial file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
+def prune_and_save(
+    model_or_path,
+    output_file: str | os.PathLike,
+    report_file: str | os.PathLike | None = None,
+    **prune_kwargs: Any,
+) -> dict:
+    """:func:`prune_model`, then write the pruned ``.keras`` model and its report atomically.
+
+    ``report_file`` defaults to ``prune_report.json`` beside ``output_file`` (its folder is created if needed). Every
+    check (flags, input model, output folder, ``.keras`` suffix) runs before anything is written, so a failure
+    leaves no file behind. Returns the report (with ``output_file`` and ``report_file`` added).
+    """
+    from bpnet_core.fileio import write_json_atomic
+
+    out = _check_output(output_file)
+    report_path = Path(report_file) if report_file is not None else out.parent / REPORT_NAME
+    if report_path.parent.exists() and not report_path.parent.is_dir():
+        raise BpnetError(f"{report_path.parent}: is a file, not a folder for {report_path.name}")
+    pruned, report = prune_model(model_or_path, **prune_kwargs)
+    report = {**report, "output_file": str(out), "report_file": str(report_path)}
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    save_model_atomic(pruned, out)
+    write_json_atomic(report_path, report)
+    log.info("wrote %s and %s", out, report_path)
+    return report
+
+
+def retrain_pruned(
+    spec,
+    pruned_model: str | os.PathLike,
+    results_dir: str | os.PathLike,
+    overrides: dict | None = None,
+    fresh: bool = True,
+    **train_kwargs: Any,
+) -> dict:
+    """Retrain a pruned model: :func:`bpnet_core.train.train` with ``load_graph: true`` and
+    ``pretrained_weights`` = ``pruned_model`` (TAO's retrain step, ``bpnet_retrain_m1_*.yaml``).
+
+    ``fresh`` removes the checkpoints and ``status.json`` a previous retrain left in ``results_dir`` first: the
+    trainer resumes from them otherwise, and they may belong to another pruned model. Returns train's summary.
+    """
+    import shutil
+
+    from bpnet_core.train import train
+    from bpnet_core.train.trainer import CHECKPOINT_SUBDIR, STATUS_FILE
+
+    pruned_model = Path(pruned_model)
+    if not pruned_model.is_file():
+        raise BpnetError(f"{pruned_model}: pruned model not found")
+    results = Path(results_dir)
+    if fresh and results.is_dir():
+        shutil.rmtree(results / CHECKPOINT_SUBDIR, ignore_errors=True)
+        (results / STATUS_FILE).unlink(missing_ok=True)
+    over = {**(overrides or {}), "load_graph": True, "pretrained_weights": str(pruned_model.resolve())}
+    return train(spec, results, over, **train_kwargs)
