@@ -1,0 +1,59 @@
+"""The BodyPoseNet network (Keras 3 functional) and its loss.
+
+* :func:`build_model` — backbone (``vgg`` or ``mobilenet_v2``) + initial stage + refinement stages.
+* :func:`model_from_spec` — the model a train spec asks for (``load_graph``, ``pretrained_weights``, ``imagenet``).
+* :func:`bpnet_loss` / :func:`loss_terms` — TAO's masked L2 loss per stage and branch (optional focal weighting).
+
+See :mod:`bpnet_core.model.bpnet` for the tensor contract and :mod:`bpnet_core.model.stages` for layer names.
+"""
+
+from bpnet_core.model.backbones import ARCHITECTURES, FEATURE_CHANNELS, OUTPUT_STRIDE, scaled
+from bpnet_core.model.bpnet import (
+    IMAGENET,
+    MAX_STAGES,
+    ModelParams,
+    build_model,
+    check_model_channels,
+    count_conv_params,
+    load_bpnet_model,
+    load_imagenet_weights,
+    load_pretrained_weights,
+    model_from_spec,
+    model_params,
+    num_stages,
+    output_names,
+    read_weights_by_layer,
+)
+from bpnet_core.model.losses import FocalParams, bpnet_loss, focal_factor, loss_terms, masked_l2
+from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, is_output_layer, layer_stage, output_layer_names
+
+__all__ = [
+    "ARCHITECTURES",
+    "FEATURE_CHANNELS",
+    "FINAL_HEATMAP",
+    "FINAL_PAF",
+    "IMAGENET",
+    "MAX_STAGES",
+    "OUTPUT_STRIDE",
+    "FocalParams",
+    "ModelParams",
+    "bpnet_loss",
+    "build_model",
+    "check_model_channels",
+    "count_conv_params",
+    "focal_factor",
+    "is_output_layer",
+    "layer_stage",
+    "load_bpnet_model",
+    "load_imagenet_weights",
+    "load_pretrained_weights",
+    "loss_terms",
+    "masked_l2",
+    "model_from_spec",
+    "model_params",
+    "num_stages",
+    "output_layer_names",
+    "output_names",
+    "read_weights_by_layer",
+    "scaled",
+]

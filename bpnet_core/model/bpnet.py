@@ -1,0 +1,483 @@
+"""``build_model``: the BodyPoseNet Keras model (TAO's ``BpNetLiteModel``), plus loading of pretrained weights.
+
+>>> model = build_model({"stages": 2, "width_multiplier": 0.25}, pose)      # or build_model(spec, pose)
+>>> [o.name for o in model.outputs] → heatmap_stage1, heatmap_out, paf_stage1, paf_out   (see output_layer_names)
+
+Model contract (NHWC, float32):
+
+==============  ====================  ===================================================================
+tensor          shape                 meaning
+==============  ====================  ===================================================================
+``input_1``     (N, H, W, 3)          RGB / image_scale − image_offset; H, W multiples of 8, any size
+heatmap output  (N, H/8, W/8, J + 1)  one per stage, linear; last channel = background
+PAF output      (N, H/8, W/8, 2L)     one per stage, linear; limb k at channels 2k, 2k+1
+==============  ====================  ===================================================================
+
+Outputs are ordered ``[heatmap_1 … heatmap_S, paf_1 … paf_S]`` (TAO's order); stage ``t < S`` outputs are named
+``heatmap_stage{t}`` / ``paf_stage{t}``, the last stage's ``heatmap_out`` / ``paf_out`` (TAO's names).
+
+The model uses only built-in Keras layers (no Lambda, no custom classes), so ``.keras`` files load with
+``safe_mode=True`` and without importing bpnet.
+
+Weights from files (:func:`load_pretrained_weights`) are matched to layers **by name**: ``.keras`` files,
+``.weights.h5`` files (Keras 3) and Keras-2 ``.h5``/``.hdf5`` files are read with ``h5py`` without rebuilding the
+architecture they came from. ``pretrained_weights: imagenet`` copies ImageNet kernels from ``keras.applications``
+(needs the network once; offline it warns and keeps the random initialisation).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import logging
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from bpnet_core.errors import BpnetError
+from bpnet_core.model.backbones import ARCHITECTURES, LayerFactory, build_backbone
+from bpnet_core.model.stages import initial_stage, layer_stage, output_layer_names, refinement_stage
+from bpnet_core.skeleton import PoseConfig
+
+log = logging.getLogger(__name__)
+
+MAX_STAGES = 10
+#: ``pretrained_weights`` value that asks for ImageNet weights from ``keras.applications``.
+IMAGENET = "imagenet"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Everything that defines the architecture (the ``model:`` block of a train spec, flattened).
+
+    ``heat_channels`` / ``paf_channels`` of ``None`` mean "take them from the pose config".
+    """
+
+    architecture: str = "vgg"
+    stages: int = 6
+    heat_channels: int | None = None
+    paf_channels: int | None = None
+    width_multiplier: float = 1.0
+    use_self_attention: bool = False
+    use_bias: bool = True
+    backbone_use_bias: bool = False
+    regularization_type: str = "l1"
+    kernel_regularization_factor: float = 1e-9
+    bias_regularization_factor: float = 1e-9
+    kernel_initializer: str = "random_normal"
+    stage1_kernel_sizes: tuple[int, ...] = (3, 3, 3)
+    stageT_kernel_sizes: tuple[int, ...] = (7, 7, 7, 7, 7)
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+
+_PARAM_NAMES = [f.name for f in fields(ModelParams) if f.name != "extra"]
+#: Keys of the spec's ``model:`` block that do not change the Keras graph.
+_IGNORED_KEYS = {"data_format", "__class_name__", "class_name", "mtype", "nlayers"}
+
+
+def model_params(spec_or_kwargs: Any = None, **kwargs) -> ModelParams:
+    """Normalise a train spec, its ``model`` block, a mapping or keyword arguments to :class:`ModelParams`.
+
+    Mappings use the spec's keys (``stages``, ``width_multiplier``, ``backbone_attributes: {architecture, use_bias}``)
+    or the flat ones of :class:`ModelParams` (``architecture``, ``backbone_use_bias``).
+    """
+    src = spec_or_kwargs
+    if isinstance(src, ModelParams):
+        values = src.to_dict()
+    elif src is None:
+        values = {}
+    elif isinstance(src, Mapping):
+        values = _from_mapping(src)
+    else:
+        block = getattr(src, "model", src)  # a TrainSpec or its model block
+        if not hasattr(block, "stages"):
+            raise BpnetError(f"build_model needs a train spec, its model block or a dict (got {type(src).__name__})")
+        values = _from_block(block)
+    values.update(_from_mapping(kwargs))
+    p = ModelParams(**values)
+    _check(p)
+    return p
+
+
+def _from_block(block) -> dict:
+    bb = block.backbone_attributes
+    return {
+        "architecture": str(bb.architecture),
+        "backbone_use_bias": bool(bb.use_bias),
+        "stages": int(block.stages),
+        "heat_channels": int(block.heat_channels),
+        "paf_channels": int(block.paf_channels),
+        "width_multiplier": float(getattr(block, "width_multiplier", 1.0)),
+        "use_self_attention": bool(block.use_self_attention),
+        "use_bias": bool(block.use_bias),
+        "regularization_type": str(block.regularization_type),
+        "kernel_regularization_factor": float(block.kernel_regularization_factor),
+        "bias_regularization_factor": float(block.bias_regularization_factor),
+        "kernel_initializer": str(block.kernel_initializer),
+        "stage1_kernel_sizes": tuple(int(k) for k in block.stage1_kernel_sizes),
+        "stageT_kernel_sizes": tuple(int(k) for k in block.stageT_kernel_sizes),
+    }
+
+
+def _from_mapping(m: Mapping) -> dict:
+    out: dict = {}
+    for key, value in m.items():
+        if key == "backbone_attributes":
+            bb = dict(value or {})
+            if "architecture" in bb:
+                out["architecture"] = bb.pop("architecture")
+            if "use_bias" in bb:
+                out["backbone_use_bias"] = bb.pop("use_bias")
+            for k in bb:
+                if k not in _IGNORED_KEYS:
+                    raise BpnetError(f"unknown model key 'backbone_attributes.{k}'")
+        elif key in _PARAM_NAMES:
+            out[key] = tuple(value) if key.endswith("kernel_sizes") else value
+        elif key in _IGNORED_KEYS:
+            continue
+        else:
+            hint = difflib.get_close_matches(key, _PARAM_NAMES + ["backbone_attributes"], n=1)
+            raise BpnetError(f"unknown model key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    return out
+
+
+def _check(p: ModelParams) -> None:
+    if isinstance(p.stages, bool) or not isinstance(p.stages, (int, np.integer)) or not 1 <= p.stages <= MAX_STAGES:
+        raise BpnetError(f"model.stages must be an integer in 1..{MAX_STAGES} (got {p.stages!r})")
+    if p.architecture not in ARCHITECTURES:
+        raise BpnetError(
+            f"model.backbone_attributes.architecture must be one of {', '.join(ARCHITECTURES)} (got {p.architecture!r})"
+        )
+    if not (isinstance(p.width_multiplier, (int, float)) and 0 < float(p.width_multiplier) <= 4):
+        raise BpnetError(f"model.width_multiplier must be a number in (0, 4] (got {p.width_multiplier!r})")
+    for name in ("stage1_kernel_sizes", "stageT_kernel_sizes"):
+        sizes = getattr(p, name)
+        if not sizes or any(int(k) < 1 or int(k) % 2 == 0 for k in sizes):
+            raise BpnetError(f"model.{name} must be a non-empty list of odd kernel sizes (got {list(sizes)})")
+
+
+def check_channels(p: ModelParams, pose: PoseConfig, source: str = "model") -> tuple[int, int]:
+    """The (heat, paf) output widths; a spec value that disagrees with the pose config is an error."""
+    where = pose.source or pose.name
+    heat, paf = pose.num_heatmap_channels, pose.num_paf_channels
+    if p.heat_channels is not None and int(p.heat_channels) != heat:
+        raise BpnetError(
+            f"{source}: model.heat_channels is {p.heat_channels} but pose config {where} needs {heat} "
+            f"({pose.num_joints} joints + background)"
+        )
+    if p.paf_channels is not None and int(p.paf_channels) != paf:
+        raise BpnetError(
+            f"{source}: model.paf_channels is {p.paf_channels} but pose config {where} needs {paf} "
+            f"(2 x {pose.num_limbs} limbs)"
+        )
+    return heat, paf
+
+
+def _default_pose() -> PoseConfig:
+    from bpnet_core.skeleton import default_pose_config_path
+
+    return PoseConfig.from_json(default_pose_config_path())
+
+
+def build_model(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **kwargs) -> keras.Model:
+    """Build the BodyPoseNet graph (random initialisation; see :func:`model_from_spec` for pretrained weights).
+
+    Args:
+        spec_or_kwargs: a train spec, its ``model`` block, a dict of model keys, or ``None`` (TAO defaults).
+        pose: the :class:`PoseConfig` that fixes the output widths (default: the shipped 18-joint config).
+        **kwargs: model keys that override ``spec_or_kwargs`` (``stages=2``, ``architecture="mobilenet_v2"`` …).
+
+    Returns:
+        A functional ``keras.Model`` named ``bpnet`` with input ``input_1`` (None, None, 3) and outputs
+        ``[heatmap_1 … heatmap_S, paf_1 … paf_S]``.
+    """
+    p = model_params(spec_or_kwargs, **kwargs)
+    pose = pose or _default_pose()
+    source = getattr(spec_or_kwargs, "source", "model")
+    heat_ch, paf_ch = check_channels(p, pose, source if isinstance(source, str) else "model")
+    factory = LayerFactory(
+        kernel_initializer=p.kernel_initializer,
+        regularization_type=p.regularization_type,
+        kernel_regularization_factor=p.kernel_regularization_factor,
+        bias_regularization_factor=p.bias_regularization_factor,
+        use_bias=p.use_bias,
+    )
+    inputs = keras.Input(shape=(None, None, 3), name="input_1")
+    features = build_backbone(inputs, p.architecture, factory, p.width_multiplier, p.backbone_use_bias)
+    heat, paf = initial_stage(features, factory, heat_ch, paf_ch, p.stage1_kernel_sizes, p.width_multiplier,
+                              is_final=p.stages == 1)  # fmt: skip
+    heats, pafs = [heat], [paf]
+    for t in range(2, p.stages + 1):
+        heat, paf = refinement_stage(
+            t, features, heat, paf, factory, heat_ch, paf_ch, p.stageT_kernel_sizes, p.width_multiplier,
+            p.use_self_attention, is_final=t == p.stages,
+        )  # fmt: skip
+        heats.append(heat)
+        pafs.append(paf)
+    return keras.Model(inputs, heats + pafs, name="bpnet")
+
+
+# ---------------------------------------------------------------------------------------------------- inspection
+
+
+def num_stages(model: keras.Model) -> int:
+    """Number of stages of a BodyPoseNet model (half its outputs)."""
+    return max(1, len(model.outputs) // 2)
+
+
+def output_names(model: keras.Model) -> list[str]:
+    """The names of the model's outputs in order (``heatmap_stage1`` … ``paf_out``)."""
+    names = []
+    for t in model.outputs:
+        hist = getattr(t, "_keras_history", None)
+        names.append(hist.operation.name if hist is not None else t.name)
+    return names
+
+
+def count_conv_params(model: keras.Model) -> int:
+    """Parameters of the convolution kernels and biases (the figure in the facts' FLOPs table; no BN)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+            total += sum(int(np.prod(w.shape)) for w in layer.weights)
+    return total
+
+
+def check_model_channels(model: keras.Model, pose: PoseConfig, source: str = "model") -> None:
+    """The outputs of ``model`` must be the pose's (heatmap, PAF) widths."""
+    outs = model.outputs
+    if len(outs) < 2 or len(outs) % 2:
+        raise BpnetError(f"{source}: not a BodyPoseNet model ({len(outs)} outputs; expected heatmaps + PAFs per stage)")
+    s = len(outs) // 2
+    heat, paf = int(outs[s - 1].shape[-1]), int(outs[-1].shape[-1])
+    if heat != pose.num_heatmap_channels or paf != pose.num_paf_channels:
+        raise BpnetError(
+            f"{source}: the model predicts {heat} heatmap / {paf} PAF channels but pose config "
+            f"{pose.source or pose.name} needs {pose.num_heatmap_channels} / {pose.num_paf_channels}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- weights from files
+
+
+def _shapes(shapes: list[tuple]) -> str:
+    return " + ".join("x".join(str(d) for d in s) for s in shapes)
+
+
+def _names_list(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _collect_keras3(h5) -> dict[str, list[np.ndarray]]:
+    """``{layer name: [arrays]}`` from a Keras 3 weights file (``vars`` groups carry the layer name)."""
+    import h5py
+
+    out: dict[str, list[np.ndarray]] = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name.split("/")[-1] == "vars" and "name" in obj.attrs:
+            keys = sorted(obj.keys(), key=lambda k: int(k) if k.isdigit() else 1 << 30)
+            arrays = [np.asarray(obj[k][()]) for k in keys if isinstance(obj[k], h5py.Dataset)]
+            if arrays:
+                layer = obj.attrs["name"]
+                out[layer.decode() if isinstance(layer, bytes) else str(layer)] = arrays
+
+    h5.visititems(visit)
+    return out
+
+
+def _collect_legacy(h5) -> dict[str, list[np.ndarray]]:
+    """``{layer name: [arrays]}`` from a Keras 2 ``.h5``/``.hdf5`` (``layer_names`` / ``weight_names`` attributes)."""
+
+    def text(v):
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    root = h5["model_weights"] if "model_weights" in h5 else h5
+    out: dict[str, list[np.ndarray]] = {}
+    for lname in root.attrs.get("layer_names", []):
+        g = root[text(lname)]
+        arrays = [np.asarray(g[text(w)][()]) for w in g.attrs.get("weight_names", [])]
+        if arrays:
+            out[text(lname).replace("/", "_")] = arrays
+    return out
+
+
+def read_weights_by_layer(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
+    """All weights stored in a model or weights file, keyed by layer name (no model is rebuilt)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise BpnetError(f"{path}: pretrained_weights file not found")
+    name = path.name.lower()
+    try:
+        if name.endswith(".keras"):
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.namelist() if m.endswith(".weights.h5")]
+                if not members:
+                    raise BpnetError(f"{path}: .keras file holds no weights (model.weights.h5 missing)")
+                data = zf.read(members[0])
+            with h5py.File(io.BytesIO(data), "r") as h5:
+                found = _collect_keras3(h5)
+        elif name.endswith((".h5", ".hdf5")):
+            with h5py.File(path, "r") as h5:
+                found = _collect_keras3(h5) or _collect_legacy(h5)
+        elif name.endswith((".tlt", ".etlt")):
+            raise BpnetError(f"{path}: TAO's encrypted .tlt/.etlt models cannot be read; give a .keras or .h5 file")
+        else:
+            raise BpnetError(f"{path}: unknown weights file type (expected .keras, .weights.h5, .h5 or .hdf5)")
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise BpnetError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+    if not found:
+        raise BpnetError(f"{path}: no layer weights found in the file")
+    return found
+
+
+def load_pretrained_weights(model: keras.Model, path: str | os.PathLike, allow_missing_stages: bool = True) -> dict:
+    """Copy weights from ``path`` into ``model``, layer by layer, matched by name.
+
+    Every layer of the backbone must be in the file, and every layer found in both must have the same weight
+    shapes; otherwise nothing is loaded and a :class:`BpnetError` names the layers that do not match (a file of
+    another architecture or width). Stage layers missing from the file (a file with fewer stages) keep their
+    initialisation, with a warning, when ``allow_missing_stages``.
+
+    Returns ``{"loaded": [...], "missing": [...], "unused": [...]}`` (layer names).
+    """
+    path = Path(path)
+    stored = read_weights_by_layer(path)
+    loaded, missing, mismatched = [], [], []
+    assignments = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = stored.get(layer.name)
+        if arrays is None:
+            missing.append(layer.name)
+            continue
+        want = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(a.shape) for a in arrays]
+        if want != got:
+            mismatched.append(f"{layer.name} (model {_shapes(want)}, file {_shapes(got)})")
+            continue
+        assignments.append((layer, arrays))
+        loaded.append(layer.name)
+    unused = sorted(set(stored) - {layer.name for layer in model.layers})
+    backbone_missing = [n for n in missing if layer_stage(n, num_stages(model)) == 0]
+    if mismatched or backbone_missing or not loaded:
+        problems = []
+        absent = backbone_missing or (missing if not loaded else [])
+        if absent:
+            problems.append(f"{len(absent)} layers not found in the file: {_names_list(absent)}")
+        if mismatched:
+            problems.append(f"{len(mismatched)} layers have other shapes: {_names_list(mismatched, 3)}")
+        if not loaded:
+            problems.append(f"the file has {_names_list(sorted(stored), 4)}")
+        raise BpnetError(f"{path}: weights of another architecture: " + "; ".join(problems))
+    if missing:
+        if not allow_missing_stages:
+            raise BpnetError(f"{path}: layers not found in the file: {_names_list(missing)}")
+        log.warning("%s: %d layers not in the file keep their initialisation: %s", path, len(missing),
+                    _names_list(missing))  # fmt: skip
+    for layer, arrays in assignments:
+        layer.set_weights(arrays)
+    if unused:
+        log.info("%s: %d layers of the file are not in this model: %s", path, len(unused), _names_list(unused))
+    log.info("loaded weights of %d layers from %s", len(loaded), path)
+    return {"loaded": loaded, "missing": missing, "unused": unused}
+
+
+def load_imagenet_weights(model: keras.Model, architecture: str, width: float = 1.0) -> int:
+    """Copy ImageNet weights from ``keras.applications`` into the backbone (layers matched by name and shape).
+
+    VGG19: conv kernels only (our convs are bias-free with BN); ``block1_conv1`` has its input channels reversed,
+    because Keras' VGG19 was trained on BGR input and bpnet feeds RGB. MobileNetV2: every matching layer.
+    Without network access Keras raises a plain ``Exception``: we log ONE warning and keep the random
+    initialisation. Returns the number of layers copied.
+    """
+    try:
+        if architecture == "vgg":
+            ref = keras.applications.VGG19(weights="imagenet", include_top=False)
+        else:
+            ref = keras.applications.MobileNetV2(weights="imagenet", include_top=False, alpha=float(width))
+    except Exception as exc:  # noqa: BLE001 - keras.utils.get_file raises a bare Exception when offline
+        log.warning("ImageNet weights for %s are not available (%s: %s); training starts from a random "
+                    "initialisation", architecture, type(exc).__name__, str(exc).splitlines()[0][:160])  # fmt: skip
+        return 0
+    ref_layers = {layer.name: layer for layer in ref.layers if layer.weights}
+    copied = 0
+    for layer in model.layers:
+        src = ref_layers.get(layer.name)
+        if src is None or not layer.weights:
+            continue
+        arrays = [np.asarray(w) for w in src.get_weights()]
+        if architecture == "vgg":
+            arrays = arrays[:1]
+            if layer.name == "block1_conv1":
+                arrays = [arrays[0][:, :, ::-1, :]]
+        if [tuple(a.shape) for a in arrays] != [tuple(w.shape) for w in layer.weights]:
+            continue
+        layer.set_weights(arrays)
+        copied += 1
+    if copied == 0:
+        log.warning("ImageNet weights for %s do not fit this model (width %.2f); keeping the random initialisation",
+                    architecture, width)  # fmt: skip
+    else:
+        log.info("copied ImageNet weights into %d backbone layers", copied)
+    return copied
+
+
+def load_bpnet_model(path: str | os.PathLike, pose: PoseConfig | None = None) -> keras.Model:
+    """Load a whole model (architecture + weights) from a ``.keras`` file, e.g. a pruned one (``load_graph``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BpnetError(f"{path}: model file not found")
+    if path.suffix.lower() != ".keras":
+        raise BpnetError(f"{path}: load_graph needs a .keras model file (got {path.suffix or 'no suffix'})")
+    try:
+        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - any deserialisation failure means "not a loadable bpnet model"
+        raise BpnetError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if pose is not None:
+        check_model_channels(model, pose, str(path))
+    return model
+
+
+def is_imagenet(value: str | os.PathLike | None) -> bool:
+    """``pretrained_weights: imagenet`` (after path resolution the value ends in ``/imagenet``; no such file)."""
+    if value is None:
+        return False
+    p = Path(value)
+    return p.name.lower() == IMAGENET and not p.exists()
+
+
+def model_from_spec(spec, pose: PoseConfig | None = None) -> keras.Model:
+    """The model a train spec asks for: ``load_graph`` → the whole ``.keras`` file; else :func:`build_model`, then
+    ``pretrained_weights`` (a file, matched by layer name, or ``imagenet``)."""
+    pose = pose or _default_pose()
+    weights = getattr(spec, "pretrained_weights", None)
+    if getattr(spec, "load_graph", False):
+        if not weights:
+            raise BpnetError(f"{spec.source}: load_graph is true but pretrained_weights is not set")
+        model = load_bpnet_model(weights, pose)
+        log.info("loaded model graph and weights from %s (%d stages)", weights, num_stages(model))
+        return model
+    model = build_model(spec, pose)
+    if weights:
+        if is_imagenet(weights):
+            p = model_params(spec)
+            load_imagenet_weights(model, p.architecture, p.width_multiplier)
+        else:
+            load_pretrained_weights(model, weights)
+    return model

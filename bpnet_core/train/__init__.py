@@ -1,0 +1,35 @@
+"""Training: the loop (:func:`train`), TAO's learning-rate schedules and optimisers with per-layer gradient weights.
+
+>>> from bpnet_core.train import train
+>>> summary = train("specs/bpnet_train_m1_demo.yaml", "runs/demo/exp_m1_unpruned")
+
+Importing this package does not import TensorFlow; :mod:`.schedules` and :mod:`.optimizers` do.
+"""
+
+from __future__ import annotations
+
+from bpnet_core.train.trainer import (
+    CHECKPOINT_SUBDIR,
+    PARAMS_FILE,
+    STATUS_FILE,
+    checkpoint_prefixes,
+    choose_strategy,
+    load_spec,
+    prepare_results_dir,
+    restore_latest,
+    save_model_atomic,
+    train,
+)
+
+__all__ = [
+    "CHECKPOINT_SUBDIR",
+    "PARAMS_FILE",
+    "STATUS_FILE",
+    "checkpoint_prefixes",
+    "choose_strategy",
+    "load_spec",
+    "prepare_results_dir",
+    "restore_latest",
+    "save_model_atomic",
+    "train",
+]
