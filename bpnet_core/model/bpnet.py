@@ -268,7 +268,7 @@ def check_model_channels(model: keras.Model, pose: PoseConfig, source: str = "mo
         )
 
 
-# ---------------------------------------------------------------------------------------------------- weights from files
+# ------------------------------------------------------------------------------------------------- weights from files
 
 
 def _shapes(shapes: list[tuple]) -> str:

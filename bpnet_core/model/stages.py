@@ -105,7 +105,8 @@ def refinement_stage(
     use_self_attention: bool = False,
     is_final: bool = False,
 ):
-    """Stage t ≥ 2: concat(features, heat, paf) → shared trunk → 1×1-128 ReLU per branch → (attention) → outputs."""
+    """Stage t ≥ 2: concat(features, heat, paf) → shared trunk → 1×1-128 ReLU per branch → (attention) → 1×1
+    outputs. Returns (heat, paf)."""
     x = keras.layers.Concatenate(axis=-1, name=f"stage{stage}_concat")([features, heat, paf])
     for i, k in enumerate(kernel_sizes, start=1):
         x = f.conv(scaled(128, width), int(k), f"stage{stage}_conv{i}", activation="relu")(x)

@@ -389,7 +389,7 @@ def train(
             per_replica = strategy.run(step_fn, args=(images, labels))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # the last validation batch may be smaller
         def eval_step(images, labels):
             return loss_terms(model(images, training=False), labels["heatmaps"], labels["pafs"], labels["mask"], focal)
 

@@ -43,7 +43,7 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spec_file(tiny_data, tmp_path_factory):
-    """A tiny train spec: 64×64 input, width ×0.125, 2 stages with 3×3 refinement convs, Adam, 2 epochs of 8 steps."""
+    """A tiny train spec: 64×64 input, width ×0.125, 2 stages (3×3 refinement convs), Adam, 2 epochs × 8 steps."""
     spec = {
         "num_epoch": 2,
         "checkpoint_n_epoch": 1,
@@ -249,7 +249,6 @@ DISTRIBUTED = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_two_logical_devices_use_mirrored_strategy(spec_file, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     env.pop("TF_CONFIG", None)
