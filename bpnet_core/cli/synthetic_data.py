@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPU cores)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--difficulty", default="hard", choices=["hard", "easy"],
+                   help="hard: 0-6 people, small to frame-filling, clutter; easy: 1-3 larger people (demo)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -30,7 +32,7 @@ def run(args) -> int:
         raise BpnetError("synthetic_data reads no spec: --set is not accepted here")
     s = generate_synthetic_coco(args.output_dir, num_train=args.num_train, num_val=args.num_val,
                                 image_size=tuple(args.image_size), seed=args.seed, workers=args.workers,
-                                progress=not args.no_progress)  # fmt: skip
+                                progress=not args.no_progress, difficulty=args.difficulty)  # fmt: skip
     print(f"{s['images']} images ({s['train_images']} train, {s['val_images']} val), {s['people']} people, "
           f"{s['crowd_regions']} crowd regions in {s['seconds']:.1f} s ({s['images_per_second']:.1f} img/s) "
           f"→ {s['out_dir']}/dataset_spec.json")

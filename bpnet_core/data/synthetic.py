@@ -77,6 +77,17 @@ _PEOPLE_P = np.array([0.06, 0.18, 0.2, 0.18, 0.15, 0.12, 0.11])  # 0..6 people p
 _P_UNLABELLED = 0.12
 _P_CROWD = 0.15
 _P_OCCLUDER = 0.2
+
+# Scene presets. "hard" is the full mix described above (COCO-like crowds, clutter, occlusion). "easy" keeps every
+# kind of object (so masks, occlusion flags and crowds still occur) but draws 1-3 mostly medium-to-large people on
+# calmer backgrounds: a small network learns it on 2 CPU cores in minutes (the demo profile's default).
+DIFFICULTIES = {
+    "hard": {"people_p": _PEOPLE_P, "p_unlabelled": _P_UNLABELLED, "p_crowd": _P_CROWD, "p_occluder": _P_OCCLUDER,
+             "p_small": 0.6, "clutter": (3, 16), "large": (0.6, 1.25), "inside": False, "p_group": 0.3},
+    "easy": {"people_p": np.array([0.0, 0.45, 0.35, 0.2]), "p_unlabelled": 0.08, "p_crowd": 0.08,
+             "p_occluder": 0.05, "p_small": 0.15, "clutter": (1, 5), "large": (0.45, 0.8), "inside": True,
+             "p_group": 0.1},
+}
 _MIN_AREA = 4  # visible pixels below which a drawn object gets no annotation
 
 
@@ -89,6 +100,7 @@ def generate_synthetic_coco(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    difficulty: str = "hard",
 ) -> dict:
     """Write a synthetic COCO-keypoints dataset (COCO 2017 layout) under ``out_dir``.
 
@@ -99,6 +111,8 @@ def generate_synthetic_coco(
         seed: non-negative integer; the same seed gives byte-identical images and JSON.
         workers: processes to render with (default ``os.cpu_count()``); the output does not depend on it.
         progress: show a tqdm progress bar.
+        difficulty: ``"hard"`` (0-6 people from small to frame-filling, clutter, crowds, occluders) or ``"easy"``
+            (1-3 mostly medium-to-large people, calmer scenes; see :data:`DIFFICULTIES`).
 
     Returns:
         A summary: ``images``, ``train_images``, ``val_images``, ``people`` (individual figures annotated),
@@ -115,13 +129,15 @@ def generate_synthetic_coco(
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise BpnetError(f"workers must be a positive integer, got {workers!r}")
+    if difficulty not in DIFFICULTIES:
+        raise BpnetError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
     category = _category()
     out = _prepare_out_dir(out_dir)
 
     write_json_atomic(
         out / MARKER,
         {"generator": "bpnet_core.data.synthetic", "seed": seed, "image_size": [height, width],
-         "num_train": num_train, "num_val": num_val},
+         "num_train": num_train, "num_val": num_val, "difficulty": difficulty},
     )
     t0 = time.perf_counter()
     counts = {"labelled_people": 0, "unlabelled_people": 0, "crowd_regions": 0, "visible_keypoints": 0,
@@ -131,7 +147,8 @@ def generate_synthetic_coco(
     for split_code, (split, n) in enumerate(zip(SPLITS, (num_train, num_val))):
         (out / split).mkdir(exist_ok=True)
         tasks_by_split[split] = [
-            (seed, split_code, i, first_id + i, height, width, str(out / split / f"{first_id + i:012d}.jpg"))
+            (seed, split_code, i, first_id + i, height, width, str(out / split / f"{first_id + i:012d}.jpg"),
+             difficulty)
             for i in range(n)
         ]
         first_id += n
@@ -319,9 +336,9 @@ def _init_worker() -> None:
 
 def _make_image(task: tuple) -> tuple[dict, list[dict]]:
     """Render, write and annotate one image (runs in a worker process)."""
-    seed, split_code, index, image_id, height, width, path = task
+    seed, split_code, index, image_id, height, width, path, difficulty = task
     rng = np.random.default_rng(np.random.SeedSequence([seed, split_code, index]))
-    image, objects = _render_scene(rng, height, width)
+    image, objects = _render_scene(rng, height, width, DIFFICULTIES[difficulty])
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
         raise BpnetError(f"{path}: JPEG encoding failed")
@@ -961,7 +978,7 @@ def _composite(canvas: np.ndarray, fig: dict) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ scenes
-def _background(rng: np.random.Generator, H: int, W: int) -> np.ndarray:
+def _background(rng: np.random.Generator, H: int, W: int, clutter: tuple[int, int] = (3, 16)) -> np.ndarray:
     """Gradient walls and floors, random shapes, lines, textured blobs and non-person distractors."""
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     c1, c2 = _rand_color(rng), _rand_color(rng)
@@ -981,7 +998,7 @@ def _background(rng: np.random.Generator, H: int, W: int) -> np.ndarray:
     img = np.clip(img, 0, 255).astype(np.uint8)
 
     unit = min(H, W)
-    for _ in range(int(rng.integers(3, 16))):
+    for _ in range(int(rng.integers(*clutter))):
         kind = rng.choice(7, p=[0.22, 0.15, 0.15, 0.15, 0.13, 0.1, 0.1])
         col = tuple(float(v) for v in _rand_color(rng))
         cx, cy = rng.uniform(-0.1, 1.1) * W, rng.uniform(-0.1, 1.1) * H
@@ -1028,19 +1045,27 @@ def _background(rng: np.random.Generator, H: int, W: int) -> np.ndarray:
     return img
 
 
-def _place_people(rng: np.random.Generator, n: int, H: int, W: int) -> list[tuple[float, tuple[float, float]]]:
-    """(height in px, centre) for n people, small (far) to large (near); some stand in groups to overlap."""
+def _place_people(rng: np.random.Generator, n: int, H: int, W: int,
+                  cfg: dict | None = None) -> list[tuple[float, tuple[float, float]]]:  # fmt: skip
+    """(height in px, centre) for n people, small (far) to large (near); some stand in groups to overlap.
+    With ``cfg["inside"]`` every body's extent is centred so that it fits in the frame."""
+    cfg = cfg or DIFFICULTIES["hard"]
     out = []
     for _ in range(n):
-        if rng.random() < 0.6:
+        if rng.random() < cfg["p_small"]:
             frac = math.exp(rng.uniform(math.log(0.2), math.log(0.6)))
         else:
-            frac = rng.uniform(0.6, 1.25 if n <= 3 else 0.9)
+            lo, hi = cfg["large"]
+            frac = rng.uniform(lo, hi if n <= 3 else min(hi, 0.9))
         h = frac * H
-        if out and rng.random() < 0.3:
+        if out and rng.random() < cfg["p_group"]:
             _, (px, py) = out[int(rng.integers(len(out)))]
             cx = px + rng.normal(0, 0.2) * h
             cy = py + rng.normal(0, 0.1) * h
+        elif cfg["inside"]:
+            margin_y, margin_x = min(0.5, frac / 2 + 0.02), min(0.5, frac * 0.3 + 0.02)
+            cy = rng.uniform(margin_y, 1 - margin_y) * H
+            cx = rng.uniform(margin_x * H / W, 1 - margin_x * H / W) * W
         else:
             cx = rng.uniform(0.02, 0.98) * W
             cy = rng.uniform(0.3, 0.75) * H if frac > 0.6 else rng.uniform(0.15, 0.85) * H
@@ -1070,11 +1095,12 @@ def _occluder(rng: np.random.Generator, canvas: np.ndarray) -> np.ndarray:
     return sel
 
 
-def _render_scene(rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarray, list[dict]]:
+def _render_scene(rng: np.random.Generator, H: int, W: int, cfg: dict | None = None) -> tuple[np.ndarray, list[dict]]:
     """One image and its objects (``kind`` person / unlabelled / crowd, full ``mask``, ``visible`` mask, keypoints)."""
-    canvas = _background(rng, H, W)
+    cfg = cfg or DIFFICULTIES["hard"]
+    canvas = _background(rng, H, W, cfg["clutter"])
     objects: list[dict] = []
-    if rng.random() < _P_CROWD:  # a crowd region behind everybody
+    if rng.random() < cfg["p_crowd"]:  # a crowd region behind everybody
         k = int(rng.integers(4, 10))
         cx, cy = rng.uniform(0.15, 0.85) * W, rng.uniform(0.3, 0.7) * H
         members = []
@@ -1089,8 +1115,8 @@ def _render_scene(rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarray,
         if crowd_mask.any():
             objects.append({"kind": "crowd", "mask": crowd_mask})
 
-    n = int(rng.choice(len(_PEOPLE_P), p=_PEOPLE_P))
-    for hpx, anchor in _place_people(rng, n, H, W):
+    n = int(rng.choice(len(cfg["people_p"]), p=cfg["people_p"]))
+    for hpx, anchor in _place_people(rng, n, H, W, cfg):
         fig = None
         for _ in range(4):
             fig = _render_figure(rng, hpx, anchor, H, W)
@@ -1103,13 +1129,13 @@ def _render_scene(rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarray,
         if fig is None:
             continue
         # unlabelled people are mostly small ones, as on COCO
-        p_unlabelled = _P_UNLABELLED * (2.5 if hpx < 0.28 * H else 0.4 if hpx > 0.6 * H else 1.0)
+        p_unlabelled = cfg["p_unlabelled"] * (2.5 if hpx < 0.28 * H else 0.4 if hpx > 0.6 * H else 1.0)
         unlabelled = rng.random() < p_unlabelled
         objects.append({"kind": "unlabelled" if unlabelled else "person", "mask": _composite(canvas, fig),
                         "kp": fig["keypoints"]})
 
     covered = np.zeros((H, W), bool)
-    if objects and rng.random() < _P_OCCLUDER:
+    if objects and rng.random() < cfg["p_occluder"]:
         covered |= _occluder(rng, canvas)
     for obj in reversed(objects):
         obj["visible"] = obj["mask"] & ~covered

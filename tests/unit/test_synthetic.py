@@ -233,3 +233,27 @@ def test_draw_annotations_and_cli(small, tmp_path, capsys):
     assert cv2.imread(str(out / "val2017" / "000000000003.jpg")).shape == (48, 64, 3)
     assert main(["synthetic_data", "-o", str(out), "--image_size", "16", "16"]) == 2
     assert "outside 32..4096" in capsys.readouterr().err
+
+
+def test_easy_difficulty_keeps_people_larger_and_inside(tmp_path):
+    import json
+
+    from bpnet_core.data.synthetic import generate_synthetic_coco
+    from bpnet_core.errors import BpnetError
+
+    generate_synthetic_coco(tmp_path / "easy", num_train=24, num_val=0, image_size=(128, 128), seed=3, workers=1,
+                            progress=False, difficulty="easy")  # fmt: skip
+    generate_synthetic_coco(tmp_path / "hard", num_train=24, num_val=0, image_size=(128, 128), seed=3, workers=1,
+                            progress=False, difficulty="hard")  # fmt: skip
+
+    def people(d):
+        data = json.loads((tmp_path / d / "annotations" / "person_keypoints_train2017.json").read_text())
+        return [a for a in data["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0], len(data["images"])
+
+    easy, n_easy = people("easy")
+    hard, n_hard = people("hard")
+    assert len(easy) / n_easy <= 3.0  # 1-3 people per image
+    # easy people are mostly complete: more labelled keypoints per person than in the hard mix
+    assert sum(a["num_keypoints"] for a in easy) / len(easy) > sum(a["num_keypoints"] for a in hard) / len(hard)
+    with pytest.raises(BpnetError, match="difficulty"):
+        generate_synthetic_coco(tmp_path / "x", num_train=1, num_val=0, image_size=(64, 64), difficulty="medium")
