@@ -125,11 +125,12 @@ def test_demo_train_spec_is_small_and_resolves_repo_paths():
     assert spec.model.width_multiplier == 0.25 and spec.model.stages == 2
     assert spec.dataloader.image_config.image_dims.height == 128 == spec.dataloader.image_config.image_dims.width
     assert spec.dataloader.pose_config.target_shape == [16, 16] and spec.stride == 8
-    assert spec.dataloader.batch_size == 8 and spec.num_epoch == 6 and spec.checkpoint_n_epoch == 1
+    assert spec.dataloader.batch_size == 8 and spec.num_epoch == 8 and spec.checkpoint_n_epoch == 1
     assert spec.optimizer.class_name == "Adam"
     assert spec.optimizer.learning_rate_schedule.base_learning_rate == pytest.approx(1e-3)
     assert spec.model.kernel_initializer == "xavier"
-    assert spec.dataloader.label_processor_config.heatmap_gaussian_sigma == 5.0
+    assert spec.dataloader.label_processor_config.heatmap_gaussian_sigma == 7.0
+    assert spec.dataloader.augmentation_config.spatial_augmentation_mode == "standard_with_fixed_aspect_ratio"
     pose_file = Path(spec.dataloader.pose_config.pose_config_path)
     assert pose_file == PROJECT_ROOT / "model_pose_config" / "bpnet_18joints.json" and pose_file.is_file()
     assert Path(spec.inference_spec) == SPECS / "infer_spec_demo.yaml"
@@ -309,7 +310,7 @@ def test_bad_override_value_names_set():
         load_train_spec(DEMO_TRAIN, ["model.stages=0"])
     assert one_line_error(excinfo) == "--set: model.stages must be >= 1 (got 0)"
     with pytest.raises(BpnetError) as excinfo:  # a cross-field check blames the override that broke it
-        load_train_spec(DEMO_TRAIN, ["checkpoint_n_epoch=4"])
+        load_train_spec(DEMO_TRAIN, ["checkpoint_n_epoch=3"])
     assert one_line_error(excinfo).startswith("--set: num_epoch must be a multiple of checkpoint_n_epoch")
 
 
