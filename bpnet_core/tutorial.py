@@ -65,9 +65,14 @@ def run_tutorial(
 def summary_lines(results: dict, work_dir: Path) -> list[str]:
     lines = [f"Tutorial finished; executed notebooks and artefacts are under {work_dir}/<notebook>/"]
     for stem, r in results.items():
-        m = r["metrics"]
-        shown = ", ".join(f"{k}={v}" for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
-        lines.append(f"  {stem:<20} {r['seconds']:>7.1f} s  {shown[:150]}")
+        flat = {}
+        for k, v in r["metrics"].items():  # one level of nesting: latency_ms.ort_int8, ap.keras_fp32, ...
+            items = v.items() if isinstance(v, dict) else [(None, v)]
+            for sub, x in items:
+                if isinstance(x, (int, float)) and not isinstance(x, bool):
+                    flat[f"{k}.{sub}" if sub else k] = round(x, 3) if isinstance(x, float) else x
+        shown = ", ".join(f"{k}={v}" for k, v in flat.items())
+        lines.append(f"  {stem:<20} {r['seconds']:>7.1f} s  {shown[:240]}")
     return lines
 
 
