@@ -55,6 +55,16 @@ def add_key(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def model_argument(args, spec) -> str:
+    """The model of ``inference`` / ``evaluate``: ``-m/--model_filename``, else the inference spec's ``model_path``."""
+    from bpnet_core.config import resolve_path
+
+    model = args.model_filename or (resolve_path(spec.source, spec.model_path) if spec.model_path else None)
+    if not model:
+        raise BpnetError(f"{args.inference_spec}: no model: give -m/--model_filename or set model_path")
+    return str(model)
+
+
 def _available_verbs() -> list:
     modules = []
     for name in VERBS:

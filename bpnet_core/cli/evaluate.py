@@ -21,14 +21,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bpnet_core.config import load_dataset_spec, load_infer_spec, resolve_path
-    from bpnet_core.errors import BpnetError
+    from bpnet_core.cli import model_argument
+    from bpnet_core.config import load_dataset_spec, load_infer_spec
     from bpnet_core.infer.evaluation import run_evaluation
 
     spec = load_infer_spec(args.inference_spec, args.overrides)
-    model = args.model_filename or (resolve_path(spec.source, spec.model_path) if spec.model_path else None)
-    if not model:
-        raise BpnetError(f"{args.inference_spec}: no model: give -m/--model_filename or set model_path")
+    model = model_argument(args, spec)
     m = run_evaluation(spec, model, load_dataset_spec(args.dataset_spec), args.results_dir,
                        dump_visualizations=args.dump_visualizations)  # fmt: skip
     print("  ".join(f"{k} {m[k]:.3f}" for k in ("AP", "AP50", "AP75", "APm", "APl", "AR")) + f"  → {args.results_dir}")

@@ -23,14 +23,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bpnet_core.config import load_infer_spec, resolve_path
-    from bpnet_core.errors import BpnetError
+    from bpnet_core.cli import model_argument
+    from bpnet_core.config import load_infer_spec
     from bpnet_core.infer.inference import run_inference
 
     spec = load_infer_spec(args.inference_spec, args.overrides)
-    model = args.model_filename or (resolve_path(spec.source, spec.model_path) if spec.model_path else None)
-    if not model:
-        raise BpnetError(f"{args.inference_spec}: no model: give -m/--model_filename or set model_path")
+    model = model_argument(args, spec)
     s = run_inference(spec, model, args.input_type, args.input, args.results_dir, args.image_root_path,
                       args.dump_visualizations, args.dump_openpose_json)  # fmt: skip
     print(f"{s['people']} people in {s['processed']}/{s['images']} images ({len(s['skipped'])} skipped); "

@@ -25,8 +25,8 @@ from bpnet_core.prune.channel_prune import (
     prune_model,
     retrain_pruned,
     retained_count,
-    save_model_atomic,
 )
+from bpnet_core.fileio import save_model_atomic  # re-exported: the atomic .keras writer
 from bpnet_core.prune.flops import (
     DEFAULT_FLOPS_SIZES,
     comparison_table,

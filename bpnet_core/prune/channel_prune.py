@@ -576,20 +576,6 @@ def _check_output(output_file) -> Path:
     return out
 
 
-def save_model_atomic(model, path: str | os.PathLike) -> Path:
-    """``model.save`` to a temporary ``.keras`` name in the same folder, then ``os.replace`` (never a partial file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    return path
-
-
 def prune_and_save(
     model_or_path,
     output_file: str | os.PathLike,
@@ -602,7 +588,7 @@ def prune_and_save(
     check (flags, input model, output folder, ``.keras`` suffix) runs before anything is written, so a failure
     leaves no file behind. Returns the report (with ``output_file`` and ``report_file`` added).
     """
-    from bpnet_core.fileio import write_json_atomic
+    from bpnet_core.fileio import save_model_atomic, write_json_atomic
 
     out = _check_output(output_file)
     report_path = Path(report_file) if report_file is not None else out.parent / REPORT_NAME

@@ -33,7 +33,6 @@ of devices (the linear scaling rule TAO's notebook recommends).
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
 import math
@@ -44,7 +43,7 @@ import time
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import read_json, write_json_atomic
+from bpnet_core.fileio import read_json, save_model_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -166,20 +165,6 @@ def restore_latest(checkpoint, ckpt_dir: Path) -> Path | None:
             "start over"
         )
     return None
-
-
-def save_model_atomic(model, path: Path) -> Path:
-    """``model.save`` to a temporary ``.keras`` name beside ``path``, then ``os.replace`` (no half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
 
 
 def _finetune_init(model, fc) -> None:
