@@ -460,15 +460,6 @@ def train(
             if stopped:
                 break
             epoch_var.assign(epoch + 1)
-            ckpt_path = None
-            if (epoch + 1) % ckpt_every == 0 or epoch + 1 == num_epoch:
-                ckpt_path = manager.save(checkpoint_number=epoch + 1)
-            val = None
-            if val_loader is not None and (epoch + 1) % int(spec.validation_every_n_epoch) == 0:
-                val = _validation_loss(val_loader, batch, eval_step)
-                with val_writer.as_default(step=step):
-                    for k, v in val.items():
-                        tb_scalar(f"loss/{k}", v)
             entry = {
                 "epoch": epoch + 1,
                 "step": step,
@@ -477,6 +468,18 @@ def train(
                 "seconds": round(seconds, 3),
                 "images_per_second": round(last["images_per_second"], 2),
             }
+            ckpt_path = None
+            if chief:  # the epoch's entry is on disk before its checkpoint: a kill in between loses no history
+                _write_status(status_file, "running", entry, num_epoch, steps_per_epoch, replicas, last,
+                              history + [entry], None)  # fmt: skip
+            if (epoch + 1) % ckpt_every == 0 or epoch + 1 == num_epoch:
+                ckpt_path = manager.save(checkpoint_number=epoch + 1)
+            val = None
+            if val_loader is not None and (epoch + 1) % int(spec.validation_every_n_epoch) == 0:
+                val = _validation_loss(val_loader, batch, eval_step)
+                with val_writer.as_default(step=step):
+                    for k, v in val.items():
+                        tb_scalar(f"loss/{k}", v)
             if val is not None:
                 entry["val_loss"] = val["total"]
             history.append(entry)
