@@ -63,12 +63,13 @@ def infer(spec, model, inp, tmp, input_type="image"):
 
 
 def tiny_model(tmp: Path, pose_file: str) -> Path:
+    """A tiny untrained bpnet model saved as .keras (outputs for ``pose_file``'s skeleton)."""
     from bpnet_core.model import build_model
     from bpnet_core.skeleton import PoseConfig
 
     pose = PoseConfig.from_json(ROOT / "model_pose_config" / pose_file)
     model = build_model({"stages": 1, "width_multiplier": 0.125}, pose)
-    path = tmp / "m17.keras"
+    path = tmp / ("m17.keras" if "17" in pose_file else "m18.keras")
     model.save(path)
     return path
 
@@ -128,6 +129,24 @@ CASES = [
     ("evaluate-dataset-spec-missing", "evaluate",
      lambda t: ["evaluate", "-i", str(infer_spec(t)), "-m", "m.keras", "-d", str(t / "none.json"), "-r", str(t / "out")],
      "not found"),
+    ("train-spec-too-many-stages", "train",
+     lambda t: ["train", "-e", str(ROOT / "specs" / "bpnet_train_m1_demo.yaml"), "-r", str(t / "out"), "--set",
+                "model.stages=11"], "model.stages must be <= 10"),
+    ("train-spec-typo", "train",
+     lambda t: ["train", "-e", str(write(t / "train.yaml", (ROOT / "specs" / "bpnet_train_m1_demo.yaml").read_text()
+                                         .replace("num_epoch:", "num_epochs:"))), "-r", str(t / "out")],
+     "num_epochs"),
+    ("prune-not-a-model", "prune",
+     lambda t: ["prune", "-m", str(write(t / "junk.keras", b"junk")), "-o", str(t / "out" / "p.keras")], "junk.keras"),
+    ("prune-negative-threshold", "prune",
+     lambda t: ["prune", "-m", str(tiny_model(t, "bpnet_18joints.json")), "-o", str(t / "out" / "p.keras"), "-pth",
+                "-1"], "-pth/--pruning_threshold"),
+    ("export-dims-not-stride-multiple", "export",
+     lambda t: ["export", "-m", str(tiny_model(t, "bpnet_18joints.json")), "-o", str(t / "out" / "m.onnx"), "-d",
+                "130,130,3"], "multiples of the stride 8"),
+    ("export-int8-without-calibration", "export",
+     lambda t: ["export", "-m", str(tiny_model(t, "bpnet_18joints.json")), "-o", str(t / "out" / "m.onnx"),
+                "--data_type", "int8"], "needs calibration data"),
     ("synthetic-negative-count", "synthetic_data",
      lambda t: ["synthetic_data", "-o", str(t / "out"), "--num_train", "-3"], "num_train"),
     ("synthetic-tiny-images", "synthetic_data",
@@ -139,6 +158,7 @@ CASES = [
 def test_bad_input(tmp_path, capsys, case_id, verb, argv, expect):
     if verb not in verbs():
         pytest.skip(f"verb {verb} not available")
+    (tmp_path / "out").mkdir(exist_ok=True)  # an existing, empty output folder: nothing may appear in it
     args = argv(tmp_path)
     capsys.readouterr()
     code = main(args)
