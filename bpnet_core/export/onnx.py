@@ -279,31 +279,31 @@ def convert_fp16(proto):
     del g.value_info[:]
     new_nodes = []
     for inp in g.input:
-        if inp.type.tensor_type.elem_type != f32:
-            continue
-        half = inp.name + "_fp16"
-        for node in g.node:
-            for k, name in enumerate(node.input):
-                if name == inp.name:
-                    node.input[k] = half
-        new_nodes.append(helper.make_node("Cast", [inp.name], [half], to=f16, name=half + "_cast"))
+        if inp.type.tensor_type.elem_type == f32:
+            half = inp.name + "_fp16"
+            _rename_tensor(g, inp.name, half)
+            new_nodes.append(helper.make_node("Cast", [inp.name], [half], to=f16, name=half + "_cast"))
     tail = []
     for out in g.output:
-        if out.type.tensor_type.elem_type != f32:
-            continue
-        half = out.name + "_fp16"
-        for node in g.node:
-            for k, name in enumerate(node.output):
-                if name == out.name:
-                    node.output[k] = half
-            for k, name in enumerate(node.input):
-                if name == out.name:
-                    node.input[k] = half
-        tail.append(helper.make_node("Cast", [half], [out.name], to=f32, name=out.name + "_cast"))
+        if out.type.tensor_type.elem_type == f32:
+            half = out.name + "_fp16"
+            _rename_tensor(g, out.name, half)
+            tail.append(helper.make_node("Cast", [half], [out.name], to=f32, name=out.name + "_cast"))
     nodes = new_nodes + list(g.node) + tail
     del g.node[:]
     g.node.extend(nodes)
     return m
+
+
+def _rename_tensor(graph, old: str, new: str) -> None:
+    """Rename tensor ``old`` to ``new`` wherever a node reads or writes it (graph inputs/outputs keep their names)."""
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name == old:
+                node.input[k] = new
+        for k, name in enumerate(node.output):
+            if name == old:
+                node.output[k] = new
 
 
 def tensor_names(proto) -> set[str]:
