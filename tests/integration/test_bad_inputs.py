@@ -30,10 +30,7 @@ def write(path: Path, content) -> Path:
 
 def coco_spec(tmp: Path, annotations=None, **changes) -> Path:
     """A dataset spec over a copy of two sample images (annotations can be replaced by raw text)."""
-    data = json.loads((SAMPLE / "person_keypoints_val2017_sample.json").read_text())
-    keep = {785, 40083}
-    data["images"] = [im for im in data["images"] if im["id"] in keep]
-    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    data = _sample_annotations()
     root = tmp / "coco"
     for im in data["images"]:
         write(root / "val2017" / im["file_name"], (SAMPLE / im["file_name"]).read_bytes())
@@ -74,10 +71,16 @@ def tiny_model(tmp: Path, pose_file: str) -> Path:
     return path
 
 
-def _mutate_annotations(tmp, fn):
+def _sample_annotations(keep=(785, 40083)) -> dict:
+    """The real COCO sample's annotation file, cut down to two images."""
     data = json.loads((SAMPLE / "person_keypoints_val2017_sample.json").read_text())
-    data["images"] = [im for im in data["images"] if im["id"] in {785, 40083}]
-    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in {785, 40083}]
+    data["images"] = [im for im in data["images"] if im["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    return data
+
+
+def _mutate_annotations(tmp, fn):
+    data = _sample_annotations()
     fn(data)
     return data
 
