@@ -77,46 +77,72 @@ def render_pafs(
     out = np.zeros((hg, wg, pose.num_paf_channels), np.float32)
     if len(kp) == 0:
         return out
-    xs, ys = cell_centers(wg, stride), cell_centers(hg, stride)
-    px, py = np.meshgrid(xs, ys)  # (Hg, Wg)
+    limbs = np.asarray(pose.limbs, np.int64).reshape(-1, 2)
+    ok = (kp[:, limbs[:, 0], 2] > 0) & (kp[:, limbs[:, 1], 2] > 0)  # (P, L)
+    pa, pb = kp[:, limbs[:, 0], :2][ok], kp[:, limbs[:, 1], :2][ok]  # (S, 2): every drawable (person, limb) segment
+    limb_of = np.broadcast_to(np.arange(len(limbs)), ok.shape)[ok]
+    vec = pb - pa
+    length = np.linalg.norm(vec, axis=1)
+    keep = length > 1e-6
+    if not keep.any():
+        return out
+    seg = (pa[keep], (vec[keep] / length[keep, None]).astype(np.float32), length[keep], limb_of[keep])
     thresh = float(paf_ortho_dist_thresh) * stride
-    for k, (a, b) in enumerate(pose.limbs):
-        ok = (kp[:, a, 2] > 0) & (kp[:, b, 2] > 0)
-        if not ok.any():
-            continue
-        pa, pb = kp[ok, a, :2], kp[ok, b, :2]
-        vec = pb - pa
-        length = np.linalg.norm(vec, axis=1)
-        keep = length > 1e-6
-        if not keep.any():
-            continue
-        pa, vec, length = pa[keep], vec[keep], length[keep]
-        unit = vec / length[:, None]  # (P, 2)
-        acc = np.zeros((hg, wg, 2), np.float32)
-        count = np.zeros((hg, wg), np.float32)
-        for p in range(len(pa)):
-            # only cells in the limb's bounding box ± thresh can be within reach of the segment
-            x0, y0 = pa[p]
-            x1, y1 = pa[p] + vec[p]
-            c0 = max(0, int(np.floor((min(x0, x1) - thresh - (stride - 1) / 2) / stride)))
-            c1 = min(wg, int(np.ceil((max(x0, x1) + thresh - (stride - 1) / 2) / stride)) + 1)
-            r0 = max(0, int(np.floor((min(y0, y1) - thresh - (stride - 1) / 2) / stride)))
-            r1 = min(hg, int(np.ceil((max(y0, y1) + thresh - (stride - 1) / 2) / stride)) + 1)
-            if c0 >= c1 or r0 >= r1:
-                continue
-            dx = px[r0:r1, c0:c1] - x0
-            dy = py[r0:r1, c0:c1] - y0
-            along = np.clip(dx * unit[p, 0] + dy * unit[p, 1], 0.0, length[p])
-            dist2 = (dx - along * unit[p, 0]) ** 2 + (dy - along * unit[p, 1]) ** 2
-            inside = dist2 <= thresh * thresh
-            acc[r0:r1, c0:c1][inside] += unit[p]
-            count[r0:r1, c0:c1][inside] += 1.0
-        nz = count > 0
-        acc[nz] /= count[nz][:, None]
-        cx, cy = pose.paf_channels(k)
-        out[:, :, cx] = acc[:, :, 0]
-        out[:, :, cy] = acc[:, :, 1]
+    # small grids (the demo's 16x16): all segments at once over the whole grid; large grids: one window per segment
+    fill = _pafs_dense if len(seg[0]) * hg * wg <= _DENSE_PAF_CELLS else _pafs_windowed
+    sum_xy, count = fill(seg, len(limbs), hg, wg, stride, thresh)
+    mean = np.divide(sum_xy, count[..., None], out=np.zeros_like(sum_xy), where=count[..., None] > 0)
+    for k in np.unique(seg[3]):
+        cx, cy = pose.paf_channels(int(k))
+        out[:, :, cx] = mean[k, :, :, 0]
+        out[:, :, cy] = mean[k, :, :, 1]
     return out
+
+
+#: Segments × cells up to which :func:`render_pafs` evaluates every segment on the whole grid at once.
+_DENSE_PAF_CELLS = 32768
+
+
+def _inside(dx, dy, unit_x, unit_y, length, thresh: float):
+    """Cells whose centre (offset dx, dy from the segment start) lies within ``thresh`` of the segment."""
+    along = np.clip(dx * unit_x + dy * unit_y, 0.0, length)
+    return (dx - along * unit_x) ** 2 + (dy - along * unit_y) ** 2 <= thresh * thresh
+
+
+def _pafs_dense(seg, num_limbs: int, hg: int, wg: int, stride: int, thresh: float):
+    """Per limb: the sum of its people's unit vectors (L, Hg, Wg, 2) and their count (L, Hg, Wg); vectorised."""
+    pa, unit, length, limb_of = seg
+    dx = cell_centers(wg, stride)[None, None, :] - pa[:, 0, None, None]  # (S, 1, Wg)
+    dy = cell_centers(hg, stride)[None, :, None] - pa[:, 1, None, None]  # (S, Hg, 1)
+    inside = _inside(dx, dy, unit[:, 0, None, None], unit[:, 1, None, None], length[:, None, None], thresh)
+    inside = inside.astype(np.float32).reshape(len(pa), -1)  # (S, Hg·Wg)
+    onehot = (limb_of[None, :] == np.arange(num_limbs)[:, None]).astype(np.float32)  # (L, S)
+    count = onehot @ inside
+    sum_xy = np.stack([onehot @ (inside * unit[:, 0, None]), onehot @ (inside * unit[:, 1, None])], axis=-1)
+    return sum_xy.reshape(num_limbs, hg, wg, 2), count.reshape(num_limbs, hg, wg)
+
+
+def _pafs_windowed(seg, num_limbs: int, hg: int, wg: int, stride: int, thresh: float):
+    """As :func:`_pafs_dense`, one segment at a time over the cells of its bounding box ± ``thresh``."""
+    pa, unit, length, limb_of = seg
+    xs, ys = cell_centers(wg, stride), cell_centers(hg, stride)
+    sum_xy = np.zeros((num_limbs, hg, wg, 2), np.float32)
+    count = np.zeros((num_limbs, hg, wg), np.float32)
+    half = (stride - 1) / 2
+    for p in range(len(pa)):
+        (x0, y0), (x1, y1) = pa[p], pa[p] + unit[p] * length[p]
+        c0 = max(0, int(np.floor((min(x0, x1) - thresh - half) / stride)))
+        c1 = min(wg, int(np.ceil((max(x0, x1) + thresh - half) / stride)) + 1)
+        r0 = max(0, int(np.floor((min(y0, y1) - thresh - half) / stride)))
+        r1 = min(hg, int(np.ceil((max(y0, y1) + thresh - half) / stride)) + 1)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        dx, dy = xs[None, c0:c1] - x0, ys[r0:r1, None] - y0
+        inside = _inside(dx, dy, unit[p, 0], unit[p, 1], length[p], thresh)
+        k = limb_of[p]
+        sum_xy[k, r0:r1, c0:c1][inside] += unit[p]
+        count[k, r0:r1, c0:c1][inside] += 1.0
+    return sum_xy, count
 
 
 def render_labels(
