@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPU cores)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--difficulty", default="hard", choices=["hard", "easy"],
-                   help="hard: 0-6 people, small to frame-filling, clutter; easy: 1-3 larger people (demo)")
+                   help="hard: 0-6 people in any pose, small to frame-filling, clutter; easy: 1-3 large people in "
+                        "everyday poses, mostly facing the camera (the demo profile)")
     add_common(p)
     p.set_defaults(func=run)
 

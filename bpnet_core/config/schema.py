@@ -552,6 +552,9 @@ class FocalLossParams(_Block):
 class LossConfig(_Block):
     CLASS_NAMES = ("BpNetLoss",)
     focal_loss_params: FocalLossParams = Field(default_factory=FocalLossParams)
+    # bpnet extension: weights of the heatmap and PAF terms (TAO: both 1)
+    heatmap_loss_weight: Float = Field(1.0, gt=0.0)
+    paf_loss_weight: Float = Field(1.0, gt=0.0)
 
 
 class TrainSpec(_SpecRoot):

@@ -79,14 +79,18 @@ _P_CROWD = 0.15
 _P_OCCLUDER = 0.2
 
 # Scene presets. "hard" is the full mix described above (COCO-like crowds, clutter, occlusion). "easy" keeps every
-# kind of object (so masks, occlusion flags and crowds still occur) but draws 1-3 mostly medium-to-large people on
-# calmer backgrounds: a small network learns it on 2 CPU cores in minutes (the demo profile's default).
+# kind of object (so masks, occlusion flags and crowds still occur) but draws 1-3 mostly large people in everyday
+# poses (standing, walking, running, arms raised, reaching: no sitting, squatting, lying or free poses), 75 % facing
+# the camera, on calmer backgrounds: a small network learns it on 2 CPU cores in minutes (the demo profile's default).
+# "pose_p" (probabilities of _POSES) and "facing" (p_front, p_back, spread in degrees; the rest are any direction) are
+# optional; without them a preset uses _POSE_P and (0.5, 0.25, 30).
 DIFFICULTIES = {
     "hard": {"people_p": _PEOPLE_P, "p_unlabelled": _P_UNLABELLED, "p_crowd": _P_CROWD, "p_occluder": _P_OCCLUDER,
              "p_small": 0.6, "clutter": (3, 16), "large": (0.6, 1.25), "inside": False, "p_group": 0.3},
-    "easy": {"people_p": np.array([0.0, 0.45, 0.35, 0.2]), "p_unlabelled": 0.08, "p_crowd": 0.08,
-             "p_occluder": 0.05, "p_small": 0.15, "clutter": (1, 5), "large": (0.45, 0.8), "inside": True,
-             "p_group": 0.1},
+    "easy": {"people_p": np.array([0.0, 0.55, 0.3, 0.15]), "p_unlabelled": 0.08, "p_crowd": 0.08,
+             "p_occluder": 0.05, "p_small": 0.05, "clutter": (1, 5), "large": (0.55, 0.9), "inside": True,
+             "p_group": 0.1, "pose_p": np.array([0.3, 0.3, 0.1, 0.15, 0.15, 0.0, 0.0, 0.0, 0.0]),
+             "facing": (0.75, 0.15, 20.0)},
 }
 _MIN_AREA = 4  # visible pixels below which a drawn object gets no annotation
 
@@ -544,14 +548,15 @@ _POSES = ("stand", "walk", "run", "arms_up", "reach", "sit", "squat", "lie", "fr
 _POSE_P = np.array([0.16, 0.2, 0.08, 0.11, 0.12, 0.1, 0.06, 0.07, 0.1])
 
 
-def _sample_pose(rng: np.random.Generator) -> tuple[str, dict]:
-    """Joint angles (radians) of one of the pose families, within joint limits."""
+def _sample_pose(rng: np.random.Generator, pose_p: np.ndarray | None = None) -> tuple[str, dict]:
+    """Joint angles (radians) of one of the pose families (probabilities ``pose_p``, default ``_POSE_P``), within
+    joint limits."""
     r = math.radians
 
     def u(a: float, b: float) -> float:
         return r(rng.uniform(a, b))
 
-    kind = _POSES[rng.choice(len(_POSES), p=_POSE_P)]
+    kind = _POSES[rng.choice(len(_POSES), p=_POSE_P if pose_p is None else pose_p)]
     p = {
         "lean": u(-4, 8), "side": u(-5, 5), "twist": u(-10, 10), "nod": u(-10, 15), "tilt": u(-10, 10),
         "head_yaw": u(-30, 30), "roll": u(-6, 6),
@@ -618,13 +623,15 @@ def _sample_pose(rng: np.random.Generator) -> tuple[str, dict]:
     return kind, p
 
 
-def _sample_yaw(rng: np.random.Generator) -> float:
-    """Facing: 50 % towards the camera, 25 % away, 25 % any direction (profiles)."""
+def _sample_yaw(rng: np.random.Generator, facing: tuple[float, float, float] = (0.5, 0.25, 30.0)) -> float:
+    """Facing = (p_front, p_back, spread in degrees); default: 50 % towards the camera, 25 % away (± 30°), 25 % any
+    direction (profiles)."""
+    p_front, p_back, spread = facing
     t = rng.random()
-    if t < 0.5:
-        return float(rng.normal(0.0, math.radians(30)))
-    if t < 0.75:
-        return float(math.pi + rng.normal(0.0, math.radians(30)))
+    if t < p_front:
+        return float(rng.normal(0.0, math.radians(spread)))
+    if t < p_front + p_back:
+        return float(math.pi + rng.normal(0.0, math.radians(spread)))
     return float(rng.uniform(-math.pi, math.pi))
 
 
@@ -770,12 +777,13 @@ def _outfit(rng: np.random.Generator) -> dict:
 
 
 def _render_figure(rng: np.random.Generator, height_px: float, anchor: tuple[float, float], H: int, W: int,
-                   pose: dict | None = None, yaw: float | None = None) -> dict | None:
-    """Project and draw one figure. Returns its crop (colour, alpha, part labels) and keypoints, or None if the
-    figure would fall outside the image."""
+                   pose: dict | None = None, yaw: float | None = None, cfg: dict | None = None) -> dict | None:
+    """Project and draw one figure (pose families and facing from the preset ``cfg``). Returns its crop (colour,
+    alpha, part labels) and keypoints, or None if the figure would fall outside the image."""
+    cfg = cfg or {}
     if pose is None:
-        _, pose = _sample_pose(rng)
-    yaw = _sample_yaw(rng) if yaw is None else yaw
+        _, pose = _sample_pose(rng, cfg.get("pose_p"))
+    yaw = _sample_yaw(rng, cfg.get("facing", (0.5, 0.25, 30.0))) if yaw is None else yaw
     joints, parts = _body(rng, pose)
     outfit = _outfit(rng)
 
@@ -1109,7 +1117,7 @@ def _render_scene(rng: np.random.Generator, H: int, W: int, cfg: dict | None = N
         members.sort(key=lambda m: m[1][1])
         crowd_mask = np.zeros((H, W), bool)
         for hpx, anchor in members:
-            fig = _render_figure(rng, hpx, anchor, H, W)
+            fig = _render_figure(rng, hpx, anchor, H, W, cfg=cfg)
             if fig is not None:
                 crowd_mask |= _composite(canvas, fig)
         if crowd_mask.any():
@@ -1119,7 +1127,7 @@ def _render_scene(rng: np.random.Generator, H: int, W: int, cfg: dict | None = N
     for hpx, anchor in _place_people(rng, n, H, W, cfg):
         fig = None
         for _ in range(4):
-            fig = _render_figure(rng, hpx, anchor, H, W)
+            fig = _render_figure(rng, hpx, anchor, H, W, cfg=cfg)
             inside = fig is not None and sum(
                 1 for x, y, _, _ in fig["keypoints"].values() if 0 <= x <= W - 1 and 0 <= y <= H - 1) >= 3
             if inside:

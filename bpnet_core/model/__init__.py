@@ -24,7 +24,7 @@ from bpnet_core.model.bpnet import (
     output_names,
     read_weights_by_layer,
 )
-from bpnet_core.model.losses import FocalParams, bpnet_loss, focal_factor, loss_terms, masked_l2
+from bpnet_core.model.losses import FocalParams, bpnet_loss, focal_factor, loss_terms, masked_l2, weighted_sum
 from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, is_output_layer, layer_stage, output_layer_names
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "load_imagenet_weights",
     "load_pretrained_weights",
     "loss_terms",
+    "weighted_sum",
     "masked_l2",
     "model_from_spec",
     "model_params",

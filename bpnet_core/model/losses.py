@@ -3,10 +3,14 @@
 For stage ``t`` and branch ``b`` ∈ {heatmap, paf}::
 
     term[b, t] = ½ · Σ_{n,i,j,c} ((pred[b, t] − label[b]) · mask · w)²        (tf.nn.l2_loss)
-    loss       = Σ_{b,t} term[b, t] / batch_size + Σ regularisation penalties
+    loss       = Σ_{b,t} weight[b] · term[b, t] / batch_size + Σ regularisation penalties
 
 ``mask`` (N, h, w, 1) is 1 where the loss applies and 0 over crowds and unlabelled people; ``w`` is 1, or the focal
-factor below. The terms are returned one by one (``heatmap_stage1`` … ``paf_stage3``) for logging.
+factor below. The terms are returned one by one (``heatmap_stage1`` … ``paf_stage3``) for logging, unweighted.
+
+``weight[b]`` is 1 in TAO. bpnet extension (``loss.heatmap_loss_weight``, ``loss.paf_loss_weight``): the PAF terms
+are ~4/5 of the loss early in training while it is the heatmaps that limit accuracy (joints found but placed
+coarsely), so the demo spec weights the heatmap terms ×3; measured on the demo profile in issue #5's note.
 
 Focal weighting (TAO ``BpNetLoss.focal_loss``; ``loss.focal_loss_params``): a cell whose label exceeds
 ``bkg_thresh`` is foreground, and
@@ -91,8 +95,15 @@ def loss_terms(outputs, heatmaps, pafs, mask, focal: FocalParams | None = None) 
     return terms
 
 
-def bpnet_loss(outputs, labels: dict, batch_size, focal: FocalParams | None = None, regularization=None):
-    """Total loss ``Σ terms / batch_size + regularization`` and the terms (each already divided by batch_size).
+def weighted_sum(terms: dict, heatmap_weight: float = 1.0, paf_weight: float = 1.0):
+    """``Σ weight[b] · term[b, t]`` over the terms of :func:`loss_terms`."""
+    return tf.add_n([v * (heatmap_weight if k.startswith("heatmap") else paf_weight) for k, v in terms.items()])
+
+
+def bpnet_loss(outputs, labels: dict, batch_size, focal: FocalParams | None = None, regularization=None,
+               heatmap_weight: float = 1.0, paf_weight: float = 1.0):  # fmt: skip
+    """Total loss ``Σ weight · terms / batch_size + regularization`` and the terms (each divided by batch_size,
+    unweighted).
 
     ``labels`` is the label dict of the dataset (``heatmaps``, ``pafs``, ``mask``); ``regularization`` a scalar
     (e.g. ``tf.add_n(model.losses)``) or ``None``.
@@ -100,7 +111,7 @@ def bpnet_loss(outputs, labels: dict, batch_size, focal: FocalParams | None = No
     raw = loss_terms(outputs, labels["heatmaps"], labels["pafs"], labels["mask"], focal)
     scale = 1.0 / tf.cast(batch_size, tf.float32)
     terms = {k: v * scale for k, v in raw.items()}
-    total = tf.add_n(list(terms.values()))
+    total = weighted_sum(terms, heatmap_weight, paf_weight)
     if regularization is not None:
         total = total + tf.cast(regularization, tf.float32)
     return total, terms

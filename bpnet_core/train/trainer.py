@@ -281,7 +281,7 @@ def train(
 
     from bpnet_core.config import dump_spec, validate_against_pose
     from bpnet_core.data.pipeline import loader_from_spec, make_dataset
-    from bpnet_core.model import FocalParams, loss_terms, model_from_spec
+    from bpnet_core.model import FocalParams, loss_terms, model_from_spec, weighted_sum
     from bpnet_core.skeleton import PoseConfig
     from bpnet_core.train.optimizers import build_optimizer, gradient_multipliers, scale_gradients
     from bpnet_core.train.schedules import schedule_from_spec
@@ -353,13 +353,14 @@ def train(
             float(spec.optimizer.weight_default_value),
         )  # fmt: skip
         focal = FocalParams.from_spec(spec)
+        heat_w, paf_w = float(spec.loss.heatmap_loss_weight), float(spec.loss.paf_loss_weight)
         variables = model.trainable_variables
 
         def step_fn(images, labels):
             with tf.GradientTape() as tape:
                 outputs = model(images, training=True)
                 raw = loss_terms(outputs, labels["heatmaps"], labels["pafs"], labels["mask"], focal)
-                data_loss = tf.add_n(list(raw.values())) / float(global_batch)
+                data_loss = weighted_sum(raw, heat_w, paf_w) / float(global_batch)
                 reg = tf.add_n([tf.cast(x, tf.float32) for x in model.losses]) if model.losses else tf.constant(0.0)
                 reg = reg / float(replicas)
                 loss = data_loss + reg

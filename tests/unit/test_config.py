@@ -125,9 +125,10 @@ def test_demo_train_spec_is_small_and_resolves_repo_paths():
     assert spec.model.width_multiplier == 0.25 and spec.model.stages == 2
     assert spec.dataloader.image_config.image_dims.height == 128 == spec.dataloader.image_config.image_dims.width
     assert spec.dataloader.pose_config.target_shape == [16, 16] and spec.stride == 8
-    assert spec.dataloader.batch_size == 8 and spec.num_epoch == 8 and spec.checkpoint_n_epoch == 1
+    assert spec.dataloader.batch_size == 4 and spec.num_epoch == 9 and spec.checkpoint_n_epoch == 1
     assert spec.optimizer.class_name == "Adam"
-    assert spec.optimizer.learning_rate_schedule.base_learning_rate == pytest.approx(1e-3)
+    assert spec.optimizer.learning_rate_schedule.base_learning_rate == pytest.approx(2.5e-3)
+    assert spec.loss.heatmap_loss_weight == 3.0 and spec.loss.paf_loss_weight == 1.0
     assert spec.model.kernel_initializer == "xavier"
     assert spec.dataloader.label_processor_config.heatmap_gaussian_sigma == 7.0
     assert spec.dataloader.augmentation_config.spatial_augmentation_mode == "standard_with_fixed_aspect_ratio"
@@ -298,6 +299,14 @@ def test_apply_overrides_on_plain_dicts():
         assert "malformed key" in one_line_error(excinfo)
 
 
+def test_loss_weights_default_to_tao_and_must_be_positive():
+    spec = load_train_spec(SPECS / "bpnet_train_m1_coco.yaml")
+    assert spec.loss.heatmap_loss_weight == 1.0 and spec.loss.paf_loss_weight == 1.0
+    with pytest.raises(BpnetError) as excinfo:
+        load_train_spec(DEMO_TRAIN, ["loss.paf_loss_weight=0"])
+    assert "loss.paf_loss_weight" in one_line_error(excinfo)
+
+
 def test_unknown_override_key_names_set_and_closest_key():
     with pytest.raises(BpnetError) as excinfo:
         load_train_spec(DEMO_TRAIN, ["model.stagse=3"])
@@ -310,7 +319,7 @@ def test_bad_override_value_names_set():
         load_train_spec(DEMO_TRAIN, ["model.stages=0"])
     assert one_line_error(excinfo) == "--set: model.stages must be >= 1 (got 0)"
     with pytest.raises(BpnetError) as excinfo:  # a cross-field check blames the override that broke it
-        load_train_spec(DEMO_TRAIN, ["checkpoint_n_epoch=3"])
+        load_train_spec(DEMO_TRAIN, ["checkpoint_n_epoch=7"])
     assert one_line_error(excinfo).startswith("--set: num_epoch must be a multiple of checkpoint_n_epoch")
 
 

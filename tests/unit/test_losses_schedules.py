@@ -59,6 +59,18 @@ def test_loss_matches_numpy_reference():
                                                                               * labels["mask"])), rel=1e-6)  # fmt: skip
 
 
+def test_branch_weights_scale_heatmap_and_paf_terms():
+    rng = np.random.default_rng(4)
+    outputs, labels = random_batch(rng)
+    plain, terms = bpnet_loss(outputs, labels, batch_size=3)
+    weighted, terms_w = bpnet_loss(outputs, labels, batch_size=3, heatmap_weight=3.0, paf_weight=0.5)
+    heat = sum(float(v) for k, v in terms.items() if k.startswith("heatmap"))
+    paf = sum(float(v) for k, v in terms.items() if k.startswith("paf"))
+    assert float(weighted) == pytest.approx(3.0 * heat + 0.5 * paf, rel=1e-5)
+    assert float(weighted) != pytest.approx(float(plain), rel=1e-3)
+    assert {k: float(v) for k, v in terms_w.items()} == pytest.approx({k: float(v) for k, v in terms.items()})
+
+
 def test_mask_zero_means_zero_loss_there():
     rng = np.random.default_rng(1)
     outputs, labels = random_batch(rng)
