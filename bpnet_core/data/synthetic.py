@@ -83,7 +83,7 @@ _P_OCCLUDER = 0.2
 # poses (standing, walking, running, arms raised, reaching: no sitting, squatting, lying or free poses), 75 % facing
 # the camera, on calmer backgrounds: a small network learns it on 2 CPU cores in minutes (the demo profile's default).
 # "pose_p" (probabilities of _POSES) and "facing" (p_front, p_back, spread in degrees; the rest are any direction) are
-# optional; without them a preset uses _POSE_P and (0.5, 0.25, 30).
+# optional; without them a preset uses _POSE_P and _FACING.
 DIFFICULTIES = {
     "hard": {"people_p": _PEOPLE_P, "p_unlabelled": _P_UNLABELLED, "p_crowd": _P_CROWD, "p_occluder": _P_OCCLUDER,
              "p_small": 0.6, "clutter": (3, 16), "large": (0.6, 1.25), "inside": False, "p_group": 0.3},
@@ -546,17 +546,18 @@ _RING_SIN = np.sin(np.linspace(0, 2 * math.pi, 10, endpoint=False))
 
 _POSES = ("stand", "walk", "run", "arms_up", "reach", "sit", "squat", "lie", "free")
 _POSE_P = np.array([0.16, 0.2, 0.08, 0.11, 0.12, 0.1, 0.06, 0.07, 0.1])
+#: Default facing: (p_front, p_back, spread in degrees); the rest face any direction (profiles).
+_FACING = (0.5, 0.25, 30.0)
 
 
-def _sample_pose(rng: np.random.Generator, pose_p: np.ndarray | None = None) -> tuple[str, dict]:
-    """Joint angles (radians) of one of the pose families (probabilities ``pose_p``, default ``_POSE_P``), within
-    joint limits."""
+def _sample_pose(rng: np.random.Generator, pose_p: np.ndarray = _POSE_P) -> tuple[str, dict]:
+    """Joint angles (radians) of one of the pose families (probabilities ``pose_p``), within joint limits."""
     r = math.radians
 
     def u(a: float, b: float) -> float:
         return r(rng.uniform(a, b))
 
-    kind = _POSES[rng.choice(len(_POSES), p=_POSE_P if pose_p is None else pose_p)]
+    kind = _POSES[rng.choice(len(_POSES), p=pose_p)]
     p = {
         "lean": u(-4, 8), "side": u(-5, 5), "twist": u(-10, 10), "nod": u(-10, 15), "tilt": u(-10, 10),
         "head_yaw": u(-30, 30), "roll": u(-6, 6),
@@ -623,7 +624,7 @@ def _sample_pose(rng: np.random.Generator, pose_p: np.ndarray | None = None) -> 
     return kind, p
 
 
-def _sample_yaw(rng: np.random.Generator, facing: tuple[float, float, float] = (0.5, 0.25, 30.0)) -> float:
+def _sample_yaw(rng: np.random.Generator, facing: tuple[float, float, float] = _FACING) -> float:
     """Facing = (p_front, p_back, spread in degrees); default: 50 % towards the camera, 25 % away (± 30°), 25 % any
     direction (profiles)."""
     p_front, p_back, spread = facing
@@ -782,8 +783,8 @@ def _render_figure(rng: np.random.Generator, height_px: float, anchor: tuple[flo
     alpha, part labels) and keypoints, or None if the figure would fall outside the image."""
     cfg = cfg or {}
     if pose is None:
-        _, pose = _sample_pose(rng, cfg.get("pose_p"))
-    yaw = _sample_yaw(rng, cfg.get("facing", (0.5, 0.25, 30.0))) if yaw is None else yaw
+        _, pose = _sample_pose(rng, cfg.get("pose_p", _POSE_P))
+    yaw = _sample_yaw(rng, cfg.get("facing", _FACING)) if yaw is None else yaw
     joints, parts = _body(rng, pose)
     outfit = _outfit(rng)
 

@@ -48,7 +48,6 @@ __all__ = [
     "load_imagenet_weights",
     "load_pretrained_weights",
     "loss_terms",
-    "weighted_sum",
     "masked_l2",
     "model_from_spec",
     "model_params",
@@ -57,4 +56,5 @@ __all__ = [
     "output_names",
     "read_weights_by_layer",
     "scaled",
+    "weighted_sum",
 ]
