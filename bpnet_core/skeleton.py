@@ -27,6 +27,8 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json
 
@@ -169,6 +171,32 @@ class PoseConfig:
         for a, b in self.flip_pairs:
             perm[a], perm[b] = b, a
         return perm
+
+    def flip_maps(self) -> tuple[list[int], list[int], np.ndarray]:
+        """How to read a left-right mirrored image's maps as the original's (flip test).
+
+        Returns ``(heat_perm, paf_perm, paf_sign)``: after mirroring the maps back along the width axis,
+        ``heat[..., c] = mirrored_heat[..., heat_perm[c]]`` (background stays last) and
+        ``paf[..., c] = paf_sign[c] * mirrored_paf[..., paf_perm[c]]``. Limb ``(a, b)`` reads its mirror limb
+        ``(perm[a], perm[b])`` with x negated, or ``(perm[b], perm[a])`` with y negated (it points the other way).
+        """
+        perm = self.flip_permutation
+        index = {tuple(limb): k for k, limb in enumerate(self.limbs)}
+        paf_perm: list[int] = []
+        signs: list[float] = []
+        for k, (a, b) in enumerate(self.limbs):
+            if (perm[a], perm[b]) in index:
+                m, sx, sy = index[(perm[a], perm[b])], -1.0, 1.0
+            elif (perm[b], perm[a]) in index:
+                m, sx, sy = index[(perm[b], perm[a])], 1.0, -1.0
+            else:
+                raise BpnetError(
+                    f"{self.source or self.name}: limb {k} ({self.joint_names[a]}-{self.joint_names[b]}) has no "
+                    "left-right mirror limb in 'skeleton'; flip test needs a symmetric skeleton"
+                )
+            paf_perm += [2 * m, 2 * m + 1]
+            signs += [sx, sy]
+        return perm + [self.num_joints], paf_perm, np.asarray(signs, np.float32)
 
     def limb_colors(self) -> list[tuple[int, int, int]]:
         """One distinct BGR colour per limb (evenly spaced hues), for drawing."""

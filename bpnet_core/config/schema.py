@@ -672,6 +672,7 @@ class InferSpec(_SpecRoot):
     paf_threshold: Float = Field(0.05, ge=-1.0, lt=1.0)
     multi_scale_inference: Bool = False
     scales: list[PosFloat] = Field(default_factory=lambda: [1.0], min_length=1)
+    flip_test: Bool = False  # bpnet extension: also run the mirrored image and average the maps
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)  # type: ignore[valid-type]
 
     @model_validator(mode="after")

@@ -11,6 +11,10 @@ Pre-processing (``keep_aspect_ratio_mode``):
 ``multi_scale_inference``: for each of ``scales`` the network runs on the image resized by that scale; each scale's
 maps are cropped to the image content, resized to the largest scale's map size and averaged with equal weights.
 
+``flip_test`` (bpnet extension, as in OpenPose's and HRNet's evaluations): at every scale the network also runs on the
+left-right mirrored input; its maps are mirrored back (left/right joints and limbs swapped, PAF x negated, see
+:meth:`PoseConfig.flip_maps`) and averaged with the direct ones. Twice the network time, better joint localisation.
+
 Decoding happens on the (averaged) maps with the spec's decoder parameters; keypoints are mapped back to the original
 image with the inverse of the pre-processing transform.
 """
@@ -108,6 +112,30 @@ def _context(path, pre: Preprocessed) -> list[dict]:
     return [{"image_path": str(path) if path else "", "matrix": pre.matrix}]
 
 
+def _predict(runner, pre: Preprocessed, stage, path, pose: PoseConfig, flip) -> tuple[np.ndarray, np.ndarray]:
+    """The runner's (heatmaps, PAFs) for one pre-processed image; with ``flip`` = ``pose.flip_maps()`` averaged with
+    those of the mirrored input. Only the columns the label cells cover are mirrored (cell centres stay aligned)."""
+    heat, paf = runner.predict(pre.batch, stage=stage, context=_context(path, pre))
+    heat, paf = np.asarray(heat[0], np.float32), np.asarray(paf[0], np.float32)
+    if heat.shape[2] != pose.num_heatmap_channels or paf.shape[2] != pose.num_paf_channels:
+        raise ChannelMismatch(
+            f"model outputs {heat.shape[2]} heatmap / {paf.shape[2]} PAF channels but pose config "
+            f"{pose.name} needs {pose.num_heatmap_channels} / {pose.num_paf_channels}"
+        )
+    if flip is None:
+        return heat, paf
+    heat_perm, paf_perm, paf_sign = flip
+    w = heat.shape[1] * int(runner.stride)
+    batch = pre.batch.copy()
+    batch[:, :, :w] = pre.batch[:, :, :w][:, :, ::-1]
+    mirror = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    ctx = [{"image_path": str(path) if path else "", "matrix": (mirror @ np.vstack([pre.matrix, [0, 0, 1]]))[:2]}]
+    heat_m, paf_m = runner.predict(batch, stage=stage, context=ctx)
+    heat_m = np.asarray(heat_m[0], np.float32)[:, ::-1]
+    paf_m = np.asarray(paf_m[0], np.float32)[:, ::-1]
+    return (heat + heat_m[..., heat_perm]) / 2, (paf + paf_m[..., paf_perm] * paf_sign) / 2
+
+
 def infer_image(
     runner,
     image_bgr: np.ndarray,
@@ -119,9 +147,12 @@ def infer_image(
     scales: list[float] | None = None,
     image_path: str | Path | None = None,
     normalization=((256.0, 256.0, 256.0), (0.5, 0.5, 0.5)),
+    flip_test: bool = False,
 ) -> ImageResult:
-    """Run the network (single or multi-scale) and the decoder on one image; keypoints in original pixels."""
+    """Run the network (single or multi-scale, optionally with the mirrored image too) and the decoder on one image;
+    keypoints in original pixels."""
     params = params or DecodeParams()
+    flip = pose.flip_maps() if flip_test else None
     stride = int(runner.stride)
     mode = keep_aspect_ratio_mode
     if runner.fixed_input_shape is not None:
@@ -132,13 +163,7 @@ def infer_image(
     acc_h = acc_p = None
     for sf in scales[::-1]:  # largest scale first: it defines the common map size
         pre = preprocess(image_bgr, input_shape, mode, stride, *normalization, scale_factor=sf)
-        heat, paf = runner.predict(pre.batch, stage=output_stage_to_use, context=_context(image_path, pre))
-        heat, paf = np.asarray(heat[0], np.float32), np.asarray(paf[0], np.float32)
-        if heat.shape[2] != pose.num_heatmap_channels or paf.shape[2] != pose.num_paf_channels:
-            raise ChannelMismatch(
-                f"model outputs {heat.shape[2]} heatmap / {paf.shape[2]} PAF channels but pose config "
-                f"{pose.name} needs {pose.num_heatmap_channels} / {pose.num_paf_channels}"
-            )
+        heat, paf = _predict(runner, pre, output_stage_to_use, image_path, pose, flip)
         if ref is None:
             ref = pre
             acc_h, acc_p = heat.copy(), paf.copy()
@@ -278,7 +303,8 @@ def run_inference(
             continue
         try:
             res = infer_image(runner, image, pose, tuple(spec.input_shape), spec.keep_aspect_ratio_mode, params,
-                              spec.output_stage_to_use, scales, image_path=item["path"])  # fmt: skip
+                              spec.output_stage_to_use, scales, image_path=item["path"],
+                              flip_test=spec.flip_test)  # fmt: skip
         except ChannelMismatch as exc:
             raise BpnetError(f"{model if isinstance(model, (str, Path)) else type(runner).__name__}: {exc}") from None
         timings.append(res.timings_ms)

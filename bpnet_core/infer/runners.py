@@ -74,6 +74,8 @@ class RenderedMapsRunner:
                 m = np.asarray(ctx["matrix"], np.float32)
                 xy1 = np.concatenate([kp[:, :, :2], np.ones(kp.shape[:2] + (1,), np.float32)], axis=2)
                 kp[:, :, :2] = xy1 @ m.T
+                if np.linalg.det(m[:, :2]) < 0:  # a mirrored input: a left wrist now looks like a right one
+                    kp = kp[:, self.pose.flip_permutation]
             heats.append(render_heatmaps(kp, self.pose, grid, self.stride, self.sigma))
             pafs.append(render_pafs(kp, self.pose, grid, self.stride, self.paf_thresh))
         return np.stack(heats), np.stack(pafs)

@@ -22,7 +22,8 @@ def cached_predictions(spec, runner, pose, annotation_file, images_dir, max_imag
         path = safe_join(Path(images_dir), im["file_name"])
         image = read_image(path)
         res = infer_image(runner, image, pose, tuple(spec.input_shape), spec.keep_aspect_ratio_mode,
-                          spec.decode_params(), spec.output_stage_to_use, scales, image_path=path)  # fmt: skip
+                          spec.decode_params(), spec.output_stage_to_use, scales, image_path=path,
+                          flip_test=spec.flip_test)  # fmt: skip
         out.append({"image_id": im["id"], "heatmaps": res.heatmaps, "pafs": res.pafs, "scale": res.scale,
                     "image_hw": image.shape[:2]})  # fmt: skip
     return out

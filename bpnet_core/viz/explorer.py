@@ -12,7 +12,8 @@ ex.timing_report()                          # decoder-only update vs full update
 
 Three kinds of control, three costs (the whole point of the design):
 
-* **network controls** (image, model, input size, aspect mode, output stage, multi-scale and scales): a new forward
+* **network controls** (image, model, input size, aspect mode, output stage, multi-scale and scales, flip test): a new
+  forward
   pass (the maps of the last pass are cached under these settings; setting a control to the value it has costs
   nothing);
 * **decoder controls** (heatmap / PAF thresholds, min parts, min person score, upsampling factor): the cached maps
@@ -58,7 +59,7 @@ __all__ = ["DECODER_CONTROLS", "Explorer", "NETWORK_CONTROLS", "VIEW_CONTROLS", 
            "rendered_runner"]  # fmt: skip
 
 #: controls whose change needs a new forward pass
-NETWORK_CONTROLS = ("image", "model", "input_size", "aspect_mode", "stage", "multi_scale", "scales")
+NETWORK_CONTROLS = ("image", "model", "input_size", "aspect_mode", "stage", "multi_scale", "scales", "flip_test")
 #: controls whose change only re-decodes the cached maps
 DECODER_CONTROLS = ("heatmap_threshold", "paf_threshold", "min_parts", "min_person_score", "upsampling_factor")
 #: controls whose change only redraws the map view
@@ -185,6 +186,7 @@ class Explorer:
         size = int(spec.input_shape[0]) if spec is not None else 256
         mode = (spec.keep_aspect_ratio_mode if spec is not None else None) or "adjust_network_input"
         multi = bool(spec.multi_scale_inference) if spec is not None else False
+        flip = bool(spec.flip_test) if spec is not None else False
         scales = ", ".join(f"{s:g}" for s in (spec.scales if spec is not None else [0.5, 1.0, 1.5]))
         style = {"description_width": "135px"}
         wide = W.Layout(width="385px")
@@ -209,6 +211,7 @@ class Explorer:
             "stage": dropdown("output stage", [("last", 0)], 0),
             "multi_scale": W.Checkbox(value=multi, description="multi-scale", style=style, indent=True),
             "scales": W.Text(value=scales, description="scales", continuous_update=False, style=style, layout=wide),
+            "flip_test": W.Checkbox(value=flip, description="flip test (+ mirrored image)", style=style, indent=True),
             "heatmap_threshold": slider(W.FloatSlider, "heatmap threshold", base.heatmap_threshold, 0.0, 0.99, 0.01,
                                         "a joint candidate must exceed this heatmap value"),
             "paf_threshold": slider(W.FloatSlider, "PAF threshold", base.paf_threshold, 0.0, 0.99, 0.01,
@@ -241,7 +244,8 @@ class Explorer:
             return W.HTML(f"<b>{text}</b>")
 
         panel = W.VBox([head("Image and network"), c["image"], c["upload"], c["model"], c["input_size"],
-                        c["aspect_mode"], c["stage"], c["multi_scale"], c["scales"], head("Decoder"),
+                        c["aspect_mode"], c["stage"], c["multi_scale"], c["scales"], c["flip_test"],
+                        head("Decoder"),
                         c["heatmap_threshold"], c["paf_threshold"], c["min_parts"], c["min_person_score"],
                         c["upsampling_factor"], head("Map view"), c["layer"], c["joint"], c["limb"]],
                        layout=W.Layout(width="395px", flex="0 0 auto"))  # fmt: skip
@@ -289,6 +293,7 @@ class Explorer:
             "aspect_mode": c["aspect_mode"].value,
             "stage": int(c["stage"].value) or None,
             "scales": (list(self._net_key[5]) or None) if self._net_key else None,  # of the cached forward pass
+            "flip_test": bool(self._net_key[6]) if self._net_key else None,
             "params": dataclasses.asdict(self.params),
             "people": len(self.people),
             "scores": [round(float(p.score), 4) for p in self.people],
@@ -465,7 +470,7 @@ class Explorer:
         c = self.controls
         scales = self._scales()
         key = (c["image"].value, c["model"].value, int(c["input_size"].value), c["aspect_mode"].value,
-               int(c["stage"].value), tuple(scales or ()))  # fmt: skip
+               int(c["stage"].value), tuple(scales or ()), bool(c["flip_test"].value))  # fmt: skip
         if key == self._net_key and not force and self.result is not None:
             return
         path, image, _ = self._image()
@@ -473,7 +478,8 @@ class Explorer:
         self._net_key = None
         self.debug = None
         res = infer_image(self.runners[c["model"].value], image, self.pose, (size, size), c["aspect_mode"].value,
-                          self.params, int(c["stage"].value) or None, scales, image_path=path)  # fmt: skip
+                          self.params, int(c["stage"].value) or None, scales, image_path=path,
+                          flip_test=bool(c["flip_test"].value))  # fmt: skip
         self.forward_passes += 1
         self.result, self._net_key = res, key
         self.timings_ms["network"] = float(res.timings_ms["network"])
@@ -625,7 +631,8 @@ class Explorer:
         return (
             f"<span>network <b>{t.get('network', 0):.1f} ms</b> · decode <b>{t.get('decode', 0):.1f} ms</b> · "
             f"draw {t.get('draw', 0):.1f} ms &nbsp;|&nbsp; input {hw[1]}×{hw[0]} (scale {res.scale:.3f}"
-            f"{', scales ' + ', '.join(f'{s:g}' for s in scales) if scales else ''}) · maps "
+            f"{', scales ' + ', '.join(f'{s:g}' for s in scales) if scales else ''}"
+            f"{', flip test' if self._net_key and self._net_key[6] else ''}) · maps "
             f"{res.heatmaps.shape[1]}×{res.heatmaps.shape[0]} &nbsp;|&nbsp; forward passes {self.forward_passes}, "
             f"decodes {self.decodes}</span>"
         )

@@ -66,6 +66,20 @@ def test_multi_scale_matches_single_scale_on_perfect_maps(runner, pose):
     assert np.abs(single.keypoints[0, both, :2] - multi.keypoints[0, both, :2]).max() < 6.0
 
 
+@pytest.mark.parametrize("mode, shape", [("adjust_network_input", (256, 256)), ("pad_image_input", (288, 384))])
+def test_flip_test_on_perfect_maps_changes_nothing(runner, pose, mode, shape):
+    """The mirrored pass sees the mirrored people (the runner renders through the mirrored context matrix); read back
+    through PoseConfig.flip_maps its maps must equal the direct ones, so the average equals the single pass."""
+    path = SAMPLE / "000000000785.jpg"
+    image = cv2.imread(str(path))
+    single = infer_image(runner, image, pose, shape, mode, image_path=path)
+    flipped = infer_image(runner, image, pose, shape, mode, image_path=path, flip_test=True)
+    np.testing.assert_allclose(flipped.heatmaps, single.heatmaps, atol=1e-5)
+    np.testing.assert_allclose(flipped.pafs, single.pafs, atol=1e-5)
+    assert np.abs(single.pafs).max() > 0.5 and len(flipped.keypoints) == 1
+    np.testing.assert_allclose(flipped.keypoints, single.keypoints, atol=1e-3)
+
+
 def test_evaluate_rendered_maps_scores_high_ap(tmp_path, spec, pose):
     ds_path = make_dataset(tmp_path)
     ds = load_dataset_spec(ds_path)

@@ -112,6 +112,9 @@ def test_network_controls_rerun_the_network_once(runner, pose):
     ex.controls["multi_scale"].value = True
     assert len(runner.calls) == 6 and ex.forward_passes == 5  # one update, one predict per scale
     assert len(ex.people) == 1 and ex.error is None
+    ex.controls["flip_test"].value = True  # each scale once more, mirrored
+    assert len(runner.calls) == 10 and ex.forward_passes == 6 and ex.state["flip_test"] is True
+    assert len(ex.people) == 1 and "flip test" in ex.timing.value
 
 
 def test_model_and_stage(rendered, pose):

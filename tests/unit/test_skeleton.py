@@ -70,3 +70,33 @@ def test_malformed_pose_json(tmp_path):
     p.write_text('{"keypoints": [')
     with pytest.raises(BpnetError, match="malformed pose config"):
         PoseConfig.from_json(p)
+
+
+@pytest.mark.parametrize("which", ["pose", "pose17"])
+def test_flip_maps_read_a_mirrored_persons_labels_as_the_original(which, request):
+    """Labels rendered for the mirrored person, mirrored back and re-ordered by flip_maps, equal the originals."""
+    import numpy as np
+
+    from bpnet_core.data.targets import render_heatmaps, render_pafs
+
+    pose = request.getfixturevalue(which)
+    rng = np.random.default_rng(3)
+    kp = np.concatenate([rng.uniform(8, 120, (2, pose.num_joints, 2)), np.ones((2, pose.num_joints, 1))], axis=2)
+    kp = kp.astype(np.float32)
+    mirrored = kp[:, pose.flip_permutation].copy()
+    mirrored[:, :, 0] = 128 - 1 - mirrored[:, :, 0]
+    grid = (16, 16)
+    heat_perm, paf_perm, paf_sign = pose.flip_maps()
+    heat = render_heatmaps(kp, pose, grid, 8, 7.0)
+    heat_m = render_heatmaps(mirrored, pose, grid, 8, 7.0)[:, ::-1]
+    np.testing.assert_allclose(heat_m[..., heat_perm], heat, atol=1e-6)
+    paf = render_pafs(kp, pose, grid, 8, 1.0)
+    paf_m = render_pafs(mirrored, pose, grid, 8, 1.0)[:, ::-1]
+    assert np.abs(paf).sum() > 10  # the limbs cover cells
+    np.testing.assert_allclose(paf_m[..., paf_perm] * paf_sign, paf, atol=1e-5)
+
+
+def test_flip_maps_need_a_mirror_for_every_limb():
+    pose = PoseConfig(name="lopsided", joint_names=["nose", "left_eye", "right_eye"], limbs=[(0, 1)])
+    with pytest.raises(BpnetError, match="limb 0 \\(nose-left_eye\\) has no left-right mirror limb"):
+        pose.flip_maps()
