@@ -125,7 +125,8 @@ def test_demo_train_spec_is_small_and_resolves_repo_paths():
     assert spec.model.width_multiplier == 0.25 and spec.model.stages == 2
     assert spec.dataloader.image_config.image_dims.height == 128 == spec.dataloader.image_config.image_dims.width
     assert spec.dataloader.pose_config.target_shape == [16, 16] and spec.stride == 8
-    assert spec.dataloader.batch_size == 4 and spec.num_epoch == 9 and spec.checkpoint_n_epoch == 1
+    assert spec.dataloader.batch_size == 4 and spec.num_epoch == 11 and spec.checkpoint_n_epoch == 1
+    assert spec.model.stageT_kernel_sizes == [3] * 5  # 3x3 refinement convs: faster to train from scratch (README)
     assert spec.optimizer.class_name == "Adam"
     assert spec.optimizer.learning_rate_schedule.base_learning_rate == pytest.approx(2.5e-3)
     assert spec.loss.heatmap_loss_weight == 3.0 and spec.loss.paf_loss_weight == 1.0
