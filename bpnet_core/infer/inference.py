@@ -129,7 +129,8 @@ def _predict(runner, pre: Preprocessed, stage, path, pose: PoseConfig, flip) -> 
     batch = pre.batch.copy()
     batch[:, :, :w] = pre.batch[:, :, :w][:, :, ::-1]
     mirror = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    ctx = [{"image_path": str(path) if path else "", "matrix": (mirror @ np.vstack([pre.matrix, [0, 0, 1]]))[:2]}]
+    ctx = _context(path, pre)
+    ctx[0]["matrix"] = (mirror @ np.vstack([pre.matrix, [0, 0, 1]]))[:2]
     heat_m, paf_m = runner.predict(batch, stage=stage, context=ctx)
     heat_m = np.asarray(heat_m[0], np.float32)[:, ::-1]
     paf_m = np.asarray(paf_m[0], np.float32)[:, ::-1]

@@ -13,9 +13,8 @@ ex.timing_report()                          # decoder-only update vs full update
 Three kinds of control, three costs (the whole point of the design):
 
 * **network controls** (image, model, input size, aspect mode, output stage, multi-scale and scales, flip test): a new
-  forward
-  pass (the maps of the last pass are cached under these settings; setting a control to the value it has costs
-  nothing);
+  forward pass (the maps of the last pass are cached under these settings; setting a control to the value it has
+  costs nothing);
 * **decoder controls** (heatmap / PAF thresholds, min parts, min person score, upsampling factor): the cached maps
   are decoded again with :func:`~bpnet_core.decode.decode_debug`; no forward pass;
 * **view controls** (layer, joint, limb): only a picture is redrawn.
