@@ -22,6 +22,7 @@ from bpnet_core.errors import BpnetError
 VERBS = [
     "synthetic_data",
     "download_coco",
+    "download_model",
     "dataset_convert",
     "train",
     "evaluate",

@@ -14,6 +14,10 @@
 Afterwards ``root`` has COCO's layout (``train2017/``, ``val2017/``, ``annotations/``) and a
 ``dataset_spec.json`` (``data_pose_config/coco_spec.json`` with ``root_directory_path`` = ``root``).
 Only :mod:`urllib` is used; ``base_url`` and ``checksums`` point tests at a local server.
+
+The steps are public for other downloads (:mod:`bpnet_core.data.models` fetches pretrained networks with them):
+:func:`check_base_url`, :func:`fetch` (resumable streaming into a ``.part`` file), :func:`file_digest` /
+:func:`verify_file` (MD5 or SHA-256; a mismatch deletes the file) and :func:`did_you_mean`.
 """
 
 from __future__ import annotations
@@ -84,15 +88,9 @@ def download_coco(
             raise BpnetError(f"checksums.{key}: {value!r} is not an MD5 hex digest")
         if key in sums:
             sums[key] = str(value).lower()
-    if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
-        raise BpnetError(f"base_url {base_url!r} must start with http:// or https://")
-    root_path = Path(root).expanduser().resolve()
-    if root_path.exists() and not root_path.is_dir():
-        raise BpnetError(f"{root_path}: exists and is not a directory")
-    try:
-        (root_path / MARKER_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{root_path}: cannot create dataset directory: {exc.strerror}") from None
+    check_base_url(base_url)
+    root_path = make_dir(root, "dataset directory")
+    make_dir(root_path / MARKER_DIR, "dataset directory")
 
     status: dict[str, str] = {}
     downloaded = 0
@@ -106,11 +104,11 @@ def download_coco(
         url = base_url.rstrip("/") + "/" + rel
         zip_path = root_path / Path(rel).name
         if not zip_path.is_file():
-            downloaded += _fetch(url, zip_path.with_name(zip_path.name + ".part"), progress, retries, timeout)
-            _verify(zip_path.with_name(zip_path.name + ".part"), md5, zip_path.name)
-            os.replace(zip_path.with_name(zip_path.name + ".part"), zip_path)
+            downloaded += fetch(url, part_path(zip_path), progress, retries, timeout)
+            verify_file(part_path(zip_path), md5, zip_path.name)
+            os.replace(part_path(zip_path), zip_path)
         else:
-            _verify(zip_path, md5, zip_path.name)
+            verify_file(zip_path, md5, zip_path.name)
         count = _unpack(zip_path, root_path, progress)
         write_json_atomic(marker, {"part": part, "url": url, "md5": md5, "files": count})
         if not keep_zip:
@@ -127,6 +125,36 @@ def download_coco(
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def check_base_url(base_url: str) -> str:
+    """``base_url`` itself, after checking that it is an http(s) URL (else :class:`BpnetError`)."""
+    if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
+        raise BpnetError(f"base_url {base_url!r} must start with http:// or https://")
+    return base_url
+
+
+def make_dir(path: str | os.PathLike, what: str) -> Path:
+    """Create the directory ``path`` (and its parents) if missing; returns it resolved."""
+    out = Path(path).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise BpnetError(f"{out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BpnetError(f"{out}: cannot create {what}: {exc.strerror}") from None
+    return out
+
+
+def part_path(path: Path) -> Path:
+    """Where :func:`fetch` streams ``path`` before it is verified: ``<name>.part`` beside it."""
+    return path.with_name(path.name + ".part")
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
+    hint = difflib.get_close_matches(value, list(choices), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def _parse_parts(parts: str | Iterable[str]) -> list[str]:
     items = [p.strip() for p in parts.split(",")] if isinstance(parts, str) else [str(p).strip() for p in parts]
     items = [p for p in items if p]
@@ -135,9 +163,8 @@ def _parse_parts(parts: str | Iterable[str]) -> list[str]:
     out = []
     for p in items:
         if p not in COCO_PARTS:
-            hint = difflib.get_close_matches(p, list(COCO_PARTS), n=1)
-            raise BpnetError(f"parts: unknown part {p!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                             + f"; known parts are {', '.join(COCO_PARTS)}")
+            raise BpnetError(f"parts: unknown part {p!r}{did_you_mean(p, COCO_PARTS)}; known parts are "
+                             f"{', '.join(COCO_PARTS)}")
         if p not in out:
             out.append(p)
     return out
@@ -154,8 +181,12 @@ def _content_range_start(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _fetch(url: str, part_path: Path, progress: bool, retries: int, timeout: float) -> int:
-    """Stream ``url`` into ``part_path``, resuming what is there with a Range request. Returns bytes received."""
+def fetch(url: str, part_path: Path, progress: bool = True, retries: int = 3, timeout: float = 60.0) -> int:
+    """Stream ``url`` into ``part_path``, resuming what is there with a Range request. Returns bytes received.
+
+    A dropped connection is resumed up to ``retries`` times; an HTTP error (404, ...) raises at once; when every
+    attempt fails, :class:`BpnetError` says why and keeps the partial file for the next run.
+    """
     from tqdm.auto import tqdm
 
     received = 0
@@ -217,24 +248,29 @@ def _fetch(url: str, part_path: Path, progress: bool, retries: int, timeout: flo
             log.warning("%s: %s; resuming", url, last_error)
             continue
         return received
+    if not part_path.is_file():
+        raise BpnetError(f"{url}: download failed ({last_error})")
     raise BpnetError(f"{url}: download interrupted ({last_error}); partial file kept at {part_path}, run again to "
                      "resume")
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def file_digest(path: Path, algo: str = "md5") -> str:
+    """Hex digest of a file (``algo`` is a :mod:`hashlib` name: ``md5``, ``sha256``)."""
+    digest = hashlib.new(algo, usedforsecurity=False)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _verify(path: Path, md5: str, name: str) -> None:
-    got = _md5(path)
-    if got != md5.lower():
+def verify_file(path: Path, expected: str, name: str, algo: str = "md5") -> str:
+    """Check ``path``'s digest against ``expected``; a mismatch deletes the file and raises. Returns the digest."""
+    got = file_digest(path, algo)
+    if got != expected.lower():
         path.unlink()
-        raise BpnetError(f"{name}: checksum mismatch (MD5 {got}, expected {md5}); the file was deleted, run again "
-                         "to download it afresh")
+        raise BpnetError(f"{name}: checksum mismatch ({algo.upper().replace('SHA', 'SHA-')} {got}, expected "
+                         f"{expected}); the file was deleted, run again to download it afresh")
+    return got
 
 
 def _unpack(zip_path: Path, root: Path, progress: bool) -> int:
