@@ -5,7 +5,8 @@ For a limb k from joint a to joint b, every pair (candidate i of a, candidate j 
 * ``N = line_integral_samples`` points ``p_t = A + t·(B − A)``, ``t = 0, 1/(N−1), …, 1`` (endpoints included);
 * the PAF (channels 2k, 2k+1) is sampled **bilinearly on the low-resolution map** at each point (TAO upsamples the
   38 PAF channels ×8 and rounds the points to the nearest upsampled pixel; the bilinear sample is the same field
-  without the cost). Input pixel x is map column ``(x − (s − 1)/2)/s``, clamped to the map;
+  without the cost). Input pixel x is map column ``(x − (s − 1)/2)/s`` with s the PAF map's own stride (which
+  may differ from the heatmaps', see :func:`bpnet_core.decode.decode`), clamped to the map;
 * a sample *qualifies* when ``dot(paf, unit(B − A)) > paf_threshold``;
 * score = mean of the qualified samples' dot products (TAO; OpenPose-C++ too), plus, only with
   ``use_distance_prior``, OpenPose-Python's ``min(0.5·H/‖B − A‖ − 1, 0)`` with H the network-input height;
@@ -87,7 +88,8 @@ def score_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Line-integral ``score`` float32 (M,) and ``count`` int (M,) of M candidate limbs, any mix of limbs.
 
-    ``pafs`` (H, W, 2L) at network-output resolution; ``limb`` (M,) limb index of each pair; ``start_xy`` /
+    ``pafs`` (H, W, 2L) at network-output resolution, ``stride`` its stride (the PAF map's own); ``limb`` (M,) limb
+    index of each pair; ``start_xy`` /
     ``end_xy`` (M, 2) in network-input pixels. With ``prefilter`` a few evenly spread samples are evaluated first
     (two stages): a pair with more failed samples than a valid pair may have cannot reach the required count and is
     returned with score 0, count 0 without the full integral (exact: it is rejected either way). This keeps the

@@ -19,9 +19,16 @@ that lies farther from every candidate cell (one joint type of two people overla
 possible difference; ``tests/unit/test_decode.py`` checks that the two methods agree on rendered, noisy and blurred
 crowds.
 
-Border semantics: the low-resolution map is edge-replicated by a few cells before upsampling, so the smoothing near
-the image border sees the cubic continuation of the map (TAO zero-pads in its depthwise convolution, which pulls
-border peaks inwards; we do not copy that).
+Border semantics. *Where a peak can be:* only on fine pixels between the centres of the two border cells of each axis
+(every pixel at ×1; 4 … 8n − 5 at ×8); a joint on the map's outer half cell or beyond it gets its peak on the border
+cell's centre line. *Values* (cubic taps, raw score): the low-resolution map is edge-replicated by a few cells
+before upsampling (TAO zero-pads in its depthwise convolution, which pulls border peaks inwards; we do not copy
+that). *Smoothing and the NMS window* see the upsampled map edge-replicated at the ends of that peak range, so a
+border maximum is compared with map pixels only, and continuation pixels are never peaks and take no part in the tie
+breaking. The *sub-pixel fit* reads a neighbour beyond the range at its mirror image about the border cell's centre
+line, so a blob centred on a border cell gets offset 0. Before, the edge-replicated pad cells took part in the NMS
+and the tie breaking as if they were map pixels: at ×1 an equal pad cell won the tie breaking, losing every maximum
+on the top row and left column, and at ×8 border peaks moved up to 3.5 px outwards onto the map edge.
 
 Coordinates: upsampled pixel ``u`` is low-res cell ``(u + 0.5)/f − 0.5`` (``cv2.resize`` geometry), and cell ``c`` is
 centred on input pixel ``c·s + (s − 1)/2`` (the label generator's convention), so for ``f == s`` an upsampled pixel
@@ -100,16 +107,18 @@ def _geometry(factor: int, params: DecodeParams) -> tuple[int, int, int, int]:
     return w_lo, w_hi, lo, hi
 
 
-def _filter(u: np.ndarray, params: DecodeParams) -> tuple[np.ndarray, np.ndarray]:
-    """Smoothed map and its local maximum (the NMS reference), same shape as ``u``."""
+def _filter(u: np.ndarray, params: DecodeParams, to_map) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed map and its local maximum (the NMS reference), same shape as ``u`` (OpenCV drops a size-1 channel
+    axis; it is put back). ``to_map(a)`` replaces every pixel of ``a`` outside the peak range by the nearest pixel in
+    it; it is applied before the smoothing and again before the local maximum, so the NMS window compares map pixels
+    only."""
     sigma = float(params.smooth_sigma)
+    s = to_map(u)
     if sigma > 0:
         k = smoothing_kernel_size(sigma)
-        s = cv2.GaussianBlur(u, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
-    else:
-        s = u
+        s = to_map(cv2.GaussianBlur(s, (k, k), sigma, borderType=cv2.BORDER_REPLICATE).reshape(u.shape))
     w = int(params.nms_window)
-    d = cv2.dilate(s, np.ones((w, w), np.uint8), borderType=cv2.BORDER_REPLICATE) if w > 1 else s
+    d = cv2.dilate(s, np.ones((w, w), np.uint8), borderType=cv2.BORDER_REPLICATE).reshape(u.shape) if w > 1 else s
     return s, d
 
 
@@ -117,7 +126,9 @@ def _break_ties(raw: np.ndarray, r: int) -> np.ndarray:
     """Peaks of ``raw[..., r:-r, r:-r]`` that have no other raw peak earlier in raster order within ``r`` pixels.
 
     Two pixels within the NMS window that are both local maxima have equal smoothed values (a plateau, typical of
-    rendered label maps whose keypoint lies exactly between two pixels); TAO keeps both, we keep the first.
+    rendered label maps whose keypoint lies exactly between two pixels); TAO keeps both, we keep the first. The
+    callers clear ``raw`` outside the peak range first: a pixel of the border continuation is never a peak, so it
+    cannot suppress an equal map pixel (it used to delete every maximum on the top row and left column at ×1).
     """
     if r == 0:
         return raw
@@ -132,19 +143,32 @@ def _break_ties(raw: np.ndarray, r: int) -> np.ndarray:
     return inner & ~earlier
 
 
+def _pad(low: np.ndarray, pad: int) -> np.ndarray:
+    """The (H, W, C) map extended by ``pad`` cells on each side by edge replication (module docstring)."""
+    return np.pad(low, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+
+
+def _mirror(g: np.ndarray, num_cells: int, factor: int) -> np.ndarray:
+    """Fine pixels outside the peak range → their mirror image about the nearer border cell's centre line."""
+    lo2 = factor - 1  # twice the first cell centre's fine coordinate
+    hi2 = 2 * (num_cells - 1) * factor + factor - 1
+    return np.where(2 * g < lo2, lo2 - g, np.where(2 * g > hi2, hi2 - g, g))
+
+
 def _upsample(low: np.ndarray, f: int) -> np.ndarray:
     if f == 1:
         return low
     return cv2.resize(low, (low.shape[1] * f, low.shape[0] * f), interpolation=cv2.INTER_CUBIC)
 
 
-def _subpixel(u: np.ndarray, ys: np.ndarray, xs: np.ndarray, chan: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Log-parabola offsets (dy, dx) at integer positions of ``u`` (2-D, or 3-D indexed by ``chan``)."""
+def _subpixel(sample, gy: np.ndarray, gx: np.ndarray, shape: tuple[int, int], f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-parabola offsets (dy, dx) at fine pixels (gy, gx) of a map of ``shape`` cells; ``sample(yy, xx)`` returns
+    the upsampled values at fine pixels (of the same peaks). A neighbour outside the peak range is read at its mirror
+    image about the border cell's centre line, so a blob centred on a border cell gets offset 0 there (the
+    edge-replicated value would be the peak's own and move it half a pixel out)."""
 
     def at(dy: int, dx: int) -> np.ndarray:
-        yy = np.clip(ys + dy, 0, u.shape[0] - 1)
-        xx = np.clip(xs + dx, 0, u.shape[1] - 1)
-        v = u[yy, xx] if chan is None else u[yy, xx, chan]
+        v = sample(_mirror(gy + dy, shape[0], f), _mirror(gx + dx, shape[1], f))
         return np.log(np.maximum(v, 1e-6))
 
     c = at(0, 0)
@@ -172,25 +196,42 @@ def _candidate_cells(low: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndar
     return rows, cols, joint
 
 
+def _peak_range(num_cells: int, factor: int) -> tuple[int, int]:
+    """First and last fine pixel along an axis of ``num_cells`` cells that can hold a peak: those between the centres
+    of the two border cells (at f = 8: 4 … 8n − 5). The outer half cell is extrapolated by the cubic upsampling from
+    the border continuation, not interpolated between cell values."""
+    f = int(factor)
+    return f // 2, (num_cells - 1) * f + (f - 1) // 2
+
+
 def _peaks_full(low: np.ndarray, params: DecodeParams, pad: int):
     """Whole-map reference: (joint, fine y, fine x, score, dy, dx) arrays."""
     f = int(params.upsampling_factor)
     h, w, _ = low.shape
-    lp = np.pad(low, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    lp = _pad(low, pad)
     u = _upsample(lp, f)
     if u.ndim == 2:
         u = u[:, :, None]
-    s, d = _filter(u, params)
-    if s.ndim == 2:
-        s, d = s[:, :, None], d[:, :, None]
     o = pad * f
+    (ay, by), (ax, bx) = _peak_range(h, f), _peak_range(w, f)
+    iy = np.clip(np.arange(u.shape[0]), o + ay, o + by)
+    ix = np.clip(np.arange(u.shape[1]), o + ax, o + bx)
+
+    def to_map(a):
+        return a[iy[:, None], ix[None, :]]
+
+    s, d = _filter(u, params, to_map)
     r = int(params.nms_window) // 2
-    crop = (slice(o - r, o + h * f + r), slice(o - r, o + w * f + r))
+    crop = (slice(o + ay - r, o + by + 1 + r), slice(o + ax - r, o + bx + 1 + r))
     raw = (s[crop] == d[crop]) & (u[crop] > params.heatmap_threshold)
+    if r:  # the r context pixels on each side lie outside the peak range
+        raw[:r] = raw[-r:] = False
+        raw[:, :r] = raw[:, -r:] = False
     js, ys, xs = np.nonzero(_break_ties(np.moveaxis(raw, -1, 0), r))  # channel first for the tie breaking
+    ys, xs = ys + ay, xs + ax  # fine pixels of the (unpadded) map
     score = u[ys + o, xs + o, js]
     if params.subpixel:
-        dy, dx = _subpixel(u, ys + o, xs + o, js)
+        dy, dx = _subpixel(lambda yy, xx: u[yy + o, xx + o, js], ys, xs, (h, w), f)
     else:
         dy = dx = np.zeros(len(ys), np.float32)
     return js, ys, xs, score, dy, dx
@@ -204,37 +245,52 @@ def _peaks_patch(low: np.ndarray, params: DecodeParams, cand: tuple[np.ndarray, 
     ci, cj, cjoint = cand
     w_lo, w_hi, lo, hi = geometry
     n = hi - lo + 1  # patch side in cells
-    lp = np.pad(low, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    lp = _pad(low, pad)
     rel = np.arange(lo, hi + 1)
     rows = ci[:, None] + pad + rel[None, :]  # (N, n)
     cols = cj[:, None] + pad + rel[None, :]
     patches = lp[rows[:, :, None], cols[:, None, :], cjoint[:, None, None]]  # (N, n, n)
     num = len(ci)
     u = _upsample(np.ascontiguousarray(patches.reshape(num * n, n)), f)  # patches stacked vertically
-    s, d = _filter(u, params)
     nf = n * f
-    u3, s3, d3 = u.reshape(num, nf, nf), s.reshape(num, nf, nf), d.reshape(num, nf, nf)
+    u3 = u.reshape(num, nf, nf)
+    (ay, by), (ax, bx) = _peak_range(h, f), _peak_range(w, f)
+    # smoothing and NMS see the map edge-replicated at the peak range (module docstring): clamp each patch's fine
+    # coordinates to it (a patch that reaches past one end of the range also covers that end)
+    oy, ox = (ci + lo)[:, None] * f, (cj + lo)[:, None] * f  # global fine coordinate of each patch's first pixel
+    span = np.arange(nf)
+    ey = np.clip(oy + span, ay, by) - oy  # (N, nf) patch-local
+    ex = np.clip(ox + span, ax, bx) - ox
+    clamp = (np.arange(num)[:, None, None], ey[:, :, None], ex[:, None, :])
+
+    def to_map(a):
+        return a.reshape(num, nf, nf)[clamp].reshape(a.shape)
+
+    s, d = _filter(u, params, to_map)
+    s3, d3 = s.reshape(num, nf, nf), d.reshape(num, nf, nf)
     # the candidate cell starts at patch fine pixel −lo·f; search window [w_lo, w_hi] from there
     r = int(params.nms_window) // 2
     w0 = -lo * f + w_lo
     win = slice(w0 - r, -lo * f + w_hi + 1 + r)  # the window plus r pixels of context for tie breaking
     sw, dw, uw = s3[:, win, win], d3[:, win, win], u3[:, win, win]
-    is_peak = _break_ties((sw == dw) & (uw > params.heatmap_threshold), r)
+    span = np.arange(w0 - r, -lo * f + w_hi + 1 + r)  # patch-local fine coordinates of the window
+    in_y = (ay <= oy + span) & (oy + span <= by)  # inside the peak range
+    in_x = (ax <= ox + span) & (ox + span <= bx)
+    raw = (sw == dw) & (uw > params.heatmap_threshold) & in_y[:, :, None] & in_x[:, None, :]
+    is_peak = _break_ties(raw, r)
     k, wy, wx = np.nonzero(is_peak)
     py = wy + w0  # patch-local fine coordinates
     px = wx + w0
     gy = (ci[k] + lo) * f + py  # global fine coordinates (unpadded map)
     gx = (cj[k] + lo) * f + px
     js = cjoint[k]
-    inside = (gy >= 0) & (gy < h * f) & (gx >= 0) & (gx < w * f)
-    k, py, px, gy, gx, js = k[inside], py[inside], px[inside], gy[inside], gx[inside], js[inside]
     # neighbouring candidates' windows overlap: keep each (joint, y, x) once
     key = (js.astype(np.int64) * (h * f) + gy) * (w * f) + gx
     _, first = np.unique(key, return_index=True)
     k, py, px, gy, gx, js = k[first], py[first], px[first], gy[first], gx[first], js[first]
     score = u3[k, py, px]
     if params.subpixel:
-        dy, dx = _subpixel(u3.reshape(num * nf, nf), k * nf + py, px, None)
+        dy, dx = _subpixel(lambda yy, xx: u3[k, yy - oy[k, 0], xx - ox[k, 0]], gy, gx, (h, w), f)
     else:
         dy = dx = np.zeros(len(k), np.float32)
     return js, gy, gx, score, dy, dx
