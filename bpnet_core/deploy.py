@@ -1,20 +1,6 @@
-"""Deployment: one runner API for every model file, the model to deploy, and backend comparisons.
+"""Deployment: the model to deploy, latency measurements and backend comparisons (runners: :mod:`bpnet_core.runners`).
 
->>> runner = load_runner("bpnet_model.onnx")       # or .keras, or .engine
->>> heatmaps, pafs = runner.predict(batch)          # batch: float32 (N, H, W, 3), normalised like training
-
-Every runner has ``stride``, ``num_stages``, ``pose`` (the pose config stored with the model, or ``None``),
-``fixed_input_shape`` (``None`` or (H, W): TensorRT engines and fixed-shape ONNX files; inference then forces
-``pad_image_input`` as TAO does) and ``predict(batch, stage=None, context=None) -> (heatmaps, pafs)``.
-
-=========================  ===================================  ===============================================
-file                       runner                               runs on
-=========================  ===================================  ===============================================
-``.keras``                 :class:`~bpnet_core.infer.runners.KerasRunner`        TensorFlow (CPU or GPU)
-``.onnx``                  :class:`~bpnet_core.infer.onnx_runner.OnnxRunner`     ONNX Runtime: CUDA when onnxruntime-gpu
-                                                                                 is installed, else CPU
-``.engine/.trt/.plan``     :class:`~bpnet_core.export.tensorrt.TensorRTRunner`   TensorRT (NVIDIA GPU)
-=========================  ===================================  ===============================================
+>>> rows = compare_deployments({"FP32": "m.onnx", "INT8": "m_int8.onnx"}, spec, dataset_spec, "runs/cmp", (368, 368))
 """
 
 from __future__ import annotations
@@ -28,42 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.runners import load_runner
 
 log = logging.getLogger(__name__)
-
-ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
-
-
-def load_runner(path: str | os.PathLike, stride: int = 8, pose=None, providers: list[str] | None = None):
-    """A runner for a model file: ``.keras`` (Keras), ``.onnx`` (ONNX Runtime) or ``.engine`` (TensorRT).
-
-    ``pose`` (a :class:`PoseConfig`) is attached to runners whose file does not carry one (Keras files) and
-    checked against the output widths; ``providers`` picks ONNX Runtime execution providers.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise BpnetError(f"{path}: model file not found")
-    suffix = path.suffix.lower()
-    if suffix == ".keras":
-        from bpnet_core.infer.runners import KerasRunner
-        from bpnet_core.model import load_bpnet_model
-
-        runner = KerasRunner(load_bpnet_model(path, pose), stride)
-    elif suffix == ".onnx":
-        from bpnet_core.infer.onnx_runner import OnnxRunner
-
-        runner = OnnxRunner(path, stride, providers)
-    elif suffix in ENGINE_SUFFIXES:
-        from bpnet_core.export.tensorrt import TensorRTRunner
-
-        runner = TensorRTRunner(path, stride)
-    else:
-        raise BpnetError(f"{path}: unknown model type {suffix!r} (expected .keras, .onnx or .engine)")
-    if getattr(runner, "pose", None) is None:
-        runner.pose = pose
-    runner.path = path
-    return runner
-
 
 def model_for_deployment(work_dir: str | os.PathLike) -> Path:
     """The model the tutorial deploys: the retrained pruned model of notebook 04 when there is one, else the model
@@ -94,9 +47,11 @@ def model_for_deployment(work_dir: str | os.PathLike) -> Path:
                      "02_train/bpnet_model.keras): run notebook 02 (and 04) first")  # fmt: skip
 
 
-def _random_batch(input_hw, batch_size: int = 1, seed: int = 0) -> np.ndarray:
+def _random_batch(meta, input_hw, batch_size: int = 1, seed: int = 0) -> np.ndarray:
+    """Random pixels, normalised as the model expects (latency does not depend on the content)."""
     rng = np.random.default_rng(seed)
-    return (rng.random((batch_size, input_hw[0], input_hw[1], 3), dtype=np.float32) - 0.5).astype(np.float32)
+    pixels = rng.integers(0, 256, (batch_size, input_hw[0], input_hw[1], 3), dtype=np.uint8)
+    return meta.normalize(pixels)
 
 
 def measure_latency(runner, input_hw: tuple[int, int], batch_size: int = 1, warmup: int = 2, repeats: int = 10,
@@ -111,7 +66,7 @@ def measure_latencies(runners: dict, input_hw, batch_size: int = 1, warmup: int 
     during the measurement affects all of them alike and their ratios stay fair. ``input_hw`` is one (H, W) for all,
     or ``{name: (H, W)}``. Returns ``{name: {median_ms, min_ms, repeats, input_hw, batch_size}}``."""
     hws = {n: tuple(input_hw[n]) if isinstance(input_hw, dict) else tuple(input_hw) for n in runners}
-    batches = {n: _random_batch(hws[n], batch_size, seed) for n in runners}
+    batches = {n: _random_batch(r.meta, hws[n], batch_size, seed) for n, r in runners.items()}
     for _ in range(max(0, warmup)):
         for n, r in runners.items():
             r.predict(batches[n])
@@ -139,7 +94,6 @@ def compare_deployments(
     dataset_spec,
     results_dir: str | os.PathLike,
     input_hw: tuple[int, int],
-    pose=None,
     warmup: int = 2,
     repeats: int = 10,
     evaluate: bool = True,
@@ -149,17 +103,17 @@ def compare_deployments(
     run with ``pad_image_input`` at their size). Returns one row per model."""
     from bpnet_core.infer.evaluation import run_evaluation
 
-    runners = {name: load_runner(path, pose=pose) for name, path in models.items()}
-    hws = {name: r.fixed_input_shape or tuple(input_hw) for name, r in runners.items()}
+    runners = {name: load_runner(path) for name, path in models.items()}
+    hws = {name: r.meta.input_hw or tuple(input_hw) for name, r in runners.items()}
     lat = measure_latencies(runners, hws, warmup=warmup, repeats=repeats)
     rows = []
     for name, path in models.items():
         runner, hw = runners[name], hws[name]
         row = {"model": name, "file": Path(path).name, "MB": round(file_size(path) / 1e6, 2),
                "ms": round(lat[name]["median_ms"], 2), "input": f"{hw[0]}x{hw[1]}",
-               "mode": "pad_image_input" if runner.fixed_input_shape else spec.keep_aspect_ratio_mode}  # fmt: skip
+               "mode": "pad_image_input" if runner.meta.input_hw else spec.keep_aspect_ratio_mode}  # fmt: skip
         if evaluate:
-            m = run_evaluation(spec, runner, dataset_spec, Path(results_dir) / name, pose=pose, progress=False)
+            m = run_evaluation(spec, runner, dataset_spec, Path(results_dir) / name, progress=False)
             row.update({"AP": round(m["AP"], 4), "AP50": round(m["AP50"], 4)})
         rows.append(row)
         log.info("%s: %s", name, row)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -54,12 +55,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def save_model_atomic(model, path: str | os.PathLike) -> Path:
-    """``model.save`` to a temporary ``.keras`` name beside ``path``, then ``os.replace`` (never a partial file)."""
+def save_model_atomic(model, path: str | os.PathLike, members: dict[str, str] | None = None) -> Path:
+    """``model.save`` to a temporary ``.keras`` name beside ``path``, add ``members`` (archive name → text, e.g. the
+    model contract) to the archive, then ``os.replace`` (never a partial file)."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(str(tmp))
+        if members:
+            with zipfile.ZipFile(tmp, "a") as zf:
+                for name, text in members.items():
+                    zf.writestr(name, text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -141,10 +141,10 @@ def trained_model_path(work_dir: str | Path) -> Path | None:
 def evaluation_runner(work_dir: str | Path, dataset_spec, model_path: str = "", pose=None):
     """The network notebooks 03+ evaluate: ``model_path`` if given, else the model notebook 02 trained, else a
     stand-in that returns label maps rendered from the test annotations. Returns (runner, description)."""
-    from bpnet_core.infer.runners import RenderedMapsRunner, load_runner
+    from bpnet_core.runners import RenderedMapsSource, load_runner
 
     path = Path(model_path) if model_path else trained_model_path(work_dir)
     if path is not None:
         return load_runner(path), f"trained model {path}"
     images_dir, _, ann = dataset_spec.split("test")
-    return RenderedMapsRunner(ann, images_dir, pose), "rendered label maps (no trained model yet: run notebook 02)"
+    return RenderedMapsSource(ann, images_dir, pose), "rendered label maps (no trained model yet: run notebook 02)"

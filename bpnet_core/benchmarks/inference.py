@@ -43,44 +43,50 @@ def _convert(name: str, work: Path, cal_dir: Path, batches: int) -> dict:
     from bpnet_core.export import onnx as ox
     from bpnet_core.export.calibration import make_batcher
     from bpnet_core.export.quantize import quantize_int8
-    from bpnet_core.model import build_model
+    from bpnet_core.model import build_model, model_meta, spec_normalization
     from bpnet_core.paths import project_file
+    from bpnet_core.skeleton import PoseConfig
 
     keras.utils.set_random_seed(0)
-    model = build_model(load_train_spec(project_file(*SPECS[name].split("/"))))
+    spec = load_train_spec(project_file(*SPECS[name].split("/")))
+    pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    model = build_model(spec, pose)
+    meta = model_meta(model, pose, spec_normalization(spec), name=name)
     t0 = time.perf_counter()
     proto = ox.keras_to_onnx(model)
-    ox.set_metadata(proto, ox.model_info(model, [o.name for o in proto.graph.output], "channels_last", None))
+    meta = ox.export_meta(meta, [o.name for o in proto.graph.output], "channels_last", None, meta.num_stages, name)
+    ox.set_meta(proto, meta)
     convert_s = time.perf_counter() - t0
-    parity = ox.compare_with_keras(model, ox.onnx_session(proto), ox.parity_batch((256, 256)))
+    parity = ox.compare_with_keras(model, ox.onnx_session(proto), ox.parity_batch((256, 256), meta))
     fp32, int8 = work / f"{name}_fp32.onnx", work / f"{name}_int8.onnx"
     onnx.save(proto, str(fp32))
     t0 = time.perf_counter()
-    cal = quantize_int8(proto, int8, make_batcher(ox.DEFAULT_CAL_HW, cal_dir, batches=batches))
+    cal = quantize_int8(proto, int8, make_batcher(ox.DEFAULT_CAL_HW, cal_dir, batches=batches, meta=meta))
     quant_s = time.perf_counter() - t0
     q = onnx.load(str(int8))
-    ox.set_metadata(q, {**ox.get_metadata(proto), "precision": "int8"})
+    ox.set_meta(q, meta.with_changes(precision="int8"))
     onnx.save(q, str(int8))
-    return {"keras": model, "fp32": fp32, "int8": int8, "parity_max_abs_diff": parity["max_abs_diff"],
+    return {"keras": model, "meta": meta, "fp32": fp32, "int8": int8, "parity_max_abs_diff": parity["max_abs_diff"],
             "convert_s": round(convert_s, 1), "quantize_s": round(quant_s, 1), "calibration": cal["method"],
             "mb": {"fp32": round(fp32.stat().st_size / 1e6, 1),
                    "int8": round(int8.stat().st_size / 1e6, 1)}}  # fmt: skip
 
 
-def _engine(model_path: Path, keras_model, hw, work: Path, precision: str, cal_dir: Path):
+def _engine(model_path: Path, keras_model, pose, hw, work: Path, precision: str, cal_dir: Path):
     from bpnet_core.export import export_model
 
     engine = work / f"{model_path.stem}_{hw[0]}x{hw[1]}_{precision}.engine"
     export_model(keras_model, work / f"{engine.stem}.onnx", input_dims=f"{hw[0]},{hw[1]},3", data_type=precision,
-                 engine_file=engine, cal_image_dir=cal_dir, batches=4)  # fmt: skip
+                 engine_file=engine, cal_image_dir=cal_dir, batches=4, pose=pose)  # fmt: skip
     return engine
 
 
 def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     """Measure every backend × precision on the full and demo models; returns numbers and a Markdown table."""
-    from bpnet_core.deploy import load_runner, measure_latencies
+    from bpnet_core.deploy import measure_latencies
     from bpnet_core.export.tensorrt import tensorrt_status
-    from bpnet_core.infer.runners import KerasRunner
+    from bpnet_core.runners import load_runner
+    from bpnet_core.runners.keras import KerasRunner
 
     work = Path(work) / "inference"
     work.mkdir(parents=True, exist_ok=True)
@@ -93,13 +99,13 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
         models[name] = _convert(name, work, cal_dir, batches=2 if quick else 8)
     for name, hw in CASES:
         m = models[name]
-        runners = {("Keras", "FP32"): KerasRunner(m["keras"]),
+        runners = {("Keras", "FP32"): KerasRunner(m["keras"], m["meta"]),
                    ("ORT", "FP32"): load_runner(m["fp32"], providers=["CPUExecutionProvider"]),
                    ("ORT", "INT8"): load_runner(m["int8"], providers=["CPUExecutionProvider"])}  # fmt: skip
         if use_trt:
             for prec in ("fp16", "int8"):
                 try:
-                    runners[("TensorRT", prec.upper())] = load_runner(_engine(Path(name), m["keras"], hw, work, prec,
+                    runners[("TensorRT", prec.upper())] = load_runner(_engine(Path(name), m["keras"], m["meta"].pose, hw, work, prec,
                                                                               cal_dir))  # fmt: skip
                 except Exception as exc:  # noqa: BLE001 - a failed engine build is reported, not fatal
                     log.warning("TensorRT %s %s: %s", name, prec, exc)

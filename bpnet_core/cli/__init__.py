@@ -23,6 +23,7 @@ VERBS = [
     "synthetic_data",
     "download_coco",
     "download_model",
+    "import_model",
     "dataset_convert",
     "train",
     "evaluate",
@@ -56,14 +57,31 @@ def add_key(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def model_argument(args, spec) -> str:
-    """The model of ``inference`` / ``evaluate``: ``-m/--model_filename``, else the inference spec's ``model_path``."""
-    from bpnet_core.config import resolve_path
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """``-i/--inference_spec`` (optional) and ``-m/--model_filename`` of ``inference`` / ``evaluate``."""
+    parser.add_argument("-i", "--inference_spec", default=None,
+                        help="inference spec (infer_spec.yaml); default: the model's recommended settings (its model "
+                        "card), which --set overrides")  # fmt: skip
+    parser.add_argument("-m", "--model_filename", default=None,
+                        help="model file (.keras, .onnx, .xml or .engine); overrides the spec's model_path")  # fmt: skip
 
-    model = args.model_filename or (resolve_path(spec.source, spec.model_path) if spec.model_path else None)
+
+def predictor_from_args(args):
+    """The :class:`~bpnet_core.infer.Predictor` of ``inference`` / ``evaluate``: the model is ``-m``, else the spec's
+    ``model_path``; the spec is ``-i`` (+ ``--set``), else the model's recommended settings (+ ``--set``)."""
+    from bpnet_core.config import infer_spec_from_model, load_infer_spec, resolve_path
+    from bpnet_core.infer import Predictor
+    from bpnet_core.runners import load_runner
+
+    spec = load_infer_spec(args.inference_spec, args.overrides) if args.inference_spec else None
+    model = args.model_filename
+    if not model and spec is not None and spec.model_path:
+        model = resolve_path(spec.source, spec.model_path)
     if not model:
-        raise BpnetError(f"{args.inference_spec}: no model: give -m/--model_filename or set model_path")
-    return str(model)
+        where = args.inference_spec or "bpnet"
+        raise BpnetError(f"{where}: no model: give -m/--model_filename" + (" or set model_path" if spec else ""))
+    runner = load_runner(model)
+    return Predictor(runner, spec if spec is not None else infer_spec_from_model(runner.meta, args.overrides))
 
 
 def _available_verbs() -> list:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    from bpnet_core.cli import add_common, add_key
+    from bpnet_core.cli import add_common, add_key, add_model_flags
 
     p = sub.add_parser("evaluate", help="COCO keypoint AP on the dataset's test split",
                        description="Run inference over the test split of a dataset spec and evaluate with "
                        "pycocotools (iouType=keypoints); writes results.csv, metrics.json and per_image.csv.")  # fmt: skip
-    p.add_argument("-i", "--inference_spec", required=True)
-    p.add_argument("-m", "--model_filename", default=None, help="model file; overrides the spec's model_path")
+    add_model_flags(p)
     p.add_argument("-d", "--dataset_spec", required=True, help="dataset spec (coco_spec.json)")
     p.add_argument("--dataset", default="coco", choices=["coco"], help="dataset format (TAO flag)")
     p.add_argument("-r", "--results_dir", required=True)
@@ -21,13 +20,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bpnet_core.cli import model_argument
-    from bpnet_core.config import load_dataset_spec, load_infer_spec
+    from bpnet_core.cli import predictor_from_args
+    from bpnet_core.config import load_dataset_spec
     from bpnet_core.infer.evaluation import run_evaluation
 
-    spec = load_infer_spec(args.inference_spec, args.overrides)
-    model = model_argument(args, spec)
-    m = run_evaluation(spec, model, load_dataset_spec(args.dataset_spec), args.results_dir,
+    predictor = predictor_from_args(args)
+    m = run_evaluation(None, predictor, load_dataset_spec(args.dataset_spec), args.results_dir,
                        dump_visualizations=args.dump_visualizations)  # fmt: skip
     print("  ".join(f"{k} {m[k]:.3f}" for k in ("AP", "AP50", "AP75", "APm", "APl", "AR")) + f"  → {args.results_dir}")
     return 0

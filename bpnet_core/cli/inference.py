@@ -4,13 +4,12 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    from bpnet_core.cli import add_common, add_key
+    from bpnet_core.cli import add_common, add_key, add_model_flags
 
     p = sub.add_parser("inference", help="detect poses in an image, a directory or a COCO json of images",
-                       description="Run a model (.keras, .onnx or .engine) and the PAF decoder over images; writes "
+                       description="Run a model (.keras, .onnx, .xml or .engine) and the PAF decoder over images; writes "
                        "detections.json (TAO layout) and, with --dump_visualizations, images_annotated/.")  # fmt: skip
-    p.add_argument("-i", "--inference_spec", required=True, help="inference spec (infer_spec.yaml)")
-    p.add_argument("-m", "--model_filename", default=None, help="model file; overrides the spec's model_path")
+    add_model_flags(p)
     p.add_argument("--input_type", default="image", choices=["image", "dir", "json"])
     p.add_argument("--input", required=True, help="an image, a directory of images, or a COCO annotation json")
     p.add_argument("--image_root_path", default=None, help="image folder for --input_type json")
@@ -23,13 +22,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bpnet_core.cli import model_argument
-    from bpnet_core.config import load_infer_spec
-    from bpnet_core.infer.inference import run_inference
+    from bpnet_core.cli import predictor_from_args
+    from bpnet_core.infer.inference import list_inputs, run_inference
 
-    spec = load_infer_spec(args.inference_spec, args.overrides)
-    model = model_argument(args, spec)
-    s = run_inference(spec, model, args.input_type, args.input, args.results_dir, args.image_root_path,
+    list_inputs(args.input_type, args.input, args.image_root_path)  # bad input fails before the model loads
+    predictor = predictor_from_args(args)
+    s = run_inference(None, predictor, args.input_type, args.input, args.results_dir, args.image_root_path,
                       args.dump_visualizations, args.dump_openpose_json)  # fmt: skip
     print(f"{s['people']} people in {s['processed']}/{s['images']} images ({len(s['skipped'])} skipped); "
           f"network {s['network_ms_median'] or 0:.1f} ms, decode {s['decode_ms_median'] or 0:.1f} ms per image (median) "

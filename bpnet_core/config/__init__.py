@@ -9,6 +9,7 @@
 from bpnet_core.config.io import (
     apply_overrides,
     dump_spec,
+    infer_spec_from_model,
     load_dataset_spec,
     load_infer_spec,
     load_train_spec,
@@ -35,6 +36,7 @@ __all__ = [
     "TrainSpec",
     "apply_overrides",
     "dump_spec",
+    "infer_spec_from_model",
     "load_dataset_spec",
     "load_infer_spec",
     "load_train_spec",

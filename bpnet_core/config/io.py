@@ -279,19 +279,22 @@ def _resolve_paths(block: Any, anchor: Path | None) -> None:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-def _load(cls: type[S], path: str | os.PathLike, overrides, what: str) -> S:
-    path = Path(path)
-    data = read_spec_file(path, what)
+def _build(cls: type[S], data: dict, overrides, source: str, anchor: Path | None) -> S:
     if overrides is not None and not isinstance(overrides, (Mapping, str)):
         overrides = list(overrides)  # read twice below
     parsed = parse_overrides(overrides)
     merged = apply_overrides(data, overrides, schema=cls)
-    spec = cls.from_dict(merged, source=str(path), spec_dir=path.absolute().parent,
-                         override_keys=tuple(p for _, p, _ in parsed))
-    _resolve_paths(spec, path.absolute())
+    spec = cls.from_dict(merged, source=source, spec_dir=anchor.parent if anchor else None,
+                         override_keys=tuple(p for _, p, _ in parsed))  # fmt: skip
+    _resolve_paths(spec, anchor)
     if parsed:
-        log.debug("%s: applied overrides %s", path, ", ".join(k for k, _, _ in parsed))
+        log.debug("%s: applied overrides %s", source, ", ".join(k for k, _, _ in parsed))
     return spec
+
+
+def _load(cls: type[S], path: str | os.PathLike, overrides, what: str) -> S:
+    path = Path(path)
+    return _build(cls, read_spec_file(path, what), overrides, str(path), path.absolute())
 
 
 def load_train_spec(path: str | os.PathLike, overrides=()) -> TrainSpec:
@@ -302,6 +305,11 @@ def load_train_spec(path: str | os.PathLike, overrides=()) -> TrainSpec:
 def load_infer_spec(path: str | os.PathLike, overrides=()) -> InferSpec:
     """Load an inference spec (``infer_spec*.yaml``): defaults → file → overrides → validate; paths absolute."""
     return _load(InferSpec, path, overrides, "inference spec")
+
+
+def infer_spec_from_model(meta, overrides=()) -> InferSpec:
+    """The inference spec a model recommends (its contract's ``inference`` values over the defaults) + overrides."""
+    return _build(InferSpec, dict(meta.inference), overrides, f"{meta.name} (recommended inference settings)", None)
 
 
 def load_dataset_spec(path: str | os.PathLike, overrides=()) -> DatasetSpec:

@@ -662,7 +662,8 @@ class InferSpec(_SpecRoot):
     train_spec: Optional[PathStr] = None
     input_shape: list[PosInt] = Field(default_factory=lambda: [256, 256], min_length=2, max_length=2)
     keep_aspect_ratio_mode: Annotated[
-        Optional[Literal["adjust_network_input", "pad_image_input"]], BeforeValidator(_keep_ratio_none)
+        Optional[Literal["adjust_network_input", "pad_image_input", "fixed_height", "stretch", "letterbox"]],
+        BeforeValidator(_keep_ratio_none),
     ] = "adjust_network_input"
     output_stage_to_use: Optional[Int] = Field(None, ge=1)  # null: the last stage
     output_upsampling_factor: list[Annotated[int, Strict(), Field(ge=1)]] = Field(

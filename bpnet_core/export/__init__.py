@@ -87,21 +87,29 @@ def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_
 
 
 def _load_keras(model, pose):
-    from bpnet_core.model import check_model_channels, load_bpnet_model
+    """The Keras model to export and its contract: a ``.keras`` file's own, or built from ``pose`` for an in-memory
+    model. ``pose`` given with a file is checked against the file's contract."""
+    from bpnet_core.meta import read_meta
+    from bpnet_core.model import check_model_channels, load_bpnet_model, model_meta
 
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
-        if path.suffix.lower() in (".onnx", ".engine", ".trt", ".plan"):
-            raise BpnetError(f"{path}: export needs the trained .keras model (got {path.suffix})")
-        keras_model = load_bpnet_model(path, pose)
-    else:
-        keras_model, path = model, Path(getattr(model, "name", "model"))
+        if path.suffix.lower() != ".keras":
+            raise BpnetError(f"{path}: export needs the trained .keras model (got {path.suffix}); an imported .onnx "
+                             "or .xml model is exported with export_imported")  # fmt: skip
+        meta = read_meta(path)
+        keras_model = load_bpnet_model(path, meta.pose)
         if pose is not None:
             check_model_channels(keras_model, pose, str(path))
+    else:
+        keras_model, path = model, Path(getattr(model, "name", "model"))
+        if pose is None:
+            raise BpnetError("exporting an in-memory Keras model needs its pose config (pose=...)")
+        meta = model_meta(keras_model, pose)
     outs = keras_model.outputs
     if len(outs) < 2 or len(outs) % 2:
         raise BpnetError(f"{path}: not a BodyPoseNet model ({len(outs)} outputs; expected heatmaps + PAFs per stage)")
-    return keras_model, path
+    return keras_model, path, meta
 
 
 def export_model(
@@ -160,13 +168,14 @@ def export_model(
                            max_batch_size, opt_batch_size, static_batch_size, batch_size, max_workspace_size,
                            strict_type_constraints, ox.INPUT_NAME)  # fmt: skip
         import_tensorrt()
-    keras_model, source = _load_keras(model, pose)
+    keras_model, source, source_meta = _load_keras(model, pose)
 
     proto = ox.keras_to_onnx(keras_model, input_hw, data_format, output_stages, static_batch_size)
     wanted = [o.name for o in proto.graph.output]
-    info = ox.model_info(keras_model, wanted, data_format, input_hw, pose, str(source))
-    ox.set_metadata(proto, info)
-    batch = ox.parity_batch(work_hw, cal_image_dir)
+    meta = ox.export_meta(source_meta, wanted, data_format, input_hw, len(keras_model.outputs) // 2,
+                          Path(output_file).stem)  # fmt: skip
+    ox.set_meta(proto, meta)
+    batch = ox.parity_batch(work_hw, meta, cal_image_dir)
     if static:
         batch = np.repeat(batch, static, axis=0)
     parity = ox.compare_with_keras(keras_model, ox.onnx_session(proto), batch, data_format)
@@ -175,13 +184,13 @@ def export_model(
         raise BpnetError(f"ONNX output differs from Keras by {parity['max_abs_diff']:.3g} (> {parity_tolerance:g}) "
                          f"on a {work_hw[0]}x{work_hw[1]} image; nothing written")  # fmt: skip
     report = {"output_file": str(output_file), "data_type": data_type, "input_dims": list(input_hw) if input_hw
-              else None, "data_format": data_format, "outputs": wanted, "num_stages": info["num_stages"],
+              else None, "data_format": data_format, "outputs": wanted, "num_stages": meta.num_stages,
               "parity": parity}  # fmt: skip
 
     batcher = None
     if data_type == "int8" or (plan and plan.precision == "int8"):
         if cal_image_dir or (cal_data_file and Path(cal_data_file).is_file()):
-            batcher = make_batcher(work_hw, cal_image_dir, cal_data_file, batch_size, batches, 8, data_format)
+            batcher = make_batcher(work_hw, cal_image_dir, cal_data_file, batch_size, batches, meta, data_format)
     trt_cache = ort_cache = None
     if data_type == "int8":
         if engine_file:
@@ -195,7 +204,7 @@ def export_model(
             onnx.save(final, str(tmp))
         elif data_type == "fp16":
             final = ox.convert_fp16(proto)
-            ox.set_metadata(final, {**info, "precision": "fp16"})
+            ox.set_meta(final, meta.with_changes(precision="fp16"))
             onnx.save(final, str(tmp))
         else:
             from bpnet_core.export.quantize import quantize_int8
@@ -206,13 +215,19 @@ def export_model(
             report["calibration"] = quantize_int8(proto, tmp, batcher, ox.INPUT_NAME, calibration_method,
                                                   cache_file=ort_cache, force=force_ptq)  # fmt: skip
             final = onnx.load(str(tmp))
-            ox.set_metadata(final, {**info, "precision": "int8", "calibration": report["calibration"]["method"]})
+            ox.set_meta(final, meta.with_changes(precision="int8", provenance={
+                **meta.provenance, "calibration": report["calibration"]["method"]}))  # fmt: skip
             onnx.save(final, str(tmp))
         if data_type != "fp32":
             report["deployed_vs_keras"] = ox.compare_with_keras(keras_model, ox.onnx_session(str(tmp)), batch,
                                                                 data_format)  # fmt: skip
         if plan is not None:
             report["engine"] = _build_engine(proto, engine_file, plan, batcher, trt_cache, force_ptq)
+            from bpnet_core.fileio import write_text_atomic
+            from bpnet_core.meta import engine_sidecar
+
+            write_text_atomic(engine_sidecar(engine_file), meta.with_changes(
+                input_hw=tuple(work_hw), precision=plan.precision).to_json())  # fmt: skip
     report["bytes"] = Path(output_file).stat().st_size
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return report

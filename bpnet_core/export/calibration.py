@@ -5,9 +5,9 @@ Nothing here imports TensorFlow, ONNX Runtime or TensorRT: the batching is a pla
 (:class:`CalibrationBatcher`) that ONNX Runtime's ``CalibrationDataReader`` (:class:`OrtCalibrationReader`) and
 TensorRT's ``IInt8EntropyCalibrator2`` (:mod:`bpnet_core.export.tensorrt`) both wrap.
 
-Calibration batches are float32 (B, H, W, 3), built by :func:`bpnet_core.infer.inference.preprocess` with
-``pad_image_input`` at the export size (H, W): the image is fitted into H×W with its aspect ratio kept, padded
-bottom-right with grey, RGB / 256 − 0.5 — byte for byte what ``bpnet inference`` feeds a fixed-shape model.
+Calibration batches are float32 (B, H, W, 3), built by :func:`bpnet_core.preprocess.prepare` from the model's
+contract with ``pad_image_input`` at the export size (H, W) (or the resize mode the contract recommends): colour
+order, normalisation, filter and padding exactly as ``bpnet inference`` feeds the model.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from bpnet_core.errors import BpnetError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-DEFAULT_NORMALIZATION = ((256.0, 256.0, 256.0), (0.5, 0.5, 0.5))
 
 
 # ---------------------------------------------------------------------------------------------------- images
@@ -61,14 +60,19 @@ class CalibrationBatcher:
         input_hw: tuple[int, int],
         batch_size: int = 1,
         batches: int = 10,
-        stride: int = 8,
-        normalization=DEFAULT_NORMALIZATION,
+        meta=None,
         data_format: str = "channels_last",
+        mode: str = "pad_image_input",
     ):
         self.batch_size = _positive_int(batch_size, "--batch_size")
         self.max_batches = _positive_int(batches, "--batches")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
-        self.stride, self.normalization, self.data_format = int(stride), normalization, data_format
+        if meta is None:  # bpnet's own models: RGB / 256 − 0.5, grey padding (TAO's convention)
+            from bpnet_core.meta import bpnet_meta
+            from bpnet_core.skeleton import PoseConfig, default_pose_config_path
+
+            meta = bpnet_meta(PoseConfig.from_json(default_pose_config_path()), 1, ["heatmap_out", "paf_out"])
+        self.meta, self.mode, self.data_format = meta, mode, data_format
         self.skipped: list[dict] = []
         if isinstance(source, np.ndarray):
             if source.ndim != 4 or source.shape[3] != 3:
@@ -102,13 +106,13 @@ class CalibrationBatcher:
 
     def _images(self) -> Iterator[np.ndarray]:
         from bpnet_core.fileio import read_image
-        from bpnet_core.infer.inference import preprocess
+        from bpnet_core.preprocess import prepare
 
         self.skipped = []
         for path in self.files:
             try:
                 image = read_image(path)
-                pre = preprocess(image, self.input_hw, "pad_image_input", self.stride, *self.normalization)
+                pre = prepare(image, self.meta, self.input_hw, self.mode)
             except BpnetError as exc:
                 log.warning("calibration: skipped %s", exc)
                 self.skipped.append({"file": str(path), "reason": str(exc)})
@@ -145,23 +149,24 @@ def make_batcher(
     cal_data_file: str | os.PathLike | None = None,
     batch_size: int = 1,
     batches: int = 10,
-    stride: int = 8,
+    meta=None,
     data_format: str = "channels_last",
+    mode: str = "pad_image_input",
 ) -> CalibrationBatcher:
     """The calibration batches of an export: from ``cal_data_file`` when it exists, else from ``cal_image_dir``
     (and then the data file, when named, is written for the next export)."""
     data_path = Path(cal_data_file) if cal_data_file else None
     if data_path is not None and data_path.is_file():
         array = load_calibration_data(data_path)
-        return CalibrationBatcher(array, input_hw, batch_size, batches, stride, data_format=data_format)
+        return CalibrationBatcher(array, input_hw, batch_size, batches, meta, data_format)
     if not cal_image_dir:
         raise BpnetError("INT8 needs calibration data: give --cal_image_dir (or an existing --cal_data_file)")
-    batcher = CalibrationBatcher(list_images(cal_image_dir), input_hw, batch_size, batches, stride)
+    batcher = CalibrationBatcher(list_images(cal_image_dir), input_hw, batch_size, batches, meta, mode=mode)
     if data_path is not None:
         save_calibration_data(batcher, data_path)
         array = load_calibration_data(data_path)
         skipped = batcher.skipped
-        batcher = CalibrationBatcher(array, input_hw, batch_size, batches, stride, data_format=data_format)
+        batcher = CalibrationBatcher(array, input_hw, batch_size, batches, meta, data_format)
         batcher.skipped = skipped
     else:
         batcher.data_format = data_format

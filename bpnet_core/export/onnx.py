@@ -5,15 +5,16 @@ The exported graph (opset 17):
 =================  =========================  ================================================================
 tensor             shape                      meaning
 =================  =========================  ================================================================
-``input_1``        (N, H, W, 3) float32       RGB / 256 − 0.5; ``channels_first``: (N, 3, H, W). N is dynamic
+``input_1``        (N, H, W, 3) float32       normalised as the contract says (TAO: RGB / 256 − 0.5);
+                                              ``channels_first``: (N, 3, H, W). N is dynamic
                                               (or ``--static_batch_size``); H, W dynamic, or fixed by ``-d``
 ``heatmap_stage1`` (N, H/8, W/8, J + 1)        one per exported stage (``heatmap_out`` for the last) …
 ``paf_stage1``     (N, H/8, W/8, 2L)           … in TAO's order: all heatmaps, then all PAFs
 =================  =========================  ================================================================
 
-Outputs stay NHWC in both data formats. The model's facts travel in the ONNX ``metadata_props`` under the key
-``bpnet`` (JSON: stride, number of stages, output names, pose config, precision, input layout), so a runner knows
-which output is which stage and which pose config the model predicts.
+Outputs stay NHWC in both data formats. The model's contract (:class:`~bpnet_core.meta.ModelMeta`: pose config,
+strides, normalisation, layout, which output is which stage, precision) travels in the ONNX ``metadata_props``
+under the key ``bpnet_meta``.
 
 Size: ``-d H,W,3`` fixes H and W (like TAO; runners then force ``pad_image_input`` at that size, as TAO does for
 TensorRT). Without ``-d`` the file accepts any H, W that are multiples of 8, like the ``.keras`` model (bpnet's
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "input_1"
 OPSET = 17
-METADATA_KEY = "bpnet"
 PARITY_TOLERANCE = 1e-3
 DEFAULT_CAL_HW = (256, 256)  # TAO's default -d 256,256,3: calibration / engine size when -d is not given
 
@@ -151,34 +151,35 @@ def _stable_names(proto) -> None:
         vi.name = mapping.get(vi.name, vi.name)
 
 
-def set_metadata(proto, info: dict) -> None:
-    """Store ``info`` as JSON under ``metadata_props['bpnet']`` (replacing an earlier entry)."""
-    keep = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+def set_meta(proto, meta) -> None:
+    """Store the model contract under ``metadata_props['bpnet_meta']`` (replacing an earlier entry)."""
+    from bpnet_core.meta import META_KEY
+
+    keep = [p for p in proto.metadata_props if p.key != META_KEY]
     del proto.metadata_props[:]
     for p in keep:
         proto.metadata_props.add(key=p.key, value=p.value)
-    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(info, sort_keys=True))
+    proto.metadata_props.add(key=META_KEY, value=meta.to_json())
 
 
-def get_metadata(proto) -> dict:
+def get_meta(proto, source: str = "model"):
+    """The model contract stored in a proto (a one-line error when there is none)."""
+    from bpnet_core.meta import META_KEY, REIMPORT_HINT, ModelMeta
+
     for p in proto.metadata_props:
-        if p.key == METADATA_KEY:
-            return json.loads(p.value)
-    return {}
+        if p.key == META_KEY:
+            return ModelMeta.from_json(p.value, source)
+    raise BpnetError(f"{source}: no bpnet model contract in the ONNX file; {REIMPORT_HINT}")
 
 
-def model_info(model, wanted: list[str], data_format: str, input_hw, pose=None, source: str = "") -> dict:
-    """The metadata written into every exported file."""
-    from bpnet_core.model import num_stages
+def export_meta(source_meta, wanted: list[str], data_format: str, input_hw, num_stages: int, name: str):
+    """The contract of an exported bpnet model: the source's pose and normalisation, the exported outputs (NHWC),
+    the input layout and size of the export."""
+    from bpnet_core.meta import bpnet_meta
 
-    info = {"format": 1, "stride": 8, "num_stages": num_stages(model), "outputs": wanted,
-            "input_layout": "NCHW" if data_format == "channels_first" else "NHWC",
-            "input_hw": list(input_hw) if input_hw else None, "precision": "fp32",
-            "normalization": {"image_scale": [256.0] * 3, "image_offset": [0.5] * 3},
-            "source": Path(source).name if source else ""}  # fmt: skip
-    if pose is not None:
-        info["pose"] = pose.to_json_dict()
-    return info
+    return bpnet_meta(source_meta.pose, num_stages, wanted, source_meta.normalization, input_hw,
+                      "NCHW" if data_format == "channels_first" else "NHWC", INPUT_NAME, name,
+                      provenance={**source_meta.provenance, "exported_from": source_meta.name})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------- parity
@@ -210,11 +211,11 @@ def parity_image(input_hw: tuple[int, int], image_dir: str | os.PathLike | None 
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def parity_batch(input_hw: tuple[int, int], image_dir=None, stride: int = 8) -> np.ndarray:
-    """The parity input: :func:`parity_image` pre-processed exactly like inference (``pad_image_input``)."""
-    from bpnet_core.infer.inference import preprocess
+def parity_batch(input_hw: tuple[int, int], meta, image_dir=None) -> np.ndarray:
+    """The parity input: :func:`parity_image` prepared exactly like inference (``pad_image_input``), NHWC."""
+    from bpnet_core.preprocess import prepare
 
-    return preprocess(parity_image(input_hw, image_dir), input_hw, "pad_image_input", stride).batch
+    return prepare(parity_image(input_hw, image_dir), meta, input_hw, "pad_image_input").batch
 
 
 def onnx_session(model_or_path, providers: list[str] | None = None):

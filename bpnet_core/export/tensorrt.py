@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.runners.tensorrt import _Cuda, check_engine_input, import_tensorrt  # noqa: F401 - used and re-exported
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,6 @@ def tensorrt_status() -> tuple[bool, str]:
     except BpnetError as exc:
         return False, str(exc)
     return True, f"TensorRT {trt.__version__}"
-
-
-def import_tensorrt():
-    """``import tensorrt``, or a one-line :class:`BpnetError`."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise BpnetError(
-            f"TensorRT is not installed ({exc.__class__.__name__}: {exc}); engines need the 'trt' extra "
-            "(pip install 'bpnet[trt]') and an NVIDIA GPU"
-        ) from None
-    return trt
 
 
 # ---------------------------------------------------------------------------------------------------- the plan
@@ -122,81 +111,7 @@ def plan_engine(
                       layout)  # fmt: skip
 
 
-def check_engine_input(batch_shape: tuple, engine_shape: tuple, layout: str = "NHWC", path: str = "engine") -> None:
-    """A batch must have the engine's H×W (an engine is built for one input size)."""
-    hw = tuple(batch_shape[1:3]) if layout == "NHWC" else tuple(batch_shape[2:4])
-    if len(batch_shape) != 4 or hw != tuple(engine_shape):
-        got = "x".join(str(d) for d in hw) if len(batch_shape) == 4 else str(tuple(batch_shape))
-        raise BpnetError(
-            f"{path}: engine built for {engine_shape[0]}x{engine_shape[1]} (HxW) input, got {got}: rebuild it "
-            f"with -d H,W,3 or use pad_image_input at {engine_shape[0]}x{engine_shape[1]}"
-        )
-
-
 # ---------------------------------------------------------------------------------------------------- CUDA buffers
-
-
-class _Cuda:
-    """Minimal device-memory helper over cuda-python (``cuda.bindings.runtime`` / ``cuda.cudart``) or pycuda."""
-
-    def __init__(self):
-        try:
-            try:
-                from cuda.bindings import runtime as cudart
-            except ImportError:
-                from cuda import cudart  # type: ignore[no-redef]
-            self.rt, self.kind = cudart, "cuda-python"
-            self.stream = self._ok(cudart.cudaStreamCreate())
-        except ImportError:
-            try:
-                import pycuda.autoinit  # noqa: F401
-                import pycuda.driver as drv
-            except ImportError:
-                raise BpnetError("TensorRT needs cuda-python or pycuda for GPU buffers (pip install 'bpnet[trt]')") \
-                    from None
-            self.rt, self.kind = drv, "pycuda"
-            self.stream = drv.Stream()
-
-    def _ok(self, result):
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            raise BpnetError(f"CUDA error {err}")
-        return rest[0] if len(rest) == 1 else (rest or None)
-
-    def malloc(self, nbytes: int):
-        if self.kind == "pycuda":
-            return self.rt.mem_alloc(max(1, nbytes))
-        return self._ok(self.rt.cudaMalloc(max(1, nbytes)))
-
-    def free(self, ptr) -> None:
-        if self.kind == "pycuda":
-            ptr.free()
-        else:
-            self.rt.cudaFree(ptr)
-
-    def htod(self, ptr, host: np.ndarray) -> None:
-        if self.kind == "pycuda":
-            self.rt.memcpy_htod_async(ptr, host, self.stream)
-        else:
-            kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-            self._ok(self.rt.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, self.stream))
-
-    def dtoh(self, host: np.ndarray, ptr) -> None:
-        if self.kind == "pycuda":
-            self.rt.memcpy_dtoh_async(host, ptr, self.stream)
-        else:
-            kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-            self._ok(self.rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, self.stream))
-
-    def sync(self) -> None:
-        if self.kind == "pycuda":
-            self.stream.synchronize()
-        else:
-            self._ok(self.rt.cudaStreamSynchronize(self.stream))
-
-    @property
-    def stream_handle(self) -> int:
-        return self.stream.handle if self.kind == "pycuda" else int(self.stream)
 
 
 # ---------------------------------------------------------------------------------------------------- calibrator
@@ -310,89 +225,3 @@ def build_engine(
 
 
 # ---------------------------------------------------------------------------------------------------- runner
-
-
-class TensorRTRunner:
-    """Runs a serialized engine with the runner interface (``predict(batch) -> (heatmaps, pafs)``).
-
-    The engine's H×W is :attr:`fixed_input_shape` (inference forces ``pad_image_input``); batches larger than the
-    profile's maximum are run in chunks.
-    """
-
-    def __init__(self, path: str | os.PathLike, stride: int = 8):
-        from bpnet_core.infer.onnx_runner import stage_outputs
-
-        trt = import_tensorrt()
-        self.path, self.stride = Path(path), int(stride)
-        if not self.path.is_file():
-            raise BpnetError(f"{path}: engine file not found")
-        self.trt = trt
-        self.cuda = _Cuda()
-        self.logger = trt.Logger(trt.Logger.WARNING)  # must outlive the runtime and the engine
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise BpnetError(f"{path}: not a TensorRT engine for this TensorRT version and GPU")
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if n not in inputs]
-        if len(inputs) != 1:
-            raise BpnetError(f"{path}: expected one image input, found {inputs}")
-        self.input_name = inputs[0]
-        shape = tuple(self.engine.get_tensor_shape(self.input_name))
-        lo, opt, hi = (tuple(s) for s in self.engine.get_tensor_profile_shape(self.input_name, 0))
-        self.layout = "NCHW" if shape[1] == 3 and shape[-1] != 3 else "NHWC"
-        hw = opt[1:3] if self.layout == "NHWC" else opt[2:4]
-        self.fixed_input_shape = (int(hw[0]), int(hw[1]))
-        self.max_batch = int(hi[0])
-        channels = {n: int(self.engine.get_tensor_shape(n)[-1]) for n in self.outputs}
-        self.stages, self.num_stages, self.pose = stage_outputs(self.outputs, channels, {}, str(path))
-        self.context = self.engine.create_execution_context()
-        self._buffers: dict = {}
-
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        trt = self.trt
-        self.context.set_input_shape(self.input_name, batch.shape)
-        host_out = {}
-        for name in [self.input_name] + self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-            nbytes = int(np.prod(shape)) * dtype.itemsize
-            old = self._buffers.get(name)
-            if old is None or old[1] < nbytes:
-                if old is not None:
-                    self.cuda.free(old[0])
-                self._buffers[name] = (self.cuda.malloc(nbytes), nbytes)
-            self.context.set_tensor_address(name, int(self._buffers[name][0]))
-            if name != self.input_name:
-                host_out[name] = np.empty(shape, dtype)
-        self.cuda.htod(self._buffers[self.input_name][0], np.ascontiguousarray(batch, np.float32))
-        if not self.context.execute_async_v3(self.cuda.stream_handle):
-            raise BpnetError(f"{self.path}: TensorRT execution failed")
-        for name, host in host_out.items():
-            self.cuda.dtoh(host, self._buffers[name][0])
-        self.cuda.sync()
-        return {n: h.astype(np.float32, copy=False) for n, h in host_out.items()}
-
-    def predict(self, batch: np.ndarray, stage: int | None = None, context: list[dict] | None = None):
-        s = self.num_stages if stage is None else int(stage)
-        if s not in self.stages:
-            raise BpnetError(f"output_stage_to_use={stage}: {self.path} has stage(s) {sorted(self.stages)}")
-        batch = np.asarray(batch, np.float32)
-        check_engine_input(batch.shape, self.fixed_input_shape, "NHWC", str(self.path))
-        if self.layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        heat_name, paf_name = self.stages[s]
-        heats, pafs = [], []
-        for i in range(0, len(batch), self.max_batch):
-            out = self._run(batch[i:i + self.max_batch])
-            heats.append(out[heat_name])
-            pafs.append(out[paf_name])
-        return np.concatenate(heats), np.concatenate(pafs)
-
-    def __del__(self):
-        for ptr, _ in getattr(self, "_buffers", {}).values():
-            try:
-                self.cuda.free(ptr)
-            except Exception:  # noqa: BLE001 - best effort at interpreter shutdown
-                pass

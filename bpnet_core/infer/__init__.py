@@ -1,7 +1,7 @@
-"""Inference and evaluation: runners (one ``predict`` interface), pre-processing, multi-scale, outputs."""
+"""Inference and evaluation: the :class:`Predictor` (preprocess → runner → merge → decode → photo pixels) and the
+verbs built on it."""
 
-from bpnet_core.infer.inference import ImageResult, infer_image, preprocess, run_inference
-from bpnet_core.infer.runners import KerasRunner, RenderedMapsRunner, load_runner
+from bpnet_core.infer.inference import list_inputs, run_inference
+from bpnet_core.infer.predictor import ImageResult, Predictor, make_predictor, people_to_photo
 
-__all__ = ["ImageResult", "KerasRunner", "RenderedMapsRunner", "infer_image", "load_runner", "preprocess",
-           "run_inference"]  # fmt: skip
+__all__ = ["ImageResult", "Predictor", "list_inputs", "make_predictor", "people_to_photo", "run_inference"]

@@ -17,11 +17,11 @@ def run_evaluation(
     model,
     dataset_spec,
     results_dir: str | Path,
-    pose=None,
     dump_visualizations: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Evaluate ``model`` (path or runner) on ``dataset_spec``'s test split; returns the metrics dict.
+    """Evaluate ``model`` (path, runner or Predictor; ``spec`` ``None`` = the model's recommended inference settings)
+    on ``dataset_spec``'s test split; returns the metrics dict.
 
     Writes ``detections.json``, ``detections_coco_format.json``, ``results.csv`` (the 10 stats with TAO's KPI names),
     ``metrics.json`` (AP, AP50, … ARl plus counts) and ``per_image.csv`` (people annotated vs found, OKS of matches).
@@ -40,7 +40,7 @@ def run_evaluation(
     names = list(dataset_spec.categories[0].keypoints)
     results_dir = Path(results_dir)
     summary = run_inference(spec, model, "json", ann_file, results_dir, image_root_path=images_dir,
-                            dump_visualizations=dump_visualizations, pose=pose, dataset_keypoints=names,
+                            dump_visualizations=dump_visualizations, dataset_keypoints=names,
                             progress=progress)  # fmt: skip
     dets = read_json(results_dir / "detections_coco_format.json")
     gt = read_json(ann_file, "annotation file")

@@ -8,33 +8,31 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.data.coco import pose_to_dataset
-from bpnet_core.decode import decode
 from bpnet_core.fileio import read_image, read_json, safe_join
-from bpnet_core.infer.inference import infer_image, people_to_image
+from bpnet_core.infer.predictor import people_to_photo
 
 
-def cached_predictions(spec, runner, pose, annotation_file, images_dir, max_images: int | None = None) -> list[dict]:
-    """Network outputs for the images of a COCO annotation file (``image_id``, maps, scale, image size)."""
+def cached_predictions(predictor, annotation_file, images_dir, max_images: int | None = None) -> list[dict]:
+    """Merged network maps for the images of a COCO annotation file (``image_id``, maps, transform, image size)."""
     data = read_json(annotation_file, "annotation file")
     out = []
-    scales = list(spec.scales) if spec.multi_scale_inference else None
     for im in data["images"][:max_images]:
         path = safe_join(Path(images_dir), im["file_name"])
         image = read_image(path)
-        res = infer_image(runner, image, pose, tuple(spec.input_shape), spec.keep_aspect_ratio_mode,
-                          spec.decode_params(), spec.output_stage_to_use, scales, image_path=path,
-                          flip_test=spec.flip_test)  # fmt: skip
-        out.append({"image_id": im["id"], "heatmaps": res.heatmaps, "pafs": res.pafs, "scale": res.scale,
+        heat, paf, ref = predictor.maps(image, path)
+        out.append({"image_id": im["id"], "heatmaps": heat, "pafs": paf, "matrix": ref.matrix,
                     "image_hw": image.shape[:2]})  # fmt: skip
     return out
 
 
-def decode_cached(cache: list[dict], pose, params, stride: int, dataset_keypoints: list[str]) -> list[dict]:
+def decode_cached(cache: list[dict], predictor, params, dataset_keypoints: list[str]) -> list[dict]:
     """COCO results for cached maps decoded with ``params``."""
     results = []
+    pose = predictor.pose
     for c in cache:
-        people = decode(c["heatmaps"], c["pafs"], pose, params, stride=stride)
-        kps = pose_to_dataset(people_to_image(people, c["scale"], c["image_hw"], pose), dataset_keypoints, pose)
+        people = predictor.decode(c["heatmaps"], c["pafs"], params)
+        kps = pose_to_dataset(people_to_photo(people, c["matrix"], c["image_hw"], pose.num_joints), dataset_keypoints,
+                              pose)  # fmt: skip
         for kp, person in zip(kps, people):
             flat = np.concatenate([kp[:, :2], (kp[:, 2:] > 0).astype(np.float32)], axis=1).reshape(-1)
             results.append({"image_id": c["image_id"], "category_id": 1, "keypoints": [float(v) for v in flat],
@@ -42,8 +40,8 @@ def decode_cached(cache: list[dict], pose, params, stride: int, dataset_keypoint
     return results
 
 
-def decoder_sweep(spec, runner, pose, dataset_spec, sweeps: dict[str, list], max_images: int | None = None) -> list[dict]:
-    """AP/AR for each value of each decoder parameter in ``sweeps`` (others at the spec's values)."""
+def decoder_sweep(predictor, dataset_spec, sweeps: dict[str, list], max_images: int | None = None) -> list[dict]:
+    """AP/AR for each value of each decoder parameter in ``sweeps`` (others at the predictor's spec values)."""
     from bpnet_core.evaluate import evaluate_coco
 
     images_dir, _, ann = dataset_spec.split("test")
@@ -53,12 +51,11 @@ def decoder_sweep(spec, runner, pose, dataset_spec, sweeps: dict[str, list], max
         keep = {im["id"] for im in gt["images"][:max_images]}
         gt = {**gt, "images": [im for im in gt["images"] if im["id"] in keep],
               "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}  # fmt: skip
-    cache = cached_predictions(spec, runner, pose, ann, images_dir, max_images)
-    base = spec.decode_params()
+    cache = cached_predictions(predictor, ann, images_dir, max_images)
     rows = []
     for name, values in sweeps.items():
         for v in values:
-            params = dataclasses.replace(base, **{name: v})
-            m = evaluate_coco(gt, decode_cached(cache, pose, params, runner.stride, names))
+            params = dataclasses.replace(predictor.params, **{name: v})
+            m = evaluate_coco(gt, decode_cached(cache, predictor, params, names))
             rows.append({"param": name, "value": v, "AP": m["AP"], "AR": m["AR"], "AP50": m["AP50"]})
     return rows

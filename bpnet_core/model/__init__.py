@@ -19,10 +19,12 @@ from bpnet_core.model.bpnet import (
     load_imagenet_weights,
     load_pretrained_weights,
     model_from_spec,
+    model_meta,
     model_params,
     num_stages,
     output_names,
     read_weights_by_layer,
+    spec_normalization,
 )
 from bpnet_core.model.losses import FocalParams, bpnet_loss, focal_factor, loss_terms, masked_l2, weighted_sum
 from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, is_output_layer, layer_stage, output_layer_names
@@ -50,11 +52,13 @@ __all__ = [
     "loss_terms",
     "masked_l2",
     "model_from_spec",
+    "model_meta",
     "model_params",
     "num_stages",
     "output_layer_names",
     "output_names",
     "read_weights_by_layer",
     "scaled",
+    "spec_normalization",
     "weighted_sum",
 ]

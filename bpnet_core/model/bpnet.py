@@ -41,7 +41,8 @@ import keras
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.model.backbones import ARCHITECTURES, LayerFactory, build_backbone
+from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta
+from bpnet_core.model.backbones import ARCHITECTURES, OUTPUT_STRIDE, LayerFactory, build_backbone
 from bpnet_core.model.stages import initial_stage, layer_stage, output_layer_names, refinement_stage
 from bpnet_core.skeleton import PoseConfig
 
@@ -243,6 +244,23 @@ def output_names(model: keras.Model) -> list[str]:
         hist = getattr(t, "_keras_history", None)
         names.append(hist.operation.name if hist is not None else t.name)
     return names
+
+
+def model_meta(model: keras.Model, pose: PoseConfig, normalization: Normalization | None = None,
+               name: str = "bpnet") -> ModelMeta:  # fmt: skip
+    """The contract of a bpnet Keras model: every stage's outputs (NHWC, stride 8), RGB input ``x / scale − offset``
+    (TAO's 256 / 0.5 unless ``normalization`` says otherwise), the pose config it predicts."""
+    check_model_channels(model, pose, name)
+    shape = model.inputs[0].shape
+    fixed = (int(shape[1]), int(shape[2])) if shape[1] is not None and shape[2] is not None else None
+    return bpnet_meta(pose, num_stages(model), output_names(model), normalization, fixed, name=name,
+                      stride=OUTPUT_STRIDE)  # fmt: skip
+
+
+def spec_normalization(spec) -> Normalization:
+    """The input normalisation a train spec's ``dataloader.normalization_params`` asks for."""
+    norm = spec.dataloader.normalization_params
+    return Normalization(tuple(float(v) for v in norm.image_scale), tuple(float(v) for v in norm.image_offset))
 
 
 def count_conv_params(model: keras.Model) -> int:

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.meta import ModelMeta, keras_members, read_meta
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 
 log = logging.getLogger(__name__)
@@ -576,6 +577,17 @@ def _check_output(output_file) -> Path:
     return out
 
 
+def _source_meta(model_or_path, pose) -> ModelMeta:
+    """The contract the pruned model inherits: the source file's, or built for an in-memory model and ``pose``."""
+    if isinstance(model_or_path, (str, os.PathLike)):
+        return read_meta(model_or_path)
+    if pose is None:
+        raise BpnetError("pruning an in-memory model needs its pose config (pose=...) to write the model contract")
+    from bpnet_core.model import model_meta
+
+    return model_meta(model_or_path, pose)
+
+
 def prune_and_save(
     model_or_path,
     output_file: str | os.PathLike,
@@ -594,10 +606,11 @@ def prune_and_save(
     report_path = Path(report_file) if report_file is not None else out.parent / REPORT_NAME
     if report_path.parent.exists() and not report_path.parent.is_dir():
         raise BpnetError(f"{report_path.parent}: is a file, not a folder for {report_path.name}")
+    meta = _source_meta(model_or_path, prune_kwargs.get("pose"))
     pruned, report = prune_model(model_or_path, **prune_kwargs)
     report = {**report, "output_file": str(out), "report_file": str(report_path)}
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    save_model_atomic(pruned, out)
+    save_model_atomic(pruned, out, keras_members(meta.with_changes(name=out.stem)))
     write_json_atomic(report_path, report)
     log.info("wrote %s and %s", out, report_path)
     return report

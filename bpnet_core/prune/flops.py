@@ -159,11 +159,19 @@ def measure_model(
     }
     if infer_spec is not None and dataset_spec is not None:
         from bpnet_core.infer.evaluation import run_evaluation
-        from bpnet_core.infer.runners import KerasRunner
+        from bpnet_core.meta import read_meta
+        from bpnet_core.model import model_meta
+        from bpnet_core.runners.keras import KerasRunner
 
         if results_dir is None:
             raise BpnetError("measure_model: results_dir is needed to evaluate AP")
-        metrics = run_evaluation(infer_spec, KerasRunner(model), dataset_spec, results_dir, pose=pose, progress=False)
+        if isinstance(model_or_path, (str, os.PathLike)):
+            meta = read_meta(model_or_path)
+        elif pose is not None:
+            meta = model_meta(model, pose)
+        else:
+            raise BpnetError("measure_model: evaluating an in-memory model needs its pose config (pose=...)")
+        metrics = run_evaluation(infer_spec, KerasRunner(model, meta), dataset_spec, results_dir, progress=False)
         out.update({k: v for k, v in metrics.items() if k.startswith(("AP", "AR"))})
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from bpnet_core.data.targets import render_labels
@@ -100,19 +101,25 @@ def prediction_vs_truth(image_bgr: np.ndarray, predicted: np.ndarray, truth: np.
     return grid([left, right], cols=2, cell=size, titles=[f"truth: {len(truth)}", f"decoded: {len(predicted)}"])
 
 
-def stage_outputs(runner, image_bgr: np.ndarray, pose: PoseConfig, input_shape=(256, 256),
-                  mode: str = "adjust_network_input", image_path=None) -> np.ndarray:  # fmt: skip
-    """One row per stage: all joint heatmaps, background, all PAFs, as the network outputs them for one image."""
-    from bpnet_core.infer.inference import preprocess
+def stage_outputs(predictor, image_bgr: np.ndarray, image_path=None) -> np.ndarray:
+    """One row per available stage: all joint heatmaps, background, all PAFs, as the network outputs them for one
+    image (``predictor``: a :class:`~bpnet_core.infer.Predictor`; its spec's input size and resize mode)."""
+    from bpnet_core.runners.rendered import Transform
 
-    pre = preprocess(image_bgr, input_shape, mode, runner.stride)
-    shown = (pre.batch[0] + 0.5) * 256.0
-    base = np.clip(shown[:, :, ::-1], 0, 255).astype(np.uint8)
+    pre = predictor.prepare(image_bgr)
+    oy, ox, y1, x1 = pre.box
+    base = cv2.resize(image_bgr, (x1 - ox, y1 - oy), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros(pre.batch.shape[1:], np.uint8)
+    canvas[oy:y1, ox:x1] = base
+    runner = predictor.runner
     tiles, titles = [], []
-    for s in range(1, runner.num_stages + 1):
-        heat, paf = runner.predict(pre.batch, stage=s, context=[{"image_path": str(image_path or ""), "matrix": pre.matrix}])
-        tiles += [overlay_map(base, heat[0][:, :, :-1].max(axis=2)), overlay_map(base, heat[0][:, :, -1]),
-                  overlay_pafs(base, paf[0])]  # fmt: skip
+    for s in predictor.meta.available_stages:
+        if getattr(runner, "needs_transforms", False):
+            heat, paf = runner.predict_with_transforms(pre.batch, [Transform(str(image_path or ""), pre.matrix)], s)
+        else:
+            heat, paf = runner.predict(pre.batch, stage=s)
+        tiles += [overlay_map(canvas, heat[0][:, :, :-1].max(axis=2)), overlay_map(canvas, heat[0][:, :, -1]),
+                  overlay_pafs(canvas, paf[0])]  # fmt: skip
         titles += [f"stage {s}: joints", f"stage {s}: background", f"stage {s}: PAFs"]
     return grid(tiles, cols=3, titles=titles)
 
@@ -128,7 +135,7 @@ def stage_predictions(runner, loader, index: int = 0) -> np.ndarray:
         loader.augment = saved
     base = s["image_uint8"]
     rows = [("labels", s["heatmaps"], s["pafs"])]
-    for t in range(1, runner.num_stages + 1):
+    for t in runner.meta.available_stages:
         heat, paf = runner.predict(s["image"][None], stage=t)
         rows.append((f"stage {t}", heat[0], paf[0]))
     tiles, titles = [], []

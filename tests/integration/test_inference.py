@@ -11,8 +11,12 @@ import pytest
 from bpnet_core.cli import main
 from bpnet_core.config import load_dataset_spec, load_infer_spec
 from bpnet_core.errors import BpnetError
-from bpnet_core.infer import RenderedMapsRunner, infer_image, preprocess, run_inference
+from bpnet_core.config.schema import InferSpec
+from bpnet_core.infer import Predictor, run_inference
 from bpnet_core.infer.evaluation import run_evaluation
+from bpnet_core.meta import bpnet_meta
+from bpnet_core.preprocess import prepare
+from bpnet_core.runners import RenderedMapsSource
 from tests.integration.test_convert import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,19 +31,26 @@ def spec():
 
 @pytest.fixture(scope="module")
 def runner(pose):
-    return RenderedMapsRunner(SAMPLE_JSON, SAMPLE, pose)
+    return RenderedMapsSource(SAMPLE_JSON, SAMPLE, pose)
+
+
+def infer(runner, image, shape=(368, 368), mode="adjust_network_input", scales=None, flip_test=False, path=None):
+    """One image through the Predictor with an inference spec of these settings."""
+    spec = InferSpec.from_dict({"input_shape": list(shape), "keep_aspect_ratio_mode": mode, "flip_test": flip_test,
+                                "multi_scale_inference": bool(scales), "scales": list(scales or [1.0])})  # fmt: skip
+    return Predictor(runner, spec)(image, path)
 
 
 @pytest.mark.parametrize("mode, shape, expect", [
     ("adjust_network_input", (368, 368), (368, 560)),  # 640x426 → shorter side 368, 552.9 rounded up to 560
     ("pad_image_input", (288, 384), (288, 384)),
 ])  # fmt: skip
-def test_preprocess_modes(mode, shape, expect):
+def test_preprocess_modes(runner, mode, shape, expect):
     img = np.zeros((426, 640, 3), np.uint8)
-    pre = preprocess(img, shape, mode, 8)
+    pre = prepare(img, runner.meta, shape, mode)
     assert pre.batch.shape == (1,) + expect + (3,)
     assert pre.batch.shape[1] % 8 == 0 and pre.batch.shape[2] % 8 == 0
-    assert pre.content_hw[0] <= expect[0] and pre.content_hw[1] <= expect[1]
+    assert pre.box[2] <= expect[0] and pre.box[3] <= expect[1]
     assert pre.batch[0, -1, -1, 0] == pytest.approx(0.0)  # grey padding normalises to 0
 
 
@@ -49,7 +60,7 @@ def test_keypoints_come_back_in_original_pixels(runner, pose, mode):
     im = next(i for i in data["images"] if i["id"] == 785)  # one person, 640x425
     ann = next(a for a in data["annotations"] if a["image_id"] == 785)
     image = cv2.imread(str(SAMPLE / im["file_name"]))
-    res = infer_image(runner, image, pose, (368, 368), mode, image_path=SAMPLE / im["file_name"])
+    res = infer(runner, image, (368, 368), mode, path=SAMPLE / im["file_name"])
     assert len(res.keypoints) == 1
     gt = np.array(ann["keypoints"], np.float32).reshape(17, 3)
     nose = res.keypoints[0, pose.joint_index("nose")]
@@ -58,8 +69,8 @@ def test_keypoints_come_back_in_original_pixels(runner, pose, mode):
 
 def test_multi_scale_matches_single_scale_on_perfect_maps(runner, pose):
     image = cv2.imread(str(SAMPLE / "000000000785.jpg"))
-    single = infer_image(runner, image, pose, (256, 256), image_path=SAMPLE / "000000000785.jpg")
-    multi = infer_image(runner, image, pose, (256, 256), scales=[0.5, 1.0, 1.5], image_path=SAMPLE / "000000000785.jpg")
+    single = infer(runner, image, (256, 256), path=SAMPLE / "000000000785.jpg")
+    multi = infer(runner, image, (256, 256), scales=[0.5, 1.0, 1.5], path=SAMPLE / "000000000785.jpg")
     assert len(multi.keypoints) == len(single.keypoints) == 1
     both = (single.keypoints[0, :, 2] > 0) & (multi.keypoints[0, :, 2] > 0)
     assert both.sum() >= 10
@@ -72,8 +83,8 @@ def test_flip_test_on_perfect_maps_changes_nothing(runner, pose, mode, shape):
     through PoseConfig.flip_maps its maps must equal the direct ones, so the average equals the single pass."""
     path = SAMPLE / "000000000785.jpg"
     image = cv2.imread(str(path))
-    single = infer_image(runner, image, pose, shape, mode, image_path=path)
-    flipped = infer_image(runner, image, pose, shape, mode, image_path=path, flip_test=True)
+    single = infer(runner, image, shape, mode, path=path)
+    flipped = infer(runner, image, shape, mode, path=path, flip_test=True)
     np.testing.assert_allclose(flipped.heatmaps, single.heatmaps, atol=1e-5)
     np.testing.assert_allclose(flipped.pafs, single.pafs, atol=1e-5)
     assert np.abs(single.pafs).max() > 0.5 and len(flipped.keypoints) == 1
@@ -84,7 +95,7 @@ def test_evaluate_rendered_maps_scores_high_ap(tmp_path, spec, pose):
     ds_path = make_dataset(tmp_path)
     ds = load_dataset_spec(ds_path)
     images_dir, _, ann = ds.split("test")
-    runner = RenderedMapsRunner(ann, images_dir, pose)
+    runner = RenderedMapsSource(ann, images_dir, pose)
     metrics = run_evaluation(spec, runner, ds, tmp_path / "eval", progress=False)
     # perfect maps through the whole inference path at 368 px (TAO defaults: people need >= 4 joints, so COCO people
     # labelled with 1-3 keypoints cannot be found; measured AP 0.81, AR 0.82 on this sample)
@@ -120,26 +131,26 @@ def test_inference_dir_with_broken_image_and_visualisations(tmp_path, spec, runn
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 2000)])
 def test_tiny_and_odd_images_do_not_crash(spec, runner, pose, size):
-    res = infer_image(runner, np.zeros(size + (3,), np.uint8), pose, (368, 368), image_path="none.jpg")
+    res = infer(runner, np.zeros(size + (3,), np.uint8), (368, 368), path="none.jpg")
     assert res.keypoints.shape == (0, 18, 3)
 
 
 def test_huge_image_is_resized_not_refused(runner, pose):
     big = np.zeros((10000, 10000, 3), np.uint8)
-    res = infer_image(runner, big, pose, (368, 368), image_path="none.jpg")
+    res = infer(runner, big, (368, 368), path="none.jpg")
     assert res.input_hw == (368, 368) and len(res.keypoints) == 0
 
 
 def test_wrong_channel_count_is_reported(pose):
     class Wrong:
-        stride, fixed_input_shape, num_stages = 8, None, 1
+        meta = bpnet_meta(pose, 1, ["heatmap_out", "paf_out"])
 
-        def predict(self, batch, stage=None, context=None):
+        def predict(self, batch, stage=None):
             h, w = batch.shape[1] // 8, batch.shape[2] // 8
             return np.zeros((1, h, w, 18), np.float32), np.zeros((1, h, w, 38), np.float32)
 
     with pytest.raises(BpnetError, match="18 heatmap / 38 PAF channels but pose config"):
-        infer_image(Wrong(), np.zeros((64, 64, 3), np.uint8), pose, (64, 64))
+        infer(Wrong(), np.zeros((64, 64, 3), np.uint8), (64, 64))
 
 
 @pytest.mark.parametrize("model, match", [("missing.keras", "model file not found"), ("bad.keras", "not a loadable Keras model"),
