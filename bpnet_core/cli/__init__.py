@@ -66,9 +66,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         help="model file (.keras, .onnx, .xml or .engine); overrides the spec's model_path")  # fmt: skip
 
 
-def predictor_from_args(args):
+def predictor_from_args(args, check=None):
     """The :class:`~bpnet_core.infer.Predictor` of ``inference`` / ``evaluate``: the model is ``-m``, else the spec's
-    ``model_path``; the spec is ``-i`` (+ ``--set``), else the model's recommended settings (+ ``--set``)."""
+    ``model_path``; the spec is ``-i`` (+ ``--set``), else the model's recommended settings (+ ``--set``).
+    ``check`` (cheap input checks) runs after the spec is read and before the model loads."""
     from bpnet_core.config import infer_spec_from_model, load_infer_spec, resolve_path
     from bpnet_core.infer import Predictor
     from bpnet_core.runners import load_runner
@@ -80,6 +81,8 @@ def predictor_from_args(args):
     if not model:
         where = args.inference_spec or "bpnet"
         raise BpnetError(f"{where}: no model: give -m/--model_filename" + (" or set model_path" if spec else ""))
+    if check is not None:
+        check()
     runner = load_runner(model)
     return Predictor(runner, spec if spec is not None else infer_spec_from_model(runner.meta, args.overrides))
 

@@ -25,8 +25,7 @@ def run(args) -> int:
     from bpnet_core.cli import predictor_from_args
     from bpnet_core.infer.inference import list_inputs, run_inference
 
-    list_inputs(args.input_type, args.input, args.image_root_path)  # bad input fails before the model loads
-    predictor = predictor_from_args(args)
+    predictor = predictor_from_args(args, lambda: list_inputs(args.input_type, args.input, args.image_root_path))
     s = run_inference(None, predictor, args.input_type, args.input, args.results_dir, args.image_root_path,
                       args.dump_visualizations, args.dump_openpose_json)  # fmt: skip
     print(f"{s['people']} people in {s['processed']}/{s['images']} images ({len(s['skipped'])} skipped); "

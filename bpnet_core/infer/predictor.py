@@ -149,8 +149,8 @@ class Predictor:
     # ------------------------------------------------------------------ decoding
     def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | None = None) -> list:
         """People (network-input pixels) from merged maps, with this predictor's (or the given) decoder constants."""
-        extra = {"paf_stride": self.paf_stride} if self.paf_stride != self.heat_stride else {}
-        return decode(heatmaps, pafs, self.pose, params or self.params, stride=self.heat_stride, **extra)
+        return decode(heatmaps, pafs, self.pose, params or self.params, stride=self.heat_stride,
+                      paf_stride=self.paf_stride)  # fmt: skip
 
     def __call__(self, image_bgr: np.ndarray, image_path: str | Path | None = None) -> ImageResult:
         t0 = time.perf_counter()

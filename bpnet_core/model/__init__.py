@@ -24,6 +24,7 @@ from bpnet_core.model.bpnet import (
     num_stages,
     output_names,
     read_weights_by_layer,
+    save_bpnet_model,
     spec_normalization,
 )
 from bpnet_core.model.losses import FocalParams, bpnet_loss, focal_factor, loss_terms, masked_l2, weighted_sum
@@ -58,6 +59,7 @@ __all__ = [
     "output_layer_names",
     "output_names",
     "read_weights_by_layer",
+    "save_bpnet_model",
     "scaled",
     "spec_normalization",
     "weighted_sum",

@@ -257,6 +257,15 @@ def model_meta(model: keras.Model, pose: PoseConfig, normalization: Normalizatio
                       stride=OUTPUT_STRIDE)  # fmt: skip
 
 
+def save_bpnet_model(model: keras.Model, path: str | os.PathLike, pose: PoseConfig,
+                     normalization: Normalization | None = None) -> Path:  # fmt: skip
+    """Save ``model`` as ``.keras`` with its contract (:func:`model_meta`) inside, atomically."""
+    from bpnet_core.fileio import save_model_atomic
+    from bpnet_core.meta import keras_members
+
+    return save_model_atomic(model, path, keras_members(model_meta(model, pose, normalization, Path(path).stem)))
+
+
 def spec_normalization(spec) -> Normalization:
     """The input normalisation a train spec's ``dataloader.normalization_params`` asks for."""
     norm = spec.dataloader.normalization_params

@@ -606,8 +606,8 @@ def prune_and_save(
     report_path = Path(report_file) if report_file is not None else out.parent / REPORT_NAME
     if report_path.parent.exists() and not report_path.parent.is_dir():
         raise BpnetError(f"{report_path.parent}: is a file, not a folder for {report_path.name}")
-    meta = _source_meta(model_or_path, prune_kwargs.get("pose"))
     pruned, report = prune_model(model_or_path, **prune_kwargs)
+    meta = _source_meta(model_or_path, prune_kwargs.get("pose"))
     report = {**report, "output_file": str(out), "report_file": str(report_path)}
     report_path.parent.mkdir(parents=True, exist_ok=True)
     save_model_atomic(pruned, out, keras_members(meta.with_changes(name=out.stem)))

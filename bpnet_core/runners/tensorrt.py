@@ -111,12 +111,12 @@ class TensorRTRunner:
     """
 
     def __init__(self, path: str | os.PathLike, meta: ModelMeta | None = None):
+        trt = import_tensorrt()
         self.path = Path(path)
         self.source = str(self.path)
         if not self.path.is_file():
             raise BpnetError(f"{path}: engine file not found")
         self.meta = meta or read_meta(self.path)
-        trt = import_tensorrt()
         self.trt = trt
         self.cuda = _Cuda()
         self.logger = trt.Logger(trt.Logger.WARNING)  # must outlive the runtime and the engine

@@ -44,7 +44,6 @@ from pathlib import Path
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json, save_model_atomic, write_json_atomic
-from bpnet_core.meta import keras_members
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +280,8 @@ def train(
     from tqdm.auto import tqdm
 
     from bpnet_core.config import dump_spec, validate_against_pose
-    from bpnet_core.model import FocalParams, loss_terms, model_from_spec, model_meta, spec_normalization, weighted_sum
-    from bpnet_core.model import FocalParams, loss_terms, model_from_spec, weighted_sum
+    from bpnet_core.data.pipeline import loader_from_spec, make_dataset
+    from bpnet_core.model import FocalParams, loss_terms, model_from_spec, save_bpnet_model, spec_normalization, weighted_sum
     from bpnet_core.skeleton import PoseConfig
     from bpnet_core.train.optimizers import build_optimizer, gradient_multipliers, scale_gradients
     from bpnet_core.train.schedules import schedule_from_spec
@@ -497,8 +496,7 @@ def train(
         status = "finished" if final_epoch >= num_epoch else "stopped"
         final_model = results / f"{spec.final_model_name}.keras"
         if chief:
-            meta = model_meta(model, pose, spec_normalization(spec), name=final_model.stem)
-            save_model_atomic(model, final_model, keras_members(meta))
+            save_bpnet_model(model, final_model, pose, spec_normalization(spec))
             writer.flush()
             entry = history[-1] if history else {"epoch": final_epoch, "step": step, "loss": last["loss"],
                                                  "lr": lr_now, "seconds": 0.0, "images_per_second": 0.0}

@@ -46,7 +46,10 @@ import numpy as np
 
 from bpnet_core.decode import ACCEPTED, REJECTED, UNMATCHED, DecodeParams, decode_debug
 from bpnet_core.errors import BpnetError
-from bpnet_core.infer.inference import IMAGE_SUFFIXES, infer_image
+from bpnet_core.infer.inference import IMAGE_SUFFIXES
+from bpnet_core.infer.predictor import ImageResult, Predictor, people_to_photo
+from bpnet_core.meta import RESIZE_MODES
+from bpnet_core.preprocess import to_photo
 from bpnet_core.skeleton import PoseConfig
 from bpnet_core.viz.draw import (
     draw_paf_arrows, draw_people, overlay_map, overlay_pafs, person_colors, put_label, to_png,
@@ -67,7 +70,7 @@ VIEW_CONTROLS = ("layer", "joint", "limb")
 VIEW, DECODE, NETWORK = 0, 1, 2  # refresh levels: each includes the ones below
 LAYERS = ("heatmap", "PAF colour", "PAF arrows", "candidates")
 ALL_JOINTS, BACKGROUND, ALL_LIMBS = -2, -1, -1
-ASPECT_MODES = ("adjust_network_input", "pad_image_input")
+ASPECT_MODES = RESIZE_MODES
 STATUS_STYLE = {  # candidate pair status → (BGR colour, line thickness)
     REJECTED: ((60, 60, 230), 1),
     UNMATCHED: ((0, 200, 255), 1),
@@ -85,19 +88,15 @@ def image_list(directory: str | Path, limit: int | None = None) -> list[Path]:
 
 
 def rendered_runner(sources: list[tuple[str | Path, str | Path]], pose: PoseConfig, stride: int = 8):
-    """One :class:`~bpnet_core.infer.runners.RenderedMapsRunner` covering several ``(annotation_file, images_dir)``
-    pairs (images of none of them get empty maps: no people)."""
-    from bpnet_core.infer.runners import RenderedMapsRunner
+    """One :class:`~bpnet_core.runners.RenderedMapsSource` covering several ``(annotation_file, images_dir)`` pairs
+    (images of none of them get empty maps: no people)."""
+    from bpnet_core.runners import RenderedMapsSource
 
     if not sources:
         raise BpnetError("rendered_runner needs at least one (annotation_file, images_dir) pair")
-    runner = None
-    for ann, images_dir in sources:
-        part = RenderedMapsRunner(ann, images_dir, pose, stride=stride)
-        if runner is None:
-            runner = part
-        else:
-            runner.people.update(part.people)
+    runner = RenderedMapsSource(*sources[0], pose, stride=stride)
+    for ann, images_dir in sources[1:]:
+        runner.add(ann, images_dir)
     return runner
 
 
@@ -118,10 +117,11 @@ def _css(bgr) -> str:
 class Explorer:
     """The explorer: ``widget`` (display it), ``controls`` (by name), the views and counters.
 
-    ``runners``: name → runner (anything with ``predict``/``stride``/``fixed_input_shape``/``num_stages``, see
-    :mod:`bpnet_core.infer.runners`). ``images``: a list of paths (labelled ``folder/file``) or a dict label → path.
-    ``infer_spec``: an :class:`~bpnet_core.config.schema.InferSpec` or its file, for the controls' starting values
-    (input size, aspect mode, stage, thresholds, scales and the decoder block's other constants).
+    ``runners``: name → runner (see :mod:`bpnet_core.runners`). ``images``: a list of paths (labelled
+    ``folder/file``) or a dict label → path. ``infer_spec``: an :class:`~bpnet_core.config.schema.InferSpec` or its
+    file, for the controls' starting values (input size, aspect mode, stage, thresholds, scales and the decoder
+    block's other constants) with bpnet's own models; a model imported with a card (a real network) starts at its
+    card's recommended settings instead.
     ``upload_dir``: where uploaded images are written (a temporary folder by default).
     """
 
@@ -170,6 +170,8 @@ class Explorer:
 
         self._base_params = infer_spec.decode_params() if infer_spec is not None else DecodeParams()
         self.controls = self._make_controls(W, options, min(int(start_image), len(options) - 1))
+        self._strides, self._box = (8, 8), (0, 0, 1, 1)  # of the cached forward pass (set by _forward)
+        self._use_model_settings()
         self._update_stage_options((infer_spec.output_stage_to_use or 0) if infer_spec is not None else 0)
         self.image_view = W.Image(format="png")
         self.map_view = W.Image(format="png")
@@ -262,11 +264,9 @@ class Explorer:
     @property
     def keypoints(self) -> np.ndarray:
         """The decoded people's keypoints (P, J, 3) in original image pixels."""
-        from bpnet_core.infer.inference import people_to_image
-
         if self.result is None:
             return np.zeros((0, self.pose.num_joints, 3), np.float32)
-        return people_to_image(self.people, self.result.scale, self._image()[1].shape[:2], self.pose)
+        return people_to_photo(self.people, self.result.matrix, self._image()[1].shape[:2], self.pose.num_joints)
 
     @property
     def params(self) -> DecodeParams:
@@ -411,6 +411,7 @@ class Explorer:
                 return
             if name == "model":
                 self._update_stage_options(0)
+                self._use_model_settings()
             self.refresh(level)
 
         return on_change
@@ -424,12 +425,36 @@ class Explorer:
             self._silent = old
 
     def _update_stage_options(self, stage: int) -> None:
-        runner = self.runners[self.controls["model"].value]
-        n = max(1, int(getattr(runner, "num_stages", 1)))
+        stages = self.runners[self.controls["model"].value].meta.available_stages
         dd = self.controls["stage"]
         with self._quiet():
-            dd.options = [("last", 0)] + ([(str(s), s) for s in range(1, n + 1)] if n > 1 else [])
-            dd.value = stage if 0 <= stage <= n else 0
+            dd.options = [("last", 0)] + ([(str(s), s) for s in stages] if len(stages) > 1 else [])
+            dd.value = stage if stage in stages else 0
+
+    def _model_spec(self, name: str):
+        """The inference spec a model starts from: its card's recommended settings for an imported network, else
+        the explorer's spec (or the defaults)."""
+        from bpnet_core.config import infer_spec_from_model
+        from bpnet_core.config.schema import InferSpec
+
+        meta = self.runners[name].meta
+        if meta.inference or self.spec is None:
+            return infer_spec_from_model(meta) if meta.inference else InferSpec()
+        return self.spec
+
+    def _use_model_settings(self) -> None:
+        """Input size and aspect mode jump to the selected model's starting values."""
+        spec = self._model_spec(self.controls["model"].value)
+        with self._quiet():
+            self.controls["input_size"].value = int(spec.input_shape[0])
+            self.controls["aspect_mode"].value = spec.keep_aspect_ratio_mode or "adjust_network_input"
+
+    def _input_shape(self, name: str, size: int, mode: str) -> tuple[int, int]:
+        """(H, W) for the input-size control: the model's own aspect for fixed-size modes, square otherwise."""
+        h0, w0 = self._model_spec(name).input_shape
+        if mode in ("pad_image_input", "stretch", "letterbox"):
+            return size, max(8, int(round(size * w0 / h0 / 8)) * 8)
+        return size, size
 
     def _on_upload(self, change) -> None:
         files = change["new"] or ()
@@ -473,25 +498,31 @@ class Explorer:
         if key == self._net_key and not force and self.result is not None:
             return
         path, image, _ = self._image()
-        size = int(c["input_size"].value)
+        name, mode = c["model"].value, c["aspect_mode"].value
         self._net_key = None
         self.debug = None
-        res = infer_image(self.runners[c["model"].value], image, self.pose, (size, size), c["aspect_mode"].value,
-                          self.params, int(c["stage"].value) or None, scales, image_path=path,
-                          flip_test=bool(c["flip_test"].value))  # fmt: skip
+        spec = self._model_spec(name).model_copy(update={
+            "input_shape": list(self._input_shape(name, int(c["input_size"].value), mode)),
+            "keep_aspect_ratio_mode": mode, "output_stage_to_use": int(c["stage"].value) or None,
+            "multi_scale_inference": bool(scales), "scales": list(scales or [1.0]),
+            "flip_test": bool(c["flip_test"].value)})  # fmt: skip
+        predictor = Predictor(self.runners[name], spec)
+        t0 = time.perf_counter()
+        heat, paf, ref = predictor.maps(image, path)
         self.forward_passes += 1
-        self.result, self._net_key = res, key
-        self.timings_ms["network"] = float(res.timings_ms["network"])
+        self._strides, self._box = (predictor.heat_stride, predictor.paf_stride), ref.box
+        self.result = ImageResult(np.zeros((0, self.pose.num_joints, 3), np.float32), [], heat, paf, ref.input_hw,
+                                  ref.matrix)  # fmt: skip
+        self._net_key = key
+        self.timings_ms["network"] = (time.perf_counter() - t0) * 1000
 
     def _decode(self) -> None:
         res = self.result
         t0 = time.perf_counter()
-        self.debug = decode_debug(res.heatmaps, res.pafs, self.pose, self.params, stride=self._stride())
+        self.debug = decode_debug(res.heatmaps, res.pafs, self.pose, self.params, stride=self._strides[0],
+                                  paf_stride=self._strides[1])  # fmt: skip
         self.decodes += 1
         self.timings_ms["decode"] = (time.perf_counter() - t0) * 1000
-
-    def _stride(self) -> int:
-        return int(self.runners[self.controls["model"].value].stride)
 
     def _draw(self, level: int) -> None:
         t0 = time.perf_counter()
@@ -505,20 +536,20 @@ class Explorer:
         self.timing.value = self._timing_html()
 
     # ------------------------------------------------------------------------------------------------ pictures
-    def _display_factor(self) -> float:
-        """Network-input pixels → display pixels."""
+    def _to_display(self, xy: np.ndarray) -> np.ndarray:
+        """Network-input pixels (N, 2) → display pixels."""
         _, img, disp = self._image()
-        return (disp.shape[1] / img.shape[1]) / self.result.scale
+        return to_photo(xy, self.result.matrix).reshape(-1, 2) * (disp.shape[1] / img.shape[1])
 
-    def map_to_display(self, maps: np.ndarray) -> np.ndarray:
-        """Maps at network-output resolution (h, w[, C]) → display size, padding cropped off."""
-        s = self._stride()
+    def map_to_display(self, maps: np.ndarray, stride: int | None = None) -> np.ndarray:
+        """Maps at network-output resolution (h, w[, C]) of ``stride`` (default: the heatmaps') → display size,
+        padding cropped off."""
+        s = int(stride or self._strides[0])
         _, img, disp = self._image()
         h, w = maps.shape[:2]
         up = cv2.resize(np.ascontiguousarray(maps, np.float32), (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-        ch = min(h * s, max(1, round(img.shape[0] * self.result.scale)))
-        cw = min(w * s, max(1, round(img.shape[1] * self.result.scale)))
-        return cv2.resize(up[:ch, :cw], (disp.shape[1], disp.shape[0]), interpolation=cv2.INTER_LINEAR)
+        y0, x0, y1, x1 = self._box
+        return cv2.resize(up[y0:y1, x0:x1], (disp.shape[1], disp.shape[0]), interpolation=cv2.INTER_LINEAR)
 
     def _people_picture(self) -> np.ndarray:
         _, img, disp = self._image()
@@ -543,12 +574,13 @@ class Explorer:
         name = "all limbs" if limb == ALL_LIMBS else self._limb_name(limb)
         if layer == "PAF colour":
             field = sum(res.pafs[:, :, 2 * k : 2 * k + 2] for k in limbs)
-            pic = overlay_pafs(disp, self.map_to_display(field), limbs=[0])
+            pic = overlay_pafs(disp, self.map_to_display(field, self._strides[1]), limbs=[0])
             put_label(pic, f"PAF {name} (hue = direction)", (4, 14), scale=0.4)
             return pic
         if layer == "PAF arrows":
             pic = (disp * 0.6).astype(np.uint8)
-            stride = self._stride() * self._display_factor()
+            _, img, _ = self._image()
+            stride = self._strides[1] * disp.shape[1] / img.shape[1] / self.result.matrix[0, 0]
             for k in limbs:
                 pic = draw_paf_arrows(pic, res.pafs, k, stride, color=self.pose.limb_colors()[k])
             put_label(pic, f"PAF arrows {name}", (4, 14), scale=0.4)
@@ -567,16 +599,15 @@ class Explorer:
         peaks = self.debug.peaks
         sel = np.ones(len(peaks), bool) if joint == ALL_JOINTS else peaks.joint == joint
         if joint != BACKGROUND:
-            for x, y in peaks.xy[sel] * self._display_factor():
+            for x, y in self._to_display(peaks.xy[sel]):
                 cv2.drawMarker(pic, (int(round(x)), int(round(y))), (255, 255, 255), cv2.MARKER_CROSS, 8, 1)
         put_label(pic, f"heatmap: {name} | {int(sel.sum()) if joint != BACKGROUND else 0} peaks", (4, 14), scale=0.4)
         return pic
 
     def _candidates_picture(self, disp: np.ndarray, limbs: list[int], name: str) -> np.ndarray:
         pic = (disp * 0.5).astype(np.uint8)
-        f = self._display_factor()
         peaks = self.debug.peaks
-        xy = np.round(peaks.xy * f).astype(int)
+        xy = np.round(self._to_display(peaks.xy)).astype(int)
         counts = {ACCEPTED: 0, UNMATCHED: 0, REJECTED: 0}
         joints = set()
         for k in limbs:
@@ -648,6 +679,7 @@ def build_explorer(
     sample_dir: str | Path | None = None,
     max_images: int = 60,
     input_size: int | None = None,
+    real_models: dict | None = None,
     **kwargs,
 ) -> Explorer:
     """The explorer of notebook 06, from the tutorial's files.
@@ -656,11 +688,13 @@ def build_explorer(
     the demo profile, COCO val2017 in the full one), ``"coco_sample"`` = the 36 real COCO images in ``sample_dir``
     (default ``tests/fixtures/coco_sample``). Models: the trained one (``model_path``, else
     ``WORK_DIR/02_train/bpnet_model.keras`` when it exists) and always ``"rendered maps"``, a stand-in that returns
-    label maps rendered from those images' annotations. Uploads go to ``WORK_DIR/06_explore/uploads``.
+    label maps rendered from those images' annotations. ``real_models`` (name → model file, e.g.
+    :func:`bpnet_core.tutorial.real_networks`) come first in the model list: the explorer starts on a real network.
+    Uploads go to ``WORK_DIR/06_explore/uploads``.
     """
     from bpnet_core.config import load_dataset_spec, load_infer_spec
-    from bpnet_core.infer.runners import load_runner
     from bpnet_core.paths import PROJECT_ROOT
+    from bpnet_core.runners import load_runner
     from bpnet_core.tutorial import dataset_spec_for, stage_dir, trained_model_path
 
     if not isinstance(pose, PoseConfig):
@@ -682,7 +716,7 @@ def build_explorer(
         sample = Path(sample_dir) if sample_dir else PROJECT_ROOT / "tests" / "fixtures" / "coco_sample"
         images.update({f"coco_sample/{p.name}": p for p in image_list(sample, max_images)})
         sources.append((sample / "person_keypoints_val2017_sample.json", sample))
-    runners = {}
+    runners = {name: load_runner(p) for name, p in (real_models or {}).items()}  # real networks first: the default
     path = Path(model_path) if model_path else trained_model_path(work_dir)
     if path is not None:
         runners["trained model"] = load_runner(path)

@@ -59,15 +59,19 @@ def infer(spec, model, inp, tmp, input_type="image"):
             str(tmp / "out")]  # fmt: skip
 
 
-def tiny_model(tmp: Path, pose_file: str) -> Path:
-    """A tiny untrained bpnet model saved as .keras (outputs for ``pose_file``'s skeleton)."""
-    from bpnet_core.model import build_model
+def tiny_model(tmp: Path, pose_file: str, contract_pose_file: str | None = None) -> Path:
+    """A tiny untrained bpnet model saved as .keras (outputs for ``pose_file``'s skeleton); its stored contract names
+    ``contract_pose_file``'s skeleton (default: the same)."""
+    from bpnet_core.fileio import save_model_atomic
+    from bpnet_core.meta import bpnet_meta, keras_members
+    from bpnet_core.model import build_model, output_names
     from bpnet_core.skeleton import PoseConfig
 
     pose = PoseConfig.from_json(ROOT / "model_pose_config" / pose_file)
+    claimed = PoseConfig.from_json(ROOT / "model_pose_config" / (contract_pose_file or pose_file))
     model = build_model({"stages": 1, "width_multiplier": 0.125}, pose)
     path = tmp / ("m17.keras" if "17" in pose_file else "m18.keras")
-    model.save(path)
+    save_model_atomic(model, path, keras_members(bpnet_meta(claimed, 1, output_names(model))))
     return path
 
 
@@ -127,8 +131,9 @@ CASES = [
                                                      write(t / "tr.jpg", IMG.read_bytes()[:5000]), t), "truncated"),
     ("empty-input-dir", "inference", lambda t: infer(infer_spec(t), "m.keras", (t / "empty").mkdir() or t / "empty", t,
                                                       "dir"), "no images"),
-    ("model-pose-mismatch", "inference", lambda t: infer(infer_spec(t), tiny_model(t, "coco_17joints.json"), IMG, t),
-     "m17.keras: model outputs 18 heatmap / 38 PAF channels but pose config"),
+    ("model-pose-mismatch", "inference", lambda t: infer(infer_spec(t), tiny_model(t, "coco_17joints.json",
+                                                                                  "bpnet_18joints.json"), IMG, t),
+     "m17.keras: the model predicts 18 heatmap / 38 PAF channels but pose config"),
     ("evaluate-dataset-spec-missing", "evaluate",
      lambda t: ["evaluate", "-i", str(infer_spec(t)), "-m", "m.keras", "-d", str(t / "none.json"), "-r", str(t / "out")],
      "not found"),

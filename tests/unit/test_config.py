@@ -555,7 +555,7 @@ def test_decoder_block_keys_are_decode_params_fields():
         ("output_upsampling_factor: [0, 0]\n", "output_upsampling_factor[0] must be >= 1 (got 0)"),
         ("output_upsampling_factor: [4, 8]\n", "output_upsampling_factor must use one factor for both axes"),
         ("output_stage_to_use: 0\n", "output_stage_to_use must be >= 1 (got 0)"),
-        ("keep_aspect_ratio_mode: stretch\n", "keep_aspect_ratio_mode must be one of"),
+        ("keep_aspect_ratio_mode: squash\n", "keep_aspect_ratio_mode must be one of"),
         ("heatmap_threshold: 1.5\n", "heatmap_threshold must be < 1.0 (got 1.5)"),
         ("decoder:\n  nms_window: 4\n", "decoder.nms_window must be an odd number >= 1 (got 4)"),
         ("decoder:\n  nms_windw: 5\n", "unknown key 'decoder.nms_windw' (did you mean 'nms_window'?)"),

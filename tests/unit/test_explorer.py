@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from bpnet_core.errors import BpnetError  # noqa: E402
-from bpnet_core.infer.runners import RenderedMapsRunner  # noqa: E402
+from bpnet_core.meta import bpnet_meta  # noqa: E402
+from bpnet_core.runners import RenderedMapsSource  # noqa: E402
 from bpnet_core.viz.explorer import DECODER_CONTROLS, NETWORK_CONTROLS, Explorer, build_explorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,23 +27,28 @@ ONE_PERSON = SAMPLE / "000000000139.jpg"
 
 
 class CountingRunner:
-    """Delegates to a runner and records each predict call (batch shape, stage); optionally slow."""
+    """Delegates to the rendered-maps source and records each call (batch shape, stage); optionally slow; claims
+    ``num_stages`` stages (each returns the same rendered maps)."""
+
+    needs_transforms = True
 
     def __init__(self, inner, delay_s: float = 0.0, num_stages: int = 1):
-        self.inner, self.delay_s, self.num_stages = inner, delay_s, num_stages
-        self.stride, self.fixed_input_shape = inner.stride, None
+        self.inner, self.delay_s = inner, delay_s
+        names = [f"heatmap_stage{t}" for t in range(1, num_stages + 1)] + [f"paf_stage{t}" for t in
+                                                                           range(1, num_stages + 1)]
+        self.meta = bpnet_meta(inner.pose, num_stages, names)
         self.calls = []
 
-    def predict(self, batch, stage=None, context=None):
+    def predict_with_transforms(self, batch, transforms, stage=None):
         self.calls.append((batch.shape, stage))
         if self.delay_s:
             time.sleep(self.delay_s)
-        return self.inner.predict(batch, stage=stage, context=context)
+        return self.inner.predict_with_transforms(batch, transforms, stage)
 
 
 @pytest.fixture(scope="module")
 def rendered(pose):
-    return RenderedMapsRunner(SAMPLE_JSON, SAMPLE, pose)
+    return RenderedMapsSource(SAMPLE_JSON, SAMPLE, pose)
 
 
 @pytest.fixture

@@ -32,10 +32,10 @@ def keras_model(pose):
 
 
 @pytest.fixture(scope="module")
-def model_file(keras_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "bpnet_model.keras"
-    keras_model.save(path)
-    return path
+def model_file(keras_model, pose, tmp_path_factory):
+    from bpnet_core.model import save_bpnet_model
+
+    return save_bpnet_model(keras_model, tmp_path_factory.mktemp("model") / "bpnet_model.keras", pose)
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +84,13 @@ def test_parse_input_dims_errors(value, words):
 def test_batcher_preprocesses_exactly_like_inference(cal_dir):
     from bpnet_core.export.calibration import CalibrationBatcher, list_images
     from bpnet_core.fileio import read_image
-    from bpnet_core.infer.inference import preprocess
+    from bpnet_core.preprocess import prepare
 
     files = list_images(cal_dir)
     b = CalibrationBatcher(files, (64, 96), batch_size=2, batches=2)
     batches = list(b)
     assert b.num_batches == 2 and len(batches) == 2 and batches[0].shape == (2, 64, 96, 3)
-    want = preprocess(read_image(files[1]), (64, 96), "pad_image_input", 8).batch[0]
+    want = prepare(read_image(files[1]), b.meta, (64, 96), "pad_image_input").batch[0]
     np.testing.assert_array_equal(batches[0][1], want)
     assert batches[0].dtype == np.float32 and batches[0].flags["C_CONTIGUOUS"]
     assert len(list(b)) == 2  # iterating again starts over
@@ -211,7 +211,7 @@ def test_calibration_images_cli(tmp_path, capsys):
 
 
 def test_fp32_export_parity_metadata_and_runner(fp32_export, keras_model, pose):
-    from bpnet_core.deploy import load_runner
+    from bpnet_core.runners import load_runner
 
     out, r = fp32_export
     assert out.is_file() and r["bytes"] == out.stat().st_size and r["input_dims"] == [64, 64]
@@ -219,8 +219,9 @@ def test_fp32_export_parity_metadata_and_runner(fp32_export, keras_model, pose):
     assert r["parity"]["max_abs_value"] > 0.05, "the test model must have outputs of a real magnitude"
     assert r["parity"]["max_abs_diff"] <= 1e-4
     runner = load_runner(out)
-    assert runner.fixed_input_shape == HW and runner.num_stages == 2 and runner.stride == 8
-    assert runner.pose.joint_names == pose.joint_names and runner.pose.limbs == pose.limbs
+    m = runner.meta
+    assert m.input_hw == HW and m.num_stages == 2 and m.stride == 8 and m.normalization.scale == (256.0,) * 3
+    assert m.pose.joint_names == pose.joint_names and m.pose.limbs == pose.limbs
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 64, 64, 3)).astype(np.float32)
     ref = [np.asarray(o) for o in keras_model(x)]
     for stage in (1, 2, None):
@@ -235,39 +236,39 @@ def test_fp32_export_parity_metadata_and_runner(fp32_export, keras_model, pose):
 
 
 def test_dynamic_channels_first_and_last_stage_only(model_file, keras_model, tmp_path):
-    from bpnet_core.deploy import load_runner
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
     r = export_model(model_file, tmp_path / "nchw.onnx", data_format="channels_first", output_stages="last")
     assert r["input_dims"] is None and r["outputs"] == ["heatmap_out", "paf_out"]
     runner = load_runner(tmp_path / "nchw.onnx")
-    assert runner.fixed_input_shape is None and runner.layout == "NCHW"
-    assert runner.num_stages == 2 and runner.available_stages == [2]
+    assert runner.meta.input_hw is None and runner.meta.layout == "NCHW"
+    assert runner.meta.num_stages == 2 and runner.meta.available_stages == [2]
     for shape in ((1, 64, 96, 3), (3, 48, 40, 3)):  # any stride multiple, any batch
         x = np.random.default_rng(1).uniform(-0.5, 0.5, shape).astype(np.float32)
         h, p = runner.predict(x)
         ref = [np.asarray(o) for o in keras_model(x)]
         np.testing.assert_allclose(h, ref[1], atol=1e-4)
         np.testing.assert_allclose(p, ref[3], atol=1e-4)
-    with pytest.raises(BpnetError, match=r"holds stage\(s\) \[2\]"):
+    with pytest.raises(BpnetError, match=r"provides stage\(s\) \[2\]"):
         runner.predict(x, stage=1)
 
 
 def test_fp16_export_keeps_float32_io(model_file, fp32_export, tmp_path):
-    from bpnet_core.deploy import load_runner
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
     r = export_model(model_file, tmp_path / "m16.onnx", input_dims="64,64,3", data_type="fp16")
     runner = load_runner(tmp_path / "m16.onnx")
-    assert runner.session.get_inputs()[0].type == "tensor(float)" and runner.precision == "fp16"
+    assert runner.session.get_inputs()[0].type == "tensor(float)" and runner.meta.precision == "fp16"
     assert all(o.type == "tensor(float)" for o in runner.session.get_outputs())
     assert r["deployed_vs_keras"]["relative_diff"] < 0.01
     assert r["bytes"] < 0.6 * fp32_export[1]["bytes"]
 
 
 def test_int8_export_calibrates_and_reuses_its_cache(model_file, cal_dir, tmp_path):
-    from bpnet_core.deploy import load_runner
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
     cache = tmp_path / "cal.json"
     r = export_model(model_file, tmp_path / "m8.onnx", input_dims="64,64,3", data_type="int8", cal_image_dir=cal_dir,
@@ -277,7 +278,7 @@ def test_int8_export_calibrates_and_reuses_its_cache(model_file, cal_dir, tmp_pa
     assert r["deployed_vs_keras"]["relative_diff"] < 0.2
     runner = load_runner(tmp_path / "m8.onnx")
     ops = {n.op_type for n in __import__("onnx").load(str(tmp_path / "m8.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and runner.precision == "int8"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and runner.meta.precision == "int8"
     if cal.get("calibration_cache"):
         assert cache.is_file()
         again = export_model(model_file, tmp_path / "m8b.onnx", input_dims="64,64,3", data_type="int8",
@@ -296,7 +297,7 @@ def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp
     other = build_model({"stages": 1, "width_multiplier": 0.25}, pose)  # a prefix of the 2-stage graph
     cache = tmp_path / "other.json"
     export_model(other, tmp_path / "other.onnx", input_dims="64,64,3", data_type="int8", cal_image_dir=cal_dir,
-                 batches=1, cal_cache_file=cache)  # fmt: skip
+                 batches=1, cal_cache_file=cache, pose=pose)  # fmt: skip
     out = tmp_path / "out"
     out.mkdir()
     code = main(["export", "-m", str(model_file), "-o", str(out / "m.onnx"), "-d", "64,64,3", "--data_type", "int8",
@@ -350,10 +351,10 @@ def _identity_onnx(path: Path, shape=(1, 64, 64, 3)):
 
 def test_onnx_that_is_not_a_bpnet_model(tmp_path, capsys):
     from bpnet_core.cli import main
-    from bpnet_core.deploy import load_runner
+    from bpnet_core.runners import load_runner
 
     bad = _identity_onnx(tmp_path / "identity.onnx")
-    with pytest.raises(BpnetError, match="not a bpnet model"):
+    with pytest.raises(BpnetError, match="no bpnet model contract"):
         load_runner(bad)
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(BpnetError, match="not a loadable ONNX model"):
@@ -362,42 +363,27 @@ def test_onnx_that_is_not_a_bpnet_model(tmp_path, capsys):
     code = main(["inference", "-i", str(ROOT / "specs" / "infer_spec.yaml"), "-m", str(bad), "--input", str(img),
                  "-r", str(tmp_path / "out")])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "not a bpnet model" in err[0]
-
-
-def test_stage_outputs_by_name_and_by_order():
-    from bpnet_core.infer.onnx_runner import stage_outputs
-
-    names = ["heatmap_stage1:0", "heatmap_out:0", "paf_stage1:0", "paf_out:0"]
-    stages, n, _ = stage_outputs(names[::-1], {})
-    assert n == 2 and stages == {1: ("heatmap_stage1:0", "paf_stage1:0"), 2: ("heatmap_out:0", "paf_out:0")}
-    stages, n, _ = stage_outputs(["a", "b", "c", "d"], {"a": 19, "b": 19, "c": 38, "d": 38})
-    assert n == 2 and stages[2] == ("b", "d")
-    with pytest.raises(BpnetError, match="not a bpnet model"):
-        stage_outputs(["a", "b", "c"], {})
-    with pytest.raises(BpnetError, match="by channel count"):
-        stage_outputs(["a", "b"], {"a": 19, "b": 19})
-    with pytest.raises(BpnetError, match="do not pair up"):
-        stage_outputs(["heatmap_out", "heatmap_stage1"], {})
+    assert code == 2 and len(err) == 1 and "no bpnet model contract" in err[0] and "import_model" in err[0]
 
 
 def test_inference_with_a_fixed_shape_onnx_forces_pad_image_input(fp32_export, pose):
-    from bpnet_core.deploy import load_runner
+    from bpnet_core.config.schema import InferSpec
     from bpnet_core.fileio import read_image
-    from bpnet_core.infer import infer_image
+    from bpnet_core.infer import Predictor
+    from bpnet_core.runners import load_runner
 
     runner = load_runner(fp32_export[0])
     img = read_image(sorted(SAMPLE.glob("*.jpg"))[0])
-    res = infer_image(runner, img, pose, input_shape=(368, 368), keep_aspect_ratio_mode="adjust_network_input")
+    spec = InferSpec.from_dict({"input_shape": [368, 368], "keep_aspect_ratio_mode": "adjust_network_input"})
+    res = Predictor(runner, spec)(img)
     assert res.input_hw == HW and res.heatmaps.shape[:2] == (8, 8)
 
 
 def test_load_runner_is_one_function(model_file, tmp_path):
-    from bpnet_core.deploy import load_runner
-    from bpnet_core.infer import runners
+    from bpnet_core.runners import load_runner
 
-    r = runners.load_runner(model_file)
-    assert type(r).__name__ == "KerasRunner" and r.num_stages == 2 and r.pose is None
+    r = load_runner(model_file)
+    assert type(r).__name__ == "KerasRunner" and r.meta.num_stages == 2 and r.meta.pose.num_joints == 18
     with pytest.raises(BpnetError, match="unknown model type"):
         load_runner(_identity_onnx(tmp_path / "x.onnx").rename(tmp_path / "x.pb"))
     with pytest.raises(BpnetError, match="not found"):
@@ -427,13 +413,15 @@ def test_model_for_deployment(tmp_path):
     assert model_for_deployment(tmp_path) == prune / "retrain" / "bpnet_model.keras"
 
 
-def test_measure_latency_and_table():
+def test_measure_latency_and_table(pose):
     from bpnet_core.deploy import markdown_rows, measure_latency
+    from bpnet_core.meta import bpnet_meta
 
     class Fake:
         calls = 0
+        meta = bpnet_meta(pose, 1, ["heatmap_out", "paf_out"])
 
-        def predict(self, batch, stage=None, context=None):
+        def predict(self, batch, stage=None):
             Fake.calls += 1
             assert batch.shape == (1, 16, 24, 3)
 

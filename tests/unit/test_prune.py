@@ -288,10 +288,10 @@ def test_pick_threshold():
 
 
 @pytest.fixture(scope="module")
-def vgg_file(vgg, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "bpnet_model.keras"
-    vgg.save(path)
-    return path
+def vgg_file(vgg, tmp_path_factory, pose):
+    from bpnet_core.model import save_bpnet_model
+
+    return save_bpnet_model(vgg, tmp_path_factory.mktemp("model") / "bpnet_model.keras", pose)
 
 
 def test_prune_save_load_round_trip(vgg, vgg_file, tmp_path, pose):

@@ -59,8 +59,8 @@ def test_engine_input_size_check():
 
 
 def test_builder_and_runner_without_tensorrt_say_so_in_one_line(no_tensorrt, tmp_path):
-    from bpnet_core.deploy import load_runner
-    from bpnet_core.export.tensorrt import TensorRTRunner, build_engine, plan_engine, tensorrt_status
+    from bpnet_core.export.tensorrt import build_engine, plan_engine, tensorrt_status
+    from bpnet_core.runners import TensorRTRunner, load_runner
 
     for call in (lambda: build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", plan_engine()),
                  lambda: TensorRTRunner(tmp_path / "m.engine")):  # fmt: skip
@@ -119,19 +119,19 @@ def test_calibrator_feeds_the_batcher_and_keeps_the_cache(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module")
-def trt_model(tmp_path_factory):
-    from bpnet_core.model import build_model
+def trt_model(tmp_path_factory, pose):
+    from bpnet_core.model import build_model, save_bpnet_model
 
     path = tmp_path_factory.mktemp("trt") / "bpnet_model.keras"
-    build_model({"stages": 2, "width_multiplier": 0.25, "kernel_initializer": "he_normal"}).save(path)
-    return path
+    model = build_model({"stages": 2, "width_multiplier": 0.25, "kernel_initializer": "he_normal"}, pose)
+    return save_bpnet_model(model, path, pose)
 
 
 @pytest.mark.trt
 @pytest.mark.parametrize("data_type", ["fp32", "fp16", "int8"])
 def test_engine_export_and_runner(data_type, trt_model, tmp_path):
-    from bpnet_core.deploy import load_runner
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
     cal = tmp_path / "cal"
     cal.mkdir()
@@ -144,11 +144,11 @@ def test_engine_export_and_runner(data_type, trt_model, tmp_path):
     if data_type == "int8":
         assert Path(r["engine"]["calibration_cache"]).is_file()
     trt_runner, ort_runner = load_runner(engine), load_runner(tmp_path / "m.onnx")
-    assert trt_runner.fixed_input_shape == (64, 64) and trt_runner.num_stages == 2
+    assert trt_runner.meta.input_hw == (64, 64) and trt_runner.meta.num_stages == 2
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 64, 64, 3)).astype(np.float32)  # 3 > max batch: chunks
     h, p = trt_runner.predict(x)
     h_ref, p_ref = ort_runner.predict(x)
     tol = {"fp32": 1e-3, "fp16": 2e-2, "int8": 0.2}[data_type] * max(1.0, float(np.abs(h_ref).max()))
     assert h.shape == h_ref.shape and float(np.abs(h - h_ref).max()) < tol
-    with pytest.raises(BpnetError, match="engine built for 64x64"):
+    with pytest.raises(BpnetError, match="built for 64x64"):
         trt_runner.predict(np.zeros((1, 96, 64, 3), np.float32))
