@@ -111,7 +111,7 @@ def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
     inp = check_keys(data["input"], {"name", "layout", "color", "normalization", "size", "multiple"}, f"{where}: input")
     if not inp.get("name"):
         raise BpnetError(f"{where}: input.name: required")
-    layout = inp.get("layout", "NHWC")
+    layout = choice(inp.get("layout", "NHWC"), LAYOUTS, f"{where}: input.layout")
     outs = check_keys(data["outputs"], {"stage", "heatmaps", "pafs"}, f"{where}: outputs")
     num_stages = data.get("num_stages", outs.get("stage", 1))
     stage = outs.get("stage", num_stages)
@@ -139,7 +139,7 @@ def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
             outputs=(StageOutputs(int(stage), heat, pafs),),
             num_stages=int(num_stages),
             input_name=str(inp["name"]),
-            layout=choice(layout, LAYOUTS, f"{where}: input.layout"),
+            layout=layout,
             color=choice(inp.get("color", "RGB"), COLORS, f"{where}: input.color"),
             normalization=Normalization.from_dict(inp.get("normalization"), f"{where}: input.normalization"),
             input_hw=parse_size(inp.get("size", "dynamic"), f"{where}: input.size"),

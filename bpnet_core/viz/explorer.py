@@ -707,15 +707,16 @@ def build_explorer(
         raise BpnetError(f"image_sets must name 'val' and/or 'coco_sample' (got {list(image_sets)})")
     images: dict[str, Path] = {}
     sources = []
-    if "val" in image_sets:
-        ds = load_dataset_spec(dataset_spec_for(work_dir, profile, full_dataset_spec or ""))
-        images_dir, _, ann = ds.split("test")
-        images.update({f"val/{p.name}": p for p in image_list(images_dir, max_images)})
-        sources.append((ann, images_dir))
-    if "coco_sample" in image_sets:
-        sample = Path(sample_dir) if sample_dir else PROJECT_ROOT / "tests" / "fixtures" / "coco_sample"
-        images.update({f"coco_sample/{p.name}": p for p in image_list(sample, max_images)})
-        sources.append((sample / "person_keypoints_val2017_sample.json", sample))
+    for image_set in dict.fromkeys(image_sets):  # in the order given: the first image set holds the start image
+        if image_set == "val":
+            ds = load_dataset_spec(dataset_spec_for(work_dir, profile, full_dataset_spec or ""))
+            images_dir, _, ann = ds.split("test")
+            images.update({f"val/{p.name}": p for p in image_list(images_dir, max_images)})
+            sources.append((ann, images_dir))
+        else:
+            sample = Path(sample_dir) if sample_dir else PROJECT_ROOT / "tests" / "fixtures" / "coco_sample"
+            images.update({f"coco_sample/{p.name}": p for p in image_list(sample, max_images)})
+            sources.append((sample / "person_keypoints_val2017_sample.json", sample))
     runners = {name: load_runner(p) for name, p in (real_models or {}).items()}  # real networks first: the default
     path = Path(model_path) if model_path else trained_model_path(work_dir)
     if path is not None:

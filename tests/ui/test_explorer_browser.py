@@ -1,8 +1,8 @@
 """Notebook 06 in a real browser: JupyterLab on 127.0.0.1, headless Chromium (selenium), run all cells, move the
 heatmap-threshold slider and check that the explorer's picture and people table were re-rendered by the kernel.
 
-The notebook copy points at the committed COCO sample and the rendered-maps stand-in network (no notebook 00 run
-and no trained model needed). Artefacts: screenshots in the test's tmp dir, the explorer's also in runs/ui/.
+The notebook copy points at the committed COCO sample and starts on a real network (Open Model Zoo's
+human-pose-estimation-0001, imported from the shipped IR; no notebook 00 run and no trained model needed). Artefacts: screenshots in the test's tmp dir, the explorer's also in runs/ui/.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ return {ready: !!kernel, kernel: kernel ? kernel.status : null, cells: cells.len
 
 
 def prepare_notebook(lab_root: Path, work_dir: Path) -> Path:
-    """A copy of notebook 06 whose parameters use the COCO sample and the rendered-maps runner."""
+    """A copy of notebook 06 whose parameters use the COCO sample and the shipped real networks."""
     import nbformat
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -52,7 +52,8 @@ def prepare_notebook(lab_root: Path, work_dir: Path) -> Path:
         "INFER_SPEC": str(ROOT / "specs" / "infer_spec_demo.yaml"),
         "FULL_DATASET_SPEC": str(ROOT / "data_pose_config" / "coco_spec.json"),
         "POSE_CONFIG": str(ROOT / "model_pose_config" / "bpnet_18joints.json"), "MODEL_PATH": "",
-        "INPUT_SIZE": 256, "IMAGE_SETS": ["coco_sample"], "SAMPLE_DIR": str(SAMPLE), "MAX_IMAGES": 60, "DISPLAY_SIZE": 400, "TIMING_REPEATS": 1,
+        "INPUT_SIZE": 256, "IMAGE_SETS": ["coco_sample"], "REAL_MODELS": True, "SAMPLE_DIR": str(SAMPLE), "MAX_IMAGES": 60,
+        "DISPLAY_SIZE": 400, "TIMING_REPEATS": 1,
     }  # fmt: skip
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     cell.source = "\n".join(f"{k} = {v!r}" for k, v in params.items())
@@ -125,7 +126,7 @@ def test_explorer_in_jupyterlab(jupyter_lab, browser, tmp_path):
         state = wait_for("all cells to run", finished, 300, poll=1.0)
         assert state["cells"] >= 5
         metrics = json.loads((tmp_path / "work" / "06_explore" / "metrics.json").read_text())
-        assert metrics["model"] == "rendered maps" and metrics["people"] == 5
+        assert metrics["model"] == "human-pose-estimation-0001" and metrics["people"] == 5  # 5 skiers, all found
 
         def people_view():
             found = driver.find_elements(By.CSS_SELECTOR, ".bpnet-explorer img.bpnet-people-view")
