@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.meta import META_KEY, ModelMeta, check_encrypted, read_ir
+from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
+from bpnet_core.meta import ModelMeta, check_encrypted, read_ir
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +113,6 @@ def self_check(runner) -> dict:
     return out
 
 
-def _write_ir(model, output: Path, meta: ModelMeta) -> None:
-    """Save an ``openvino.Model`` with the contract in its rt_info, atomically (``.bin`` first, then ``.xml``)."""
-    import openvino as ov
-
-    model.set_rt_info(meta.to_json(), [META_KEY])
-    with tempfile.TemporaryDirectory(prefix=f".{output.stem}.", dir=output.parent) as tmp:
-        xml = Path(tmp) / "model.xml"
-        ov.save_model(model, str(xml), compress_to_fp16=False)
-        os.replace(xml.with_suffix(".bin"), output.with_suffix(".bin"))
-        os.replace(xml, output)
-
-
 def import_model(external: str | os.PathLike, card: str | os.PathLike, output: str | os.PathLike,
                  overrides=()) -> dict:  # fmt: skip
     """Import ``external`` with the contract stated by ``card`` into ``output`` (``.onnx`` or ``.xml``).
@@ -166,14 +154,7 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
         ins, outs = _onnx_io(proto)
         check_graph_io(meta, ins, outs, f"{external} (card {meta.name})")
         if dst == ".xml":
-            import openvino as ov
-
-            with tempfile.TemporaryDirectory() as tmp:
-                import onnx
-
-                onnx.save(proto, str(Path(tmp) / "m.onnx"))
-                model = ov.convert_model(str(Path(tmp) / "m.onnx"))
-            report = _finish_ir(model, output, meta)
+            report = _finish_ir(onnx_to_openvino(proto), output, meta)
         else:
             import onnx
 
@@ -185,7 +166,7 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
                 onnx.save(proto, str(tmp))
                 check = self_check(OnnxRunner(tmp, meta, providers=["CPUExecutionProvider"]))
             report = {"check": check}
-    report.update({"output": str(output), "bytes": _size(output), "meta": meta.to_dict(),
+    report.update({"output": str(output), "bytes": ir_bytes(output), "meta": meta.to_dict(),
                    "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
     log.info("imported %s as %s (%s)", external, output, meta.name)
     return report
@@ -195,12 +176,5 @@ def _finish_ir(model, output: Path, meta: ModelMeta) -> dict:
     from bpnet_core.runners.openvino import OpenVinoRunner
 
     check = self_check(OpenVinoRunner(output, meta, model=model.clone()))
-    _write_ir(model, output, meta)
+    write_ir(model, output, meta)
     return {"check": check}
-
-
-def _size(path: Path) -> int:
-    n = path.stat().st_size
-    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file():
-        n += path.with_suffix(".bin").stat().st_size
-    return n

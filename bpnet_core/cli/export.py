@@ -1,4 +1,4 @@
-"""``bpnet export``: Keras → ONNX (FP32/FP16/INT8 for ONNX Runtime) and TensorRT engines, TAO's flags."""
+"""``bpnet export``: a model → ONNX (FP32/FP16/INT8 for ONNX Runtime), OpenVINO IR, TensorRT engines; TAO's flags."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser(
         "export",
-        help="export a .keras model to ONNX (fp32/fp16/int8) and optionally a TensorRT engine",
-        description="Convert a trained model to ONNX with tf2onnx, check it against Keras (max abs difference "
+        help="export a model to ONNX or OpenVINO (fp32/fp16/int8) and optionally a TensorRT engine",
+        description="Convert a trained .keras model to ONNX with tf2onnx, check it against Keras (max abs difference "
         "<= 1e-3 on a real-looking image), optionally convert to FP16 or quantise to INT8 with ONNX Runtime "
         "(static, QDQ, per-channel, calibrated on --cal_image_dir), and build a TensorRT engine with --engine_file "
-        "where TensorRT is installed. Nothing is written when a check fails.",
+        "where TensorRT is installed. --backend openvino writes an OpenVINO IR (.xml + .bin; INT8 with NNCF). A bpnet "
+        ".onnx or .xml model (e.g. one made by bpnet import_model) exports too: calibration then follows its model "
+        "contract, and INT8 must pass a parity check against FP32. Nothing is written when a check fails.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("-m", "--model", required=True, help="trained model (.keras)")
-    p.add_argument("-o", "--output_file", required=True, help="ONNX file to write (.onnx)")
-    p.add_argument("-t", "--backend", default="onnx", choices=["onnx", "tfonnx", "uff"],
-                   help="exporter (tfonnx = onnx; uff is not supported)")
+    p.add_argument("-m", "--model", required=True, help="model: .keras, or a bpnet .onnx / .xml (imported) model")
+    p.add_argument("-o", "--output_file", required=True, help="file to write: .onnx, or .xml for --backend openvino")
+    p.add_argument("-t", "--backend", default="onnx", choices=["onnx", "tfonnx", "openvino", "uff"],
+                   help="onnx (ONNX Runtime; tfonnx = onnx), openvino (OpenVINO IR); uff is not supported")
     p.add_argument("-d", "--input_dims", default=None,
                    help="H,W,C to fix the input size (multiples of 8, C=3); default: dynamic H and W "
                    "(calibration and engines then use TAO's 256,256,3)")
@@ -76,6 +78,15 @@ def run(args) -> int:
         strict_type_constraints=args.strict_type_constraints, force_ptq=args.force_ptq,
         output_stages=args.output_stages, calibration_method=args.calibration_method, pose=pose,
     )  # fmt: skip
+    if "onnx_vs_keras" in r or "backend" in r:  # OpenVINO, or a re-exported .onnx / .xml model
+        p = r["parity"]
+        line = (f"{r['data_type']} {r['backend']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB); vs the FP32 source: "
+                f"SNR {p['snr_db']:.1f} dB, max abs diff {p['max_abs']:.2e}")
+        kept = r.get("int8", {}).get("kept_float") or {}
+        if r["data_type"] == "int8":
+            line += f"; kept in float: {', '.join(sorted(kept)) if kept else 'nothing'}"
+        print(line)
+        return 0
     dims = "x".join(str(d) for d in r["input_dims"]) if r["input_dims"] else "dynamic HxW"
     line = (f"{r['data_type']} ONNX ({dims}, {len(r['outputs'])} outputs, {r['bytes'] / 1e6:.1f} MB) → "
             f"{r['output_file']}; ONNX vs Keras max abs diff {r['parity']['max_abs_diff']:.2e}")

@@ -45,7 +45,7 @@ from bpnet_core.export.quantize import CALIBRATION_METHODS
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("onnx", "tfonnx")
+BACKENDS = ("onnx", "tfonnx", "openvino")
 DATA_TYPES = ("fp32", "fp16", "int8")
 
 __all__ = ["BACKENDS", "DATA_TYPES", "CalibrationBatcher", "calibration_cache_path", "check_calibration_cache",
@@ -57,7 +57,9 @@ def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_
     if backend == "uff":
         raise BpnetError("-t/--backend uff (TensorRT 7's UFF) is not supported: use onnx")
     if backend not in BACKENDS:
-        raise BpnetError(f"-t/--backend must be onnx (or TAO's alias tfonnx), got {backend!r}")
+        raise BpnetError(f"-t/--backend must be onnx (or TAO's alias tfonnx) or openvino, got {backend!r}")
+    if backend == "openvino" and engine_file:
+        raise BpnetError("--engine_file builds a TensorRT engine from ONNX: use --backend onnx")
     if data_type not in DATA_TYPES:
         raise BpnetError(f"--data_type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})")
     if str(calibration_method).lower() not in CALIBRATION_METHODS:
@@ -65,8 +67,9 @@ def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_
                          f"(got {calibration_method!r})")  # fmt: skip
     if data_format not in ("channels_last", "channels_first"):
         raise BpnetError(f"-i/--data_format must be channels_last or channels_first (got {data_format!r})")
-    if Path(output_file).suffix.lower() != ".onnx":
-        raise BpnetError(f"{output_file}: the output file must end in .onnx")
+    want = ".xml" if backend == "openvino" else ".onnx"
+    if Path(output_file).suffix.lower() != want:
+        raise BpnetError(f"{output_file}: the output file of --backend {backend} must end in {want}")
     if not Path(output_file).resolve().parent.is_dir():
         raise BpnetError(f"{Path(output_file).parent}: output directory does not exist")
     if engine_file and Path(engine_file).resolve() == Path(output_file).resolve():
@@ -95,8 +98,8 @@ def _load_keras(model, pose):
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.suffix.lower() != ".keras":
-            raise BpnetError(f"{path}: export needs the trained .keras model (got {path.suffix}); an imported .onnx "
-                             "or .xml model is exported with export_imported")  # fmt: skip
+            raise BpnetError(f"{path}: export takes a .keras model or a bpnet .onnx / .xml model (got "
+                             f"{path.suffix or 'no suffix'})")  # fmt: skip
         meta = read_meta(path)
         keras_model = load_bpnet_model(path, meta.pose)
         if pose is not None:
@@ -152,8 +155,26 @@ def export_model(
 
     t0 = time.perf_counter()
     backend, data_type = str(backend).lower(), str(data_type).lower()
+    backend = "onnx" if backend == "tfonnx" else backend
     _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
                  cal_cache_file, batches, batch_size, parity_tolerance, calibration_method)  # fmt: skip
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in (".onnx", ".xml"):
+        from bpnet_core.export.imported import export_imported
+
+        return export_imported(model, output_file, backend, data_type, cal_image_dir, batches, calibration_method,
+                               parity_tolerance=parity_tolerance)  # fmt: skip
+    if backend == "openvino":  # Keras → FP32 ONNX (checked against Keras) → IR (checked against the ONNX file)
+        from bpnet_core.export.imported import export_imported
+
+        with tempfile.TemporaryDirectory(prefix="bpnet_ov_") as tmp:
+            first = export_model(model, Path(tmp) / f"{Path(output_file).stem}.onnx", "onnx", input_dims, data_format,
+                                 output_stages=output_stages, static_batch_size=static_batch_size, pose=pose,
+                                 parity_tolerance=parity_tolerance)  # fmt: skip
+            report = export_imported(Path(tmp) / f"{Path(output_file).stem}.onnx", output_file, "openvino", data_type,
+                                     cal_image_dir, batches, calibration_method, parity_tolerance=parity_tolerance)
+        report.update({"onnx_vs_keras": first["parity"], "input_dims": first["input_dims"],
+                       "outputs": first["outputs"], "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
+        return report
     input_hw = ox.parse_input_dims(input_dims)
     static = int(static_batch_size) if static_batch_size and static_batch_size > 0 else 0
     if static:  # a fixed batch dimension: calibrate and check with batches of exactly that size

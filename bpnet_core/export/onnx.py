@@ -23,11 +23,9 @@ default, unlike TAO's fixed ``256,256,3``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 

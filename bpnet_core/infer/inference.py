@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.infer.predictor import ImageResult, Predictor, make_predictor
+from bpnet_core.infer.predictor import ImageResult, make_predictor
 
 log = logging.getLogger(__name__)
 

@@ -472,13 +472,30 @@ def test_export_cli_int8_with_broken_calibration_images(model_file, cal_dir, tmp
     assert np.load(tmp_path / "c.npy").shape == (6, 64, 64, 3)
 
 
-def test_export_refuses_a_non_keras_model(fp32_export, tmp_path):
+def test_export_of_an_onnx_model_and_to_openvino(fp32_export, model_file, keras_model, tmp_path):
+    """A bpnet .onnx file exports again (here to FP16); a .keras model exports to an OpenVINO IR that matches its
+    ONNX export within 1e-3; other inputs and output suffixes are refused."""
+    pytest.importorskip("openvino")
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
-    with pytest.raises(BpnetError, match="needs the trained .keras model"):
-        export_model(fp32_export[0], tmp_path / "again.onnx")
+    r = export_model(fp32_export[0], tmp_path / "again16.onnx", data_type="fp16")
+    assert r["parity"]["snr_db"] > 30 and load_runner(tmp_path / "again16.onnx").meta.precision == "fp16"
+    ov = export_model(model_file, tmp_path / "m.xml", backend="openvino", input_dims="64,64,3")
+    assert ov["parity"]["max_abs"] <= 1e-3 and ov["onnx_vs_keras"]["max_abs_diff"] <= 1e-3
+    ir, ref = load_runner(tmp_path / "m.xml"), load_runner(fp32_export[0])
+    assert ir.meta.input_hw == (64, 64) and ir.meta.num_stages == 2 and ir.meta.name == "m"
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (2, 64, 64, 3)).astype(np.float32)
+    for stage in (1, 2):
+        for a, b in zip(ir.predict(x, stage), ref.predict(x, stage)):
+            assert float(np.abs(a - b).max()) <= 1e-3
+    with pytest.raises(BpnetError, match="export takes a .keras model or a bpnet .onnx"):
+        export_model(_identity_onnx(tmp_path / "x.onnx").rename(tmp_path / "x.pb"), tmp_path / "again.onnx")
     with pytest.raises(BpnetError, match="must end in .onnx"):
         export_model(fp32_export[0], tmp_path / "again.pb")
+    with pytest.raises(BpnetError, match="--backend openvino must end in .xml"):
+        export_model(model_file, tmp_path / "m2.onnx", backend="openvino")
+    assert not (tmp_path / "m2.onnx").exists()
 
 
 def test_static_batch_size_runs_any_batch_in_chunks(model_file, keras_model, tmp_path):

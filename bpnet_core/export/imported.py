@@ -1,0 +1,171 @@
+"""Export of a model that is already ONNX or OpenVINO IR (an imported real network, or a bpnet ONNX export):
+FP32 / FP16 / INT8 for ONNX Runtime (``.onnx``) or OpenVINO (``.xml``), with the contract carried over.
+
+Calibration images are prepared from the model's contract exactly as inference prepares them: its colour order and
+normalisation, and its recommended size and resize mode (a fixed-size mode such as ``stretch`` as it is; otherwise
+``pad_image_input`` at the recommended ``input_shape``, so every calibration batch has one size).
+
+INT8 (:mod:`bpnet_core.export.int8_real`): depthwise→pointwise equalisation, then ONNX Runtime static QDQ
+quantisation or NNCF; the layers still too sensitive after that are found on the calibration images and kept in
+float. The result must pass the parity gate (SNR of INT8 vs FP32 outputs on the calibration images, heatmaps and
+PAFs separately, ≥ ``PARITY_SNR_DB_MIN`` dB) or nothing is written: a broken quantisation is never reported as a
+success. The report says what was kept in float and the measured parity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bpnet_core.errors import BpnetError
+from bpnet_core.meta import ModelMeta, read_meta
+from bpnet_core.preprocess import FIXED_SIZE_MODES
+
+log = logging.getLogger(__name__)
+
+
+def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format: str | None = None) -> list:
+    """Up to ``count`` calibration batches of one image each, prepared from ``meta`` (NHWC, or NCHW when the
+    model's input is NCHW and ``data_format`` is not given)."""
+    from bpnet_core.export.calibration import CalibrationBatcher, list_images
+
+    mode = meta.inference.get("keep_aspect_ratio_mode") or "pad_image_input"
+    mode = mode if mode in FIXED_SIZE_MODES else "pad_image_input"
+    hw = tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
+    layout = data_format or ("channels_first" if meta.layout == "NCHW" else "channels_last")
+    batcher = CalibrationBatcher(list_images(cal_image_dir), hw, 1, count, meta, layout, mode)
+    return list(batcher)
+
+
+def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dict:
+    """INT8 (or FP16) vs FP32 outputs of two runners on the same NHWC batches (:func:`int8_parity`)."""
+    from bpnet_core.export.int8_real import int8_parity
+
+    ref, got = [], []
+    for b in batches_nhwc:
+        h0, p0 = fp32_runner.predict(b)
+        h1, p1 = runner.predict(b)
+        if h0.shape[1:3] != p0.shape[1:3]:
+            raise BpnetError("the parity check needs heatmaps and PAFs on one grid (this model's strides differ)")
+        ref.append(np.concatenate([h0, p0], axis=-1))
+        got.append(np.concatenate([h1, p1], axis=-1))
+    return int8_parity(ref, got, num_heatmaps)
+
+
+def export_imported(model, output_file, backend: str = "onnx", data_type: str = "fp32", cal_image_dir=None,
+                    batches: int = 10, calibration_method: str = "minmax", sensitivity_batches: int = 4,
+                    parity_tolerance: float = 1e-3) -> dict:  # fmt: skip
+    """Export ``model`` (an ``.onnx`` or ``.xml`` file carrying a bpnet contract) to ``output_file``.
+
+    Returns a report: ``output_file``, ``bytes``, ``data_type``, ``backend``, ``parity`` (the written model vs the
+    source on calibration or probe images: SNRs and absolute errors), ``int8`` (kept in float, equalisation,
+    sensitivity search) for INT8, ``seconds``."""
+    from bpnet_core.export.openvino import ir_bytes
+
+    t0 = time.perf_counter()
+    src, out = Path(model), Path(output_file)
+    meta = read_meta(src)
+    want = ".xml" if backend == "openvino" else ".onnx"
+    if out.suffix.lower() != want:
+        raise BpnetError(f"{out}: --backend {backend} writes a {want} file")
+    if src.suffix.lower() == ".xml" and backend != "openvino":
+        raise BpnetError(f"{src}: an OpenVINO IR exports with --backend openvino only")
+    if data_type == "int8" and not cal_image_dir:
+        raise BpnetError("--data_type int8 needs calibration images (--cal_image_dir)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BpnetError(f"{out.parent}: cannot create the output folder ({exc.strerror})") from None
+    probe = calibration_batches(meta, cal_image_dir, batches, "channels_last") if cal_image_dir else None
+    if probe is None:
+        from bpnet_core.export.onnx import parity_image
+        from bpnet_core.preprocess import prepare
+
+        hw = tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
+        probe = [prepare(parity_image(hw), meta, hw, "pad_image_input").batch]
+    to_model = [b.transpose(0, 3, 1, 2).copy() if meta.layout == "NCHW" else b for b in probe]
+    out_meta = meta.with_changes(precision=data_type, name=out.stem,
+                                 provenance={**meta.provenance, "exported_from": src.name})  # fmt: skip
+    report: dict = {"output_file": str(out), "backend": backend, "data_type": data_type, "source": str(src)}
+    from bpnet_core.runners import load_runner
+
+    fp32 = load_runner(src)
+    with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
+        staged = Path(tmp) / out.name
+
+        def write(exclude=None) -> dict:
+            """Write the model to ``staged`` (INT8: with ``exclude`` kept in float); its parity against FP32."""
+            if backend == "openvino":
+                info = _openvino(src, out_meta, staged, data_type, to_model, exclude)
+            else:
+                info = _onnx(src, out_meta, staged, data_type, to_model, calibration_method, exclude)
+            return {**info, "parity": parity_on(probe, fp32, load_runner(staged), meta.pose.num_heatmap_channels)}
+
+        result = write()
+        if data_type == "int8" and not result["parity"]["passed"]:
+            from bpnet_core.export.int8_real import sensitive_nodes
+
+            first = result["parity"]["snr_db"]
+            log.info("INT8 parity %.1f dB: searching the layers to keep in float", first)
+            found = sensitive_nodes(src, to_model[:sensitivity_batches], method=calibration_method,
+                                    num_heatmaps=meta.pose.num_heatmap_channels)  # fmt: skip
+            result = write(found["exclude"])
+            result["int8"]["sensitivity"] = {"first_snr_db": first, "groups": found["groups"],
+                                             "search_snr_db": found["snr_db"]}  # fmt: skip
+        report.update(result)
+        parity = result["parity"]
+        if data_type == "int8" and not parity["passed"]:
+            raise BpnetError(f"{out}: INT8 parity check failed: SNR {parity['snr_db']:.1f} dB < "
+                             f"{parity['threshold_db']:.0f} dB against FP32 on {len(probe)} calibration image(s) "
+                             "(a broken quantisation); nothing written")  # fmt: skip
+        if data_type == "fp32" and parity["max_abs"] > parity_tolerance:
+            raise BpnetError(f"{out}: differs from {src.name} by {parity['max_abs']:.3g} (> {parity_tolerance:g}); "
+                             "nothing written")  # fmt: skip
+        if staged.suffix == ".xml":
+            os.replace(staged.with_suffix(".bin"), out.with_suffix(".bin"))
+        os.replace(staged, out)
+    report["bytes"] = ir_bytes(out)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    log.info("exported %s → %s (%s, %s)", src, out, backend, data_type)
+    return report
+
+
+def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list, method: str, exclude) -> dict:
+    import onnx
+
+    from bpnet_core.export.onnx import convert_fp16, set_meta
+
+    info = {}
+    if data_type == "int8":
+        from bpnet_core.export.int8_real import quantize_onnx_int8
+
+        info = {"int8": quantize_onnx_int8(src, staged, batches, exclude=exclude, method=method)}
+        proto = onnx.load(str(staged))
+    else:
+        proto = onnx.load(str(src))
+        proto = convert_fp16(proto) if data_type == "fp16" else proto
+    set_meta(proto, meta)
+    onnx.save(proto, str(staged))
+    return info
+
+
+def _openvino(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list, exclude) -> dict:
+    from bpnet_core.export.openvino import onnx_to_openvino, write_ir
+    from bpnet_core.meta import read_ir
+
+    if data_type != "int8":
+        model = read_ir(src) if src.suffix.lower() == ".xml" else onnx_to_openvino(src)
+        write_ir(model, staged, meta, compress_to_fp16=data_type == "fp16")
+        return {}
+    from bpnet_core.export.int8_real import quantize_openvino_int8
+
+    if src.suffix.lower() == ".xml":
+        raise BpnetError(f"{src}: INT8 for OpenVINO starts from the FP32 ONNX model (an IR may be quantised already)")
+    model, info = quantize_openvino_int8(str(src), batches, ignored=exclude)
+    write_ir(model, staged, meta)
+    return {"int8": info}
