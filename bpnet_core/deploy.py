@@ -80,38 +80,34 @@ def measure_latencies(runners: dict, input_hw, batch_size: int = 1, warmup: int 
                 "batch_size": batch_size} for n, ts in times.items()}  # fmt: skip
 
 
-def file_size(path: str | os.PathLike) -> int:
-    """Bytes on disk (a folder: the sum of its files)."""
-    p = Path(path)
-    if p.is_dir():
-        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-    return p.stat().st_size
-
-
 def compare_deployments(
     models: dict,
     spec,
     dataset_spec,
     results_dir: str | os.PathLike,
-    input_hw: tuple[int, int],
+    input_hw: tuple[int, int] | None = None,
     warmup: int = 2,
     repeats: int = 10,
     evaluate: bool = True,
 ) -> list[dict]:
     """For each ``{name: model path}``: latency (batch 1, median after warm-up, measured interleaved in this call),
-    size on disk and COCO AP on ``dataset_spec``'s test split (``run_evaluation`` with ``spec``; fixed-shape models
-    run with ``pad_image_input`` at their size). Returns one row per model."""
+    size on disk and COCO AP on ``dataset_spec``'s test split (``run_evaluation`` with ``spec``, or with each
+    model's recommended settings when ``spec`` is ``None``; fixed-shape models run with ``pad_image_input`` at their
+    size). Latency is measured at ``input_hw``, else at the model's recommended input shape. One row per model."""
+    from bpnet_core.config import infer_spec_from_model
+    from bpnet_core.export.openvino import ir_bytes
     from bpnet_core.infer.evaluation import run_evaluation
 
     runners = {name: load_runner(path) for name, path in models.items()}
-    hws = {name: r.meta.input_hw or tuple(input_hw) for name, r in runners.items()}
+    specs = {name: spec if spec is not None else infer_spec_from_model(r.meta) for name, r in runners.items()}
+    hws = {name: r.meta.input_hw or tuple(input_hw or specs[name].input_shape) for name, r in runners.items()}
     lat = measure_latencies(runners, hws, warmup=warmup, repeats=repeats)
     rows = []
     for name, path in models.items():
         runner, hw = runners[name], hws[name]
-        row = {"model": name, "file": Path(path).name, "MB": round(file_size(path) / 1e6, 2),
+        row = {"model": name, "file": Path(path).name, "MB": round(ir_bytes(path) / 1e6, 2),
                "ms": round(lat[name]["median_ms"], 2), "input": f"{hw[0]}x{hw[1]}",
-               "mode": "pad_image_input" if runner.meta.input_hw else spec.keep_aspect_ratio_mode}  # fmt: skip
+               "mode": "pad_image_input" if runner.meta.input_hw else specs[name].keep_aspect_ratio_mode}  # fmt: skip
         if evaluate:
             m = run_evaluation(spec, runner, dataset_spec, Path(results_dir) / name, progress=False)
             row.update({"AP": round(m["AP"], 4), "AP50": round(m["AP50"], 4)})

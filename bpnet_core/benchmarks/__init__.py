@@ -3,7 +3,8 @@
 Parts (``--only``): ``decode`` (ms per image vs people, with and without upsampling), ``data`` (synthetic images/s,
 dataset_convert records/s, input pipeline images/s at the demo and full sizes), and — when their modules are
 installed — ``train`` (training images/s, demo and full, and the pipeline/training ratio) and ``inference`` (ms per
-image per backend and precision). Timings are medians after warm-up; ratios come from the same run.
+image per backend and precision), and ``real`` (the shipped real networks on real photos: AP and ms per backend and
+precision, INT8 drops and speed-ups, the decoder on real maps). Timings are medians after warm-up; ratios come from the same run.
 
 Writes ``bench.json``, ``bench.md`` (Markdown tables) and ``decode_ms.png`` to the output folder.
 """
@@ -22,7 +23,7 @@ from bpnet_core.fileio import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-PARTS = ["decode", "data", "train", "inference"]
+PARTS = ["decode", "data", "train", "inference", "real"]
 
 
 def machine_info() -> dict:
@@ -67,7 +68,8 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
             data["convert"] = data_bench.bench_convert(work)
             data["pipeline"] = data_bench.bench_pipeline(work, batches=3 if quick else 10)
             report["parts"]["data"] = data
-        for part, module in (("train", "bpnet_core.benchmarks.train"), ("inference", "bpnet_core.benchmarks.inference")):
+        for part, module in (("train", "bpnet_core.benchmarks.train"), ("inference", "bpnet_core.benchmarks.inference"),
+                             ("real", "bpnet_core.benchmarks.real")):
             if part in parts:
                 mod = _optional(module)
                 if mod is None:
@@ -104,7 +106,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']}) "
                          f"| {r['images_per_second']:.1f} images/s |")  # fmt: skip
         lines.append("")
-    for part in ("train", "inference"):
+    for part in ("train", "inference", "real"):
         if part in p and "markdown" in p[part]:
             lines += [p[part]["markdown"], ""]
         elif part in p and "skipped" in p[part]:

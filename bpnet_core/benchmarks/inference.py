@@ -1,6 +1,7 @@
 """Inference speed per backend and precision: Keras, ONNX Runtime FP32 / INT8 (CPU) and TensorRT where present.
 
-Models (random weights: speed does not depend on them): the **full** TAO model (``specs/bpnet_train_m1_coco.yaml``'s
+Models (random weights: speed does not depend on them; OpenVINO IRs are converted from the FP32 ONNX file, INT8
+by NNCF on the same calibration scenes): the **full** TAO model (``specs/bpnet_train_m1_coco.yaml``'s
 model block: VGG, 3 stages) at 288×384 (TAO's deployment size) and 368×368 (TAO's inference spec), and the
 **demo** model (``specs/bpnet_train_m1_demo.yaml``: 2 stages, width 0.25) at 256×256. Each model is converted once
 (dynamic H, W), checked against Keras, and quantised with ONNX Runtime (static, QDQ, per-channel, MinMax) on a few
@@ -72,6 +73,21 @@ def _convert(name: str, work: Path, cal_dir: Path, batches: int) -> dict:
                    "int8": round(int8.stat().st_size / 1e6, 1)}}  # fmt: skip
 
 
+def _openvino(name: str, fp32: Path, work: Path, cal_dir: Path, batches: int) -> dict:
+    """OpenVINO FP32 and INT8 (NNCF) IRs of the FP32 ONNX file; a precision whose export fails is left out (logged)."""
+    from bpnet_core.export import export_model
+
+    out = {}
+    for prec in ("fp32", "int8"):
+        path = work / f"{name}_{prec}.xml"
+        try:
+            export_model(fp32, path, backend="openvino", data_type=prec, cal_image_dir=cal_dir, batches=batches)
+            out[prec] = path
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal: the other columns still get measured
+            log.warning("OpenVINO %s %s: %s", name, prec, exc)
+    return out
+
+
 def _engine(model_path: Path, keras_model, pose, hw, work: Path, precision: str, cal_dir: Path):
     from bpnet_core.export import export_model
 
@@ -97,16 +113,19 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     for name in dict.fromkeys(n for n, _ in CASES):
         log.info("bench inference: converting the %s model", name)
         models[name] = _convert(name, work, cal_dir, batches=2 if quick else 8)
+        models[name]["openvino"] = _openvino(name, models[name]["fp32"], work, cal_dir, batches=2 if quick else 8)
     for name, hw in CASES:
         m = models[name]
         runners = {("Keras", "FP32"): KerasRunner(m["keras"], m["meta"]),
                    ("ORT", "FP32"): load_runner(m["fp32"], providers=["CPUExecutionProvider"]),
                    ("ORT", "INT8"): load_runner(m["int8"], providers=["CPUExecutionProvider"])}  # fmt: skip
+        for prec, ir in m.get("openvino", {}).items():
+            runners[("OpenVINO", prec.upper())] = load_runner(ir)
         if use_trt:
             for prec in ("fp16", "int8"):
                 try:
-                    runners[("TensorRT", prec.upper())] = load_runner(_engine(Path(name), m["keras"], m["meta"].pose, hw, work, prec,
-                                                                              cal_dir))  # fmt: skip
+                    engine = _engine(Path(name), m["keras"], m["meta"].pose, hw, work, prec, cal_dir)
+                    runners[("TensorRT", prec.upper())] = load_runner(engine)
                 except Exception as exc:  # noqa: BLE001 - a failed engine build is reported, not fatal
                     log.warning("TensorRT %s %s: %s", name, prec, exc)
         lat = measure_latencies(runners, hw, warmup=warmup, repeats=repeats)
@@ -120,9 +139,13 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
         ms = {(r["backend"], r["precision"]): r["ms"] for r in rows if r["model"] == name and
               r["input"] == f"{hw[0]}x{hw[1]}"}  # fmt: skip
         ratios[key] = round(ms[("ORT", "FP32")] / ms[("ORT", "INT8")], 2)
+        if ("OpenVINO", "INT8") in ms and ("OpenVINO", "FP32") in ms:
+            ratios[f"openvino_{key}"] = round(ms[("OpenVINO", "FP32")] / ms[("OpenVINO", "INT8")], 2)
     out = {"rows": rows, "int8_speedup_vs_fp32": ratios, "tensorrt": trt, "tensorrt_used": use_trt,
            "warmup": warmup, "repeats": repeats,
-           "models": {k: {kk: (str(vv) if isinstance(vv, Path) else vv) for kk, vv in v.items() if kk != "keras"}
+           "models": {k: {kk: (str(vv) if isinstance(vv, Path) else vv) for kk, vv in v.items()
+                          if kk not in ("keras", "meta", "openvino")} | {"openvino": {p: str(f) for p, f in
+                                                                              v["openvino"].items()}}
                       for k, v in models.items()}}  # fmt: skip
     out["markdown"] = markdown(out)
     return out
@@ -130,7 +153,7 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
 
 def markdown(res: dict) -> str:
     cols = list(dict.fromkeys((r["backend"], r["precision"]) for r in res["rows"]))
-    lines = ["**Inference** (ms per image, batch 1, median after warm-up; ONNX Runtime on the CPU; "
+    lines = ["**Inference** (ms per image, batch 1, median after warm-up; ONNX Runtime and OpenVINO (f32 hint) on the CPU; "
              f"{res['tensorrt'] if res['tensorrt_used'] else 'no TensorRT here'}):", "",
              "| model | input | " + " | ".join(f"{b} {p}" for b, p in cols) + " | ORT INT8 speed-up |",
              "|---|---|" + "---:|" * (len(cols) + 1)]  # fmt: skip
