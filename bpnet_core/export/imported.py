@@ -22,11 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
+from bpnet_core.export.calibration import list_images
 from bpnet_core.meta import ModelMeta, read_meta
 from bpnet_core.preprocess import FIXED_SIZE_MODES
 
 log = logging.getLogger(__name__)
+
+#: INT8 passes when its decoded people, scored against the FP32 model's decoded people on the calibration photos
+#: (COCO keypoint AP, OKS), reach this.
+AGREEMENT_AP_MIN = 0.7
 
 
 def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format: str | None = None) -> list:
@@ -43,7 +49,7 @@ def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format:
 
 
 def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dict:
-    """INT8 (or FP16) vs FP32 outputs of two runners on the same NHWC batches (:func:`int8_parity`)."""
+    """Raw output agreement of two runners on the same NHWC batches (:func:`int8_parity`: SNRs, abs errors)."""
     from bpnet_core.export.int8_real import int8_parity
 
     ref, got = [], []
@@ -55,6 +61,25 @@ def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dic
         ref.append(np.concatenate([h0, p0], axis=-1))
         got.append(np.concatenate([h1, p1], axis=-1))
     return int8_parity(ref, got, num_heatmaps)
+
+
+def decoded_agreement(fp32_runner, runner, image_paths: list) -> dict:
+    """How well ``runner``'s decoded people agree with ``fp32_runner``'s on real photos (each model's recommended
+    settings): :func:`bpnet_core.evaluate.agreement.agreement_ap` plus ``passed`` (≥ :data:`AGREEMENT_AP_MIN`)."""
+    from bpnet_core.evaluate.agreement import agreement_ap
+    from bpnet_core.fileio import read_image
+    from bpnet_core.infer import Predictor
+
+    a, b = Predictor(fp32_runner), Predictor(runner)
+    ref, cand, hw = [], [], []
+    for path in image_paths:
+        image = read_image(path)
+        ref.append(a(image).keypoints)
+        r = b(image)
+        cand.append((r.keypoints, r.scores))
+        hw.append(image.shape[:2])
+    out = agreement_ap(ref, cand, hw, a.pose)
+    return {**out, "images": len(image_paths), "threshold": AGREEMENT_AP_MIN, "passed": out["AP"] >= AGREEMENT_AP_MIN}
 
 
 def export_imported(model, output_file, backend: str = "onnx", data_type: str = "fp32", cal_image_dir=None,
@@ -98,31 +123,44 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
 
+        photos = list_images(cal_image_dir)[:batches] if cal_image_dir else []
+        use_people = bool(photos) and any(n in COCO_KEYPOINTS for n in meta.pose.joint_names)
+
         def write(exclude=None) -> dict:
             """Write the model to ``staged`` (INT8: with ``exclude`` kept in float); its parity against FP32."""
             if backend == "openvino":
                 info = _openvino(src, out_meta, staged, data_type, to_model, exclude)
             else:
                 info = _onnx(src, out_meta, staged, data_type, to_model, calibration_method, exclude)
-            return {**info, "parity": parity_on(probe, fp32, load_runner(staged), meta.pose.num_heatmap_channels)}
+            written = load_runner(staged)
+            info["parity"] = parity_on(probe, fp32, written, meta.pose.num_heatmap_channels)
+            if data_type == "int8" and use_people:
+                info["agreement"] = decoded_agreement(fp32, written, photos)
+            return info
+
+        def passed(r: dict) -> bool:
+            return r["agreement"]["passed"] if "agreement" in r else r["parity"]["passed"]
 
         result = write()
-        if data_type == "int8" and not result["parity"]["passed"]:
+        if data_type == "int8" and not passed(result):
             from bpnet_core.export.int8_real import sensitive_nodes
 
-            first = result["parity"]["snr_db"]
-            log.info("INT8 parity %.1f dB: searching the layers to keep in float", first)
+            first = result.get("agreement", result["parity"])
+            log.info("INT8 disagrees with FP32 (%s): searching the layers to keep in float", first)
             found = sensitive_nodes(src, to_model[:sensitivity_batches], method=calibration_method,
                                     num_heatmaps=meta.pose.num_heatmap_channels)  # fmt: skip
             result = write(found["exclude"])
-            result["int8"]["sensitivity"] = {"first_snr_db": first, "groups": found["groups"],
-                                             "search_snr_db": found["snr_db"]}  # fmt: skip
+            result["int8"]["sensitivity"] = {"first": first, "groups": found["groups"], "search_snr_db": found["snr_db"]}
         report.update(result)
         parity = result["parity"]
-        if data_type == "int8" and not parity["passed"]:
-            raise BpnetError(f"{out}: INT8 parity check failed: SNR {parity['snr_db']:.1f} dB < "
-                             f"{parity['threshold_db']:.0f} dB against FP32 on {len(probe)} calibration image(s) "
-                             "(a broken quantisation); nothing written")  # fmt: skip
+        if data_type == "int8" and not passed(result):
+            if "agreement" in result:
+                g = result["agreement"]
+                why = (f"its people agree with FP32's at AP {g['AP']:.2f} < {g['threshold']:.2f} on {g['images']} "
+                       "calibration photo(s)")  # fmt: skip
+            else:
+                why = f"SNR {parity['snr_db']:.1f} dB < {parity['threshold_db']:.0f} dB against FP32"
+            raise BpnetError(f"{out}: INT8 parity check failed: {why} (a broken quantisation); nothing written")
         if data_type == "fp32" and parity["max_abs"] > parity_tolerance:
             raise BpnetError(f"{out}: differs from {src.name} by {parity['max_abs']:.3g} (> {parity_tolerance:g}); "
                              "nothing written")  # fmt: skip
