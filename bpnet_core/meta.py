@@ -112,6 +112,15 @@ class Normalization:
         return cls(_triple(d.get("scale", 1.0), f"{where}.scale"), _triple(d.get("offset", 0.0), f"{where}.offset"))
 
 
+def normalize_pixels(image_bgr: np.ndarray, color: str = "RGB", normalization: Normalization | None = None):
+    """uint8 BGR pixels (..., 3) → float32 in ``color`` order, ``x / scale − offset`` (``None``: raw 0..255). The one
+    normalisation of bpnet: training input, inference, calibration and parity checks all call it."""
+    x = (image_bgr[..., ::-1] if color == "RGB" else image_bgr).astype(np.float32)
+    if normalization is not None:
+        x = x / np.asarray(normalization.scale, np.float32) - np.asarray(normalization.offset, np.float32)
+    return x
+
+
 @dataclass(frozen=True)
 class MapOutput:
     """One map tensor: output ``name``, channels ``[start, stop)`` of its channel axis, stride, layout."""
@@ -252,11 +261,7 @@ class ModelMeta:
 
     def normalize(self, image_bgr: np.ndarray) -> np.ndarray:
         """uint8 BGR (H, W, 3) → float32 (H, W, 3) in this model's colour order and normalisation (NHWC)."""
-        x = image_bgr[..., ::-1] if self.color == "RGB" else image_bgr
-        x = x.astype(np.float32)
-        if self.normalization is not None:
-            x = x / np.asarray(self.normalization.scale, np.float32) - np.asarray(self.normalization.offset, np.float32)
-        return x
+        return normalize_pixels(image_bgr, self.color, self.normalization)
 
     def with_changes(self, **changes) -> "ModelMeta":
         return replace(self, **changes)

@@ -26,6 +26,7 @@ from bpnet_core.data.coco import dataset_to_pose
 from bpnet_core.data.targets import render_labels, resize_mask
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_image, to_bgr8
+from bpnet_core.meta import Normalization, normalize_pixels
 from bpnet_core.skeleton import PoseConfig
 
 
@@ -100,9 +101,9 @@ def record_files(folder: str | Path, names: list[str]) -> list[Path]:
 
 
 def normalize_image(image_bgr: np.ndarray, scale, offset) -> np.ndarray:
-    """uint8 BGR → float32 RGB ``x / image_scale − image_offset`` (TAO: 1/256, −0.5)."""
-    rgb = image_bgr[:, :, ::-1].astype(np.float32)
-    return rgb / np.asarray(scale, np.float32) - np.asarray(offset, np.float32)
+    """uint8 BGR → float32 RGB ``x / image_scale − image_offset`` (TAO: 1/256, −0.5), by the same function inference
+    and calibration use (:func:`bpnet_core.meta.normalize_pixels`)."""
+    return normalize_pixels(image_bgr, "RGB", Normalization(tuple(scale), tuple(offset)))
 
 
 class SampleLoader:
