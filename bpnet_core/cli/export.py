@@ -31,6 +31,12 @@ def add_parser(sub) -> None:
     p.add_argument("--data_type", default="fp32", choices=["fp32", "fp16", "int8"], help="precision")
     p.add_argument("--output_stages", default="all", choices=["all", "last"],
                    help="export every stage's heatmap/PAF outputs (TAO order) or only the last stage's")
+    p.add_argument("--sdk_compatible_model", action="store_true",
+                   help="TAO's deployable layout for DeepStream's bodypose2d app: the last stage only, the PAF "
+                   "upsampled by a fixed nearest-neighbour transposed convolution, input input_1:0 (NHWC), outputs "
+                   "conv2d_transpose_1/BiasAdd:0 and heatmap_out/BiasAdd:0 (then see bpnet deepstream_config)")
+    p.add_argument("-u", "--upsample_ratio", default="4",
+                   help="with --sdk_compatible_model: PAF upsampling factor (1, 2, 4 or 8; PAF stride = 8 / ratio)")
     p.add_argument("--engine_file", default=None, help="also build a TensorRT engine here (needs TensorRT)")
     p.add_argument("--cal_image_dir", default=None, help="calibration images (bpnet calibration_images)")
     p.add_argument("--cal_data_file", default=None,
@@ -77,6 +83,7 @@ def run(args) -> int:
         static_batch_size=args.static_batch_size, max_workspace_size=args.max_workspace_size,
         strict_type_constraints=args.strict_type_constraints, force_ptq=args.force_ptq,
         output_stages=args.output_stages, calibration_method=args.calibration_method, pose=pose,
+        sdk_compatible_model=args.sdk_compatible_model, upsample_ratio=args.upsample_ratio,
     )  # fmt: skip
     if "onnx_vs_keras" in r or "backend" in r:  # OpenVINO, or a re-exported .onnx / .xml model
         p = r["parity"]
@@ -90,6 +97,10 @@ def run(args) -> int:
     dims = "x".join(str(d) for d in r["input_dims"]) if r["input_dims"] else "dynamic HxW"
     line = (f"{r['data_type']} ONNX ({dims}, {len(r['outputs'])} outputs, {r['bytes'] / 1e6:.1f} MB) → "
             f"{r['output_file']}; ONNX vs Keras max abs diff {r['parity']['max_abs_diff']:.2e}")
+    if "sdk" in r:
+        s = r["sdk"]
+        line += (f"; SDK-compatible (PAF x{s['upsample_ratio']} → stride {s['paf_stride']}), vs the normal export: "
+                 f"max abs diff {s['max_abs_diff']:.1e}")
     if "deployed_vs_keras" in r:
         line += f", {r['data_type']} vs Keras {r['deployed_vs_keras']['max_abs_diff']:.2e}"
     cal = r.get("calibration", {})

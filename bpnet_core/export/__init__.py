@@ -138,6 +138,8 @@ def export_model(
     calibration_method: str = "minmax",
     pose=None,
     parity_tolerance: float = 1e-3,
+    sdk_compatible_model: bool = False,
+    upsample_ratio=4,
 ) -> dict:
     """Export a Keras BodyPoseNet (path or ``keras.Model``) to ONNX (and optionally a TensorRT engine).
 
@@ -146,7 +148,8 @@ def export_model(
 
     Returns a report: ``output_file``, ``bytes``, ``data_type``, ``input_dims`` (None = dynamic), ``outputs``,
     ``parity`` (FP32 ONNX vs Keras: ``max_abs_diff`` …), ``deployed_vs_keras`` (the written file vs Keras, for
-    FP16/INT8), ``calibration`` (INT8), ``engine`` (when built), ``seconds``.
+    FP16/INT8), ``calibration`` (INT8), ``engine`` (when built), ``seconds``; with ``sdk_compatible_model`` (TAO's
+    ``--sdk_compatible_model``, :mod:`~bpnet_core.export.sdk`) also ``sdk`` (the SDK graph vs the normal export).
     """
     import onnx
 
@@ -158,6 +161,12 @@ def export_model(
     backend = "onnx" if backend == "tfonnx" else backend
     _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
                  cal_cache_file, batches, batch_size, parity_tolerance, calibration_method)  # fmt: skip
+    input_name = ox.INPUT_NAME
+    if sdk_compatible_model:
+        from bpnet_core.export import sdk
+
+        upsample_ratio = sdk.check_sdk_request(model, backend, data_format, upsample_ratio)
+        output_stages, input_name = "last", sdk.SDK_INPUT
     if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in (".onnx", ".xml"):
         from bpnet_core.export.imported import export_imported
 
@@ -187,9 +196,11 @@ def export_model(
 
         plan = plan_engine(data_type, work_hw, "NCHW" if data_format == "channels_first" else "NHWC",
                            max_batch_size, opt_batch_size, static_batch_size, batch_size, max_workspace_size,
-                           strict_type_constraints, ox.INPUT_NAME)  # fmt: skip
+                           strict_type_constraints, input_name)  # fmt: skip
         import_tensorrt()
     keras_model, source, source_meta = _load_keras(model, pose)
+    if sdk_compatible_model:
+        sdk.check_last_stage(keras_model, source)
 
     proto = ox.keras_to_onnx(keras_model, input_hw, data_format, output_stages, static_batch_size)
     wanted = [o.name for o in proto.graph.output]
@@ -207,6 +218,9 @@ def export_model(
     report = {"output_file": str(output_file), "data_type": data_type, "input_dims": list(input_hw) if input_hw
               else None, "data_format": data_format, "outputs": wanted, "num_stages": meta.num_stages,
               "parity": parity}  # fmt: skip
+    if sdk_compatible_model:
+        proto, meta, report["sdk"] = sdk.make_sdk_model(proto, meta, upsample_ratio, batch)
+        report["outputs"] = [o.name for o in proto.graph.output]
 
     batcher = None
     if data_type == "int8" or (plan and plan.precision == "int8"):
@@ -233,13 +247,16 @@ def export_model(
             if batcher is None and not (ort_cache and ort_cache.is_file()):
                 raise BpnetError("--data_type int8 needs calibration images (--cal_image_dir) or data "
                                  "(--cal_data_file) for ONNX Runtime")  # fmt: skip
-            report["calibration"] = quantize_int8(proto, tmp, batcher, ox.INPUT_NAME, calibration_method,
+            report["calibration"] = quantize_int8(proto, tmp, batcher, input_name, calibration_method,
                                                   cache_file=ort_cache, force=force_ptq)  # fmt: skip
             final = onnx.load(str(tmp))
             ox.set_meta(final, meta.with_changes(precision="int8", provenance={
                 **meta.provenance, "calibration": report["calibration"]["method"]}))  # fmt: skip
             onnx.save(final, str(tmp))
-        if data_type != "fp32":
+        if data_type != "fp32" and sdk_compatible_model:
+            report["deployed_vs_keras"] = sdk.compare_with_keras(keras_model, ox.onnx_session(str(tmp)), batch,
+                                                                 upsample_ratio)  # fmt: skip
+        elif data_type != "fp32":
             report["deployed_vs_keras"] = ox.compare_with_keras(keras_model, ox.onnx_session(str(tmp)), batch,
                                                                 data_format)  # fmt: skip
         if plan is not None:

@@ -1,0 +1,280 @@
+"""DeepStream / TAO interoperability: the SDK-compatible export, NVIDIA's deployable card, the DeepStream configs.
+
+A tiny 2-stage model (as in test_export.py) is exported at 64×96, normally (last stage) and SDK-compatible; the
+people check uses a "network" whose maps are rendered from a sample photo's annotations (so there are people to
+decode), made SDK-compatible by the same graph function the export uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpnet_core.errors import BpnetError
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests" / "fixtures" / "coco_sample"
+SAMPLE_JSON = SAMPLE / "person_keypoints_val2017_sample.json"
+PHOTO = SAMPLE / "000000217285.jpg"  # 11 annotated people with >= 8 joints
+SDK_PAF, SDK_HEAT, SDK_IN = "conv2d_transpose_1/BiasAdd:0", "heatmap_out/BiasAdd:0", "input_1:0"
+
+
+@pytest.fixture(scope="module")
+def keras_model(pose):
+    from bpnet_core.model import build_model
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return build_model({"stages": 2, "width_multiplier": 0.25, "kernel_initializer": "he_normal"}, pose)
+
+
+@pytest.fixture(scope="module")
+def model_file(keras_model, pose, tmp_path_factory):
+    from bpnet_core.model import save_bpnet_model
+
+    return save_bpnet_model(keras_model, tmp_path_factory.mktemp("model") / "bpnet_model.keras", pose)
+
+
+@pytest.fixture(scope="module")
+def exports(model_file, pose, tmp_path_factory):
+    from bpnet_core.export import export_model
+
+    d = tmp_path_factory.mktemp("sdk")
+    normal = export_model(model_file, d / "normal.onnx", input_dims="64,96,3", output_stages="last", pose=pose)
+    sdk = export_model(model_file, d / "sdk.onnx", input_dims="64,96,3", sdk_compatible_model=True, pose=pose)
+    return d / "normal.onnx", normal, d / "sdk.onnx", sdk
+
+
+def _io(path):
+    import onnx
+
+    def dims(vi):
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]
+
+    g = onnx.load(str(path)).graph
+    inits = {i.name for i in g.initializer}
+    return ([(i.name, dims(i)) for i in g.input if i.name not in inits], [(o.name, dims(o)) for o in g.output])
+
+
+def _run(path, x):
+    from bpnet_core.export.onnx import onnx_session
+
+    s = onnx_session(str(path))
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, {s.get_inputs()[0].name: x})))
+
+
+def _photo_batch(meta, hw):
+    from bpnet_core.fileio import read_image
+    from bpnet_core.preprocess import prepare
+
+    return prepare(read_image(PHOTO), meta, hw, "pad_image_input").batch
+
+
+# ---------------------------------------------------------------------------------------------------- SDK export
+
+
+def test_sdk_export_names_shapes_and_parity_with_the_normal_export(exports):
+    import onnx
+    from onnx import numpy_helper
+
+    from bpnet_core.export.sdk import upsample_nearest
+    from bpnet_core.meta import read_meta
+
+    normal, rn, sdk, rs = exports
+    ins, outs = _io(sdk)
+    assert [n for n, _ in ins] == [SDK_IN] and ins[0][1][1:] == [64, 96, 3]  # NHWC
+    assert [n for n, _ in outs] == [SDK_PAF, SDK_HEAT]  # TAO's order: [paf_up, heatmap]
+    assert outs[0][1][1:] == [32, 48, 38] and outs[1][1][1:] == [8, 12, 19]
+    assert rs["outputs"] == [SDK_PAF, SDK_HEAT] and rs["sdk"]["max_abs_diff"] <= 1e-5
+    g = onnx.load(str(sdk)).graph
+    conv = [n for n in g.node if n.op_type == "ConvTranspose"]
+    assert len(conv) == 1
+    w = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    k, b = w[conv[0].input[1]], w[conv[0].input[2]]
+    assert k.shape == (38, 38, 4, 4) and np.array_equal(k, np.einsum("ij,kl->ijkl", np.eye(38), np.ones((4, 4))))
+    assert not b.any()
+    meta = read_meta(sdk)
+    assert meta.input_name == SDK_IN and meta.layout == "NHWC" and meta.input_hw == (64, 96)
+    assert (meta.heatmaps().name, meta.heatmaps().stride) == (SDK_HEAT, 8)
+    assert (meta.pafs().name, meta.pafs().stride) == (SDK_PAF, 2)
+    assert meta.num_stages == 2 and meta.available_stages == [2]
+    # heatmap identical, PAF = nearest x4 of the normal export's, on a random input and on a real photo
+    for x in (np.random.default_rng(0).uniform(-0.5, 0.5, (2, 64, 96, 3)).astype(np.float32),
+              _photo_batch(meta, (64, 96))):  # fmt: skip
+        a, s = _run(normal, x), _run(sdk, x)
+        assert float(np.abs(a["paf_out"]).max()) > 0.05, "the test model must have outputs of a real magnitude"
+        assert float(np.abs(s[SDK_HEAT] - a["heatmap_out"]).max()) <= 1e-5
+        assert float(np.abs(s[SDK_PAF] - upsample_nearest(a["paf_out"], 4)).max()) <= 1e-5
+        # the check can fail: the PAF is not the normal one at its own size, nor a bilinear upsampling of it
+        import cv2
+
+        bil = np.stack([cv2.resize(p, (48, 32), interpolation=cv2.INTER_LINEAR) for p in a["paf_out"]])
+        assert float(np.abs(s[SDK_PAF] - bil).max()) > 1e-3
+
+
+def test_predictor_on_the_sdk_export_finds_the_same_peaks(exports, pose):
+    """The tiny random network: the same decoder on both files gives the same heatmap peaks (identical heatmaps)
+    and the same people, whatever they are (a random network's people are few and arbitrary)."""
+    from bpnet_core.config import infer_spec_from_model
+    from bpnet_core.fileio import read_image
+    from bpnet_core.infer import Predictor
+    from bpnet_core.runners import load_runner
+
+    normal, _, sdk, _ = exports
+    image = read_image(PHOTO)
+    a, b = load_runner(normal), load_runner(sdk)
+    spec = infer_spec_from_model(a.meta, ["heatmap_threshold=0.02", "paf_threshold=0.0"])
+    ra, rb = Predictor(a, spec)(image), Predictor(b, spec)(image)
+    np.testing.assert_allclose(ra.heatmaps, rb.heatmaps, atol=1e-5)
+    assert rb.pafs.shape[:2] == (ra.pafs.shape[0] * 4, ra.pafs.shape[1] * 4)
+    worst, differ, total = _same_people(ra.keypoints, rb.keypoints, ra.scale)
+    print(f"tiny network: {len(ra.keypoints)} people, {total} joints, {differ} differ, worst {worst:.2f} px")
+
+
+def _same_people(ka: np.ndarray, kb: np.ndarray, scale: float, tol_px: float = 1.0,
+                 max_joint_diff: float = 0.02) -> tuple[float, int, int]:
+    """The same people in both sets: each person of ``ka`` has a counterpart in ``kb`` whose joints, where both have
+    them, lie within ``tol_px`` network-input pixels; at most ``max_joint_diff`` of all joints are present in only
+    one of the pair (a borderline limb: the decoder samples the ×4 PAFs on their own grid). Returns (largest joint
+    distance in input pixels, joints present in only one, joints in all)."""
+    assert len(ka) == len(kb), (len(ka), len(kb))
+    worst, differ, total = 0.0, 0, 0
+    used: set[int] = set()
+    for p in ka:
+        best, key = None, (np.inf, np.inf)
+        for j, q in enumerate(kb):
+            both = (p[:, 2] > 0) & (q[:, 2] > 0)
+            if j in used or both.sum() < 2:
+                continue
+            d = float(np.max(np.hypot(*(p[both, :2] - q[both, :2]).T))) * scale
+            k = (int(((p[:, 2] > 0) != (q[:, 2] > 0)).sum()), d)
+            if k < key:
+                best, key = j, k
+        assert best is not None and key[1] <= tol_px, f"no counterpart within {tol_px} px (best {key[1]:.2f})"
+        used.add(best)
+        worst, differ, total = max(worst, key[1]), differ + key[0], total + int((p[:, 2] > 0).sum())
+    assert differ <= max_joint_diff * max(total, 1), f"{differ} of {total} joints differ"
+    return worst, differ, total
+
+
+def _rendered_network(pose, tmp_path, hw=(256, 256)):
+    """A 'network' (ONNX) whose outputs are the maps rendered from the photo's annotations (input-independent), with
+    the contract of a normal bpnet export (last stage, stride 8)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from bpnet_core.export.onnx import set_meta
+    from bpnet_core.fileio import read_image
+    from bpnet_core.meta import bpnet_meta
+    from bpnet_core.preprocess import prepare
+    from bpnet_core.runners.rendered import RenderedMapsSource, Transform
+
+    meta = bpnet_meta(pose, 3, ["heatmap_out", "paf_out"], input_hw=hw, name="rendered")
+    src = RenderedMapsSource(SAMPLE_JSON, SAMPLE, pose)
+    pre = prepare(read_image(PHOTO), meta, hw, "pad_image_input")
+    heat, paf = src.predict_with_transforms(pre.batch, [Transform(str(PHOTO), pre.matrix)], stage=None)
+    nodes = [helper.make_node("ReduceMean", ["input_1"], ["m"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Mul", ["m", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "heat_c"], ["heatmap_out"]),
+             helper.make_node("Add", ["z", "paf_c"], ["paf_out"])]  # fmt: skip
+    h, w = hw
+    graph = helper.make_graph(
+        nodes, "rendered", [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["N", h, w, 3])],
+        [helper.make_tensor_value_info("heatmap_out", TensorProto.FLOAT, ["N", h // 8, w // 8, 19]),
+         helper.make_tensor_value_info("paf_out", TensorProto.FLOAT, ["N", h // 8, w // 8, 38])],
+        [numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+         numpy_helper.from_array(np.asarray(heat, np.float32), "heat_c"),
+         numpy_helper.from_array(np.asarray(paf, np.float32), "paf_c")])  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    set_meta(proto, meta)
+    onnx.save(proto, str(tmp_path / "rendered.onnx"))
+    return proto, meta
+
+
+def test_sdk_graph_of_a_network_with_people_decodes_the_same_people(pose, tmp_path):
+    import onnx
+
+    from bpnet_core.config import infer_spec_from_model
+    from bpnet_core.export.sdk import make_sdk_model
+    from bpnet_core.fileio import read_image
+    from bpnet_core.infer import Predictor
+    from bpnet_core.runners import load_runner
+
+    proto, meta = _rendered_network(pose, tmp_path)
+    batch = _photo_batch(meta, (256, 256))
+    sdk_proto, sdk_meta, report = make_sdk_model(proto, meta, 4, batch)
+    assert report["max_abs_diff"] <= 1e-5 and sdk_meta.pafs().stride == 2
+    onnx.save(sdk_proto, str(tmp_path / "rendered_sdk.onnx"))
+    a, b = load_runner(tmp_path / "rendered.onnx"), load_runner(tmp_path / "rendered_sdk.onnx")
+    spec = infer_spec_from_model(meta)
+    image = read_image(PHOTO)
+    ra, rb = Predictor(a, spec)(image), Predictor(b, spec)(image)
+    assert len(ra.keypoints) >= 4, "the rendered network must show people"
+    worst, differ, total = _same_people(ra.keypoints, rb.keypoints, ra.scale)
+    print(f"rendered network: {len(ra.keypoints)} people, {total} joints, {differ} differ, worst {worst:.2f} px")
+    assert worst <= 1.0
+    np.testing.assert_allclose(sorted(ra.scores), sorted(rb.scores), atol=0.05)
+    # the check can fail: the PAFs read at the wrong stride (8 instead of 2) lose the people
+    wrong = load_runner(tmp_path / "rendered_sdk.onnx")
+    from bpnet_core.meta import MapOutput, StageOutputs
+
+    bad = sdk_meta.with_changes(outputs=(StageOutputs(3, sdk_meta.heatmaps(), MapOutput(
+        "conv2d_transpose_1/BiasAdd:0", 0, 38, 8)),))  # fmt: skip
+    wrong.meta = bad
+    with pytest.raises((BpnetError, AssertionError)):
+        _same_people(ra.keypoints, Predictor(wrong, spec)(image).keypoints, ra.scale)
+
+
+# ---------------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("ratio, words", [("2.5", "positive integer"), ("0", "positive integer"),
+                                          ("-4", "positive integer"), ("x", "positive integer"),
+                                          ("3", "does not divide")])  # fmt: skip
+def test_sdk_export_bad_upsample_ratio(ratio, words, model_file, tmp_path, capsys):
+    from bpnet_core.cli import main
+
+    code = main(["export", "-m", str(model_file), "-o", str(tmp_path / "m.onnx"), "--sdk_compatible_model",
+                 "-u", ratio])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0] and "upsample_ratio" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra, words", [(["-i", "channels_first"], "NHWC"), (["-t", "openvino"], "--backend onnx")])
+def test_sdk_export_bad_flags(extra, words, model_file, tmp_path, capsys):
+    from bpnet_core.cli import main
+
+    out = tmp_path / ("m.xml" if "openvino" in extra else "m.onnx")
+    code = main(["export", "-m", str(model_file), "-o", str(out), "--sdk_compatible_model"] + extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sdk_export_of_a_model_without_its_last_stage(keras_model, pose, tmp_path):
+    import keras
+
+    from bpnet_core.export import export_model
+
+    truncated = keras.Model(keras_model.inputs, [keras_model.outputs[0], keras_model.outputs[2]], name="truncated")
+    with pytest.raises(BpnetError, match="no last stage") as e:
+        export_model(truncated, tmp_path / "t.onnx", input_dims="64,64,3", sdk_compatible_model=True, pose=pose)
+    assert "\n" not in str(e.value) and "heatmap_stage1" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sdk_export_cli_ratio_2(model_file, tmp_path, capsys):
+    from bpnet_core.cli import main
+    from bpnet_core.meta import read_meta
+
+    out = tmp_path / "sdk2.onnx"
+    assert main(["export", "-m", str(model_file), "-o", str(out), "-d", "64,64,3", "--sdk_compatible_model",
+                 "-u", "2"]) == 0  # fmt: skip
+    assert "SDK-compatible (PAF x2 → stride 4)" in capsys.readouterr().out
+    _, outs = _io(out)
+    assert outs == [(SDK_PAF, outs[0][1][:1] + [16, 16, 38]), (SDK_HEAT, outs[1][1][:1] + [8, 8, 19])]
+    assert read_meta(out).pafs().stride == 4
