@@ -278,3 +278,80 @@ def test_sdk_export_cli_ratio_2(model_file, tmp_path, capsys):
     _, outs = _io(out)
     assert outs == [(SDK_PAF, outs[0][1][:1] + [16, 16, 38]), (SDK_HEAT, outs[1][1][:1] + [8, 8, 19])]
     assert read_meta(out).pafs().stride == 4
+
+
+# ---------------------------------------------------------------------------------------------------- deployable card
+
+
+def _without_meta(src: Path, dst: Path, swap: bool = False) -> Path:
+    """An ONNX file as NVIDIA ships it: the deployable layout without a bpnet contract (``swap``: outputs named the
+    wrong way round)."""
+    import onnx
+
+    from bpnet_core.export.onnx import _rename_tensor
+
+    proto = onnx.load(str(src))
+    del proto.metadata_props[:]
+    if swap:
+        _rename_tensor(proto.graph, SDK_PAF, "tmp")
+        _rename_tensor(proto.graph, SDK_HEAT, SDK_PAF)
+        _rename_tensor(proto.graph, "tmp", SDK_HEAT)
+        for o in proto.graph.output:
+            o.name = {SDK_PAF: SDK_HEAT, SDK_HEAT: SDK_PAF}[o.name]
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def test_deployable_card_imports_and_runs_an_nvidia_layout_onnx(model_file, pose, tmp_path, capsys):
+    """NVIDIA's deployable layout (here: a dynamic-size SDK export with its contract removed, as NGC's file has
+    none) imports with the shipped card and runs through the Predictor at 288x384, letterboxed."""
+    from bpnet_core.cli import main
+    from bpnet_core.export import export_model
+    from bpnet_core.fileio import read_image
+    from bpnet_core.infer import Predictor
+    from bpnet_core.meta import read_meta
+    from bpnet_core.runners import load_runner
+
+    export_model(model_file, tmp_path / "sdk.onnx", sdk_compatible_model=True, pose=pose)
+    ngc = _without_meta(tmp_path / "sdk.onnx", tmp_path / "ngc.onnx")
+    with pytest.raises(BpnetError, match="no bpnet model contract"):
+        read_meta(ngc)
+    out = tmp_path / "imported.onnx"
+    assert main(["import_model", "-m", str(ngc), "--card", "tao_bodyposenet_deployable", "-o", str(out)]) == 0
+    meta = read_meta(out)
+    assert meta.input_name == SDK_IN and meta.layout == "NHWC" and meta.color == "RGB"
+    assert meta.normalization.scale == (256.0,) * 3 and meta.normalization.offset == (0.5,) * 3
+    assert meta.input_hw == (288, 384) and meta.inference["keep_aspect_ratio_mode"] == "letterbox"
+    assert (meta.heatmaps().name, meta.heatmaps().stride, meta.pafs().name, meta.pafs().stride) == (
+        SDK_HEAT, 8, SDK_PAF, 2)  # fmt: skip
+    assert meta.preprocessing.pad_value == 0
+    runner = load_runner(out)
+    result = Predictor(runner)(read_image(PHOTO))  # 427x640 photo → 288x384 letterbox: 256x384 content, 16 px bands
+    assert result.input_hw == (288, 384) and result.heatmaps.shape == (36, 48, 19) and result.pafs.shape[:2] == (144, 192)
+    assert np.isclose(result.scale, 0.6) and np.isclose(result.matrix[1, 2], 16.0, atol=0.5)
+    # the imported file computes what the SDK export computes
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, (1, 288, 384, 3)).astype(np.float32)
+    a, b = _run(tmp_path / "sdk.onnx", x), _run(out, x)
+    assert all(np.array_equal(a[k], b[k]) for k in (SDK_HEAT, SDK_PAF))
+
+
+def test_deployable_card_refuses_swapped_or_missing_outputs(model_file, pose, tmp_path, capsys):
+    import onnx
+
+    from bpnet_core.cli import main
+    from bpnet_core.export import export_model
+
+    export_model(model_file, tmp_path / "sdk.onnx", sdk_compatible_model=True, pose=pose)
+    swapped = _without_meta(tmp_path / "sdk.onnx", tmp_path / "swapped.onnx", swap=True)
+    missing = tmp_path / "missing.onnx"
+    proto = onnx.load(str(swapped))
+    del proto.graph.output[0]
+    onnx.save(proto, str(missing))
+    out = tmp_path / "out"
+    out.mkdir()
+    for src, words in ((swapped, "channels"), (missing, "not in the model")):
+        code = main(["import_model", "-m", str(src), "--card", "tao_bodyposenet_deployable", "-o",
+                     str(out / "x.onnx")])  # fmt: skip
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and words in err[0] and str(src) in err[0], err
+        assert list(out.iterdir()) == []
