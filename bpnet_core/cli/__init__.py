@@ -30,6 +30,7 @@ VERBS = [
     "inference",
     "prune",
     "export",
+    "deepstream_config",
     "calibration_images",
     "bench",
 ]

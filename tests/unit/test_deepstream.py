@@ -355,3 +355,103 @@ def test_deployable_card_refuses_swapped_or_missing_outputs(model_file, pose, tm
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and words in err[0] and str(src) in err[0], err
         assert list(out.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------- DeepStream configs
+
+
+def _pgie(path) -> dict:
+    import configparser
+
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.optionxform = str
+    assert cp.read(path) == [str(path)]
+    assert cp.sections() == ["property"]
+    return dict(cp["property"])
+
+
+def test_deepstream_configs_follow_the_model_contract(exports, pose, tmp_path, capsys):
+    from bpnet_core.cli import main
+    from bpnet_core.export.deepstream import read_model_config
+
+    _, _, sdk, _ = exports
+    out = tmp_path / "ds"
+    assert main(["deepstream_config", "-m", str(sdk), "-o", str(out)]) == 0
+    assert "infer-dims 3;64;96" in capsys.readouterr().out
+    p = _pgie(out / "bodypose2d_pgie_config.txt")
+    expect = {"infer-dims": "3;64;96", "network-input-order": "1", "model-color-format": "0",
+              "net-scale-factor": "0.00390625", "offsets": "128;128;128",
+              "output-blob-names": f"{SDK_PAF};{SDK_HEAT}", "maintain-aspect-ratio": "1", "symmetric-padding": "1",
+              "scaling-filter": "1", "network-mode": "2", "batch-size": "32", "network-type": "100",
+              "output-tensor-meta": "1", "gpu-id": "0"}  # fmt: skip
+    assert {k: p.get(k) for k in expect} == expect
+    assert "int8-calib-file" not in p
+    assert (out / p["onnx-file"]).resolve() == sdk.resolve()
+    assert p["model-engine-file"] == p["onnx-file"] + "_b32_gpu0_fp16.engine"
+    m = read_model_config(out / "bodypose2d_model_config.txt")
+    consts = {"numJoints": 18, "nmsWindowSize": 7, "featUpsamplingFactor": 4, "threshHeat": 0.05,
+              "threshVectorScore": 0.05, "threshVectorCnt1": 8, "threshPartCnt": 4, "threshHumanScore": 0.4,
+              "batchSize": 32}  # fmt: skip
+    assert {k: m.get(k) for k in consts} == consts
+    assert m["jointEdges"] == [tuple(x) for x in pose.limbs] and len(m["jointEdges"]) == 19
+    assert m["jointEdges"][0] == (1, 8)  # TAO's first limb: neck → right hip (1-based [2, 9])
+    assert m["connections"] == m["jointEdges"]
+
+
+def test_deepstream_config_int8_ratio_and_custom_skeleton(keras_model, pose, tmp_path):
+    """INT8 with a calibration cache; a ×2 SDK export (featUpsamplingFactor 2); a 17-joint pose config: numJoints and
+    jointEdges follow the model's pose config; a dynamic model takes -d."""
+    import onnx
+
+    from bpnet_core.export import export_model
+    from bpnet_core.export.deepstream import deepstream_config, read_model_config
+    from bpnet_core.export.onnx import get_meta, set_meta
+    from bpnet_core.skeleton import PoseConfig
+
+    export_model(keras_model, tmp_path / "sdk2.onnx", sdk_compatible_model=True, upsample_ratio=2, pose=pose)
+    cache = tmp_path / "cal.txt"
+    cache.write_text("TRT-8601-EntropyCalibration2\ninput_1:0: 3c010a14\n")
+    r = deepstream_config(tmp_path / "sdk2.onnx", tmp_path / "a", input_dims="288,384,3", batch_size=8,
+                          int8_calib_file=cache)  # fmt: skip
+    p = _pgie(r["pgie"])
+    assert (p["network-mode"], p["batch-size"], p["infer-dims"]) == ("1", "8", "3;288;384")
+    assert (tmp_path / "a" / p["int8-calib-file"]).resolve() == cache.resolve()
+    m = read_model_config(r["model_config"])
+    assert (m["featUpsamplingFactor"], m["batchSize"]) == (2, 8)
+    # a custom skeleton: the contract's pose config decides numJoints and jointEdges
+    coco = PoseConfig.from_json(ROOT / "model_pose_config" / "coco_17joints.json")
+    proto = onnx.load(str(tmp_path / "sdk2.onnx"))
+    meta = get_meta(proto)
+    from bpnet_core.meta import MapOutput, StageOutputs
+
+    s = meta.stage()
+    custom = meta.with_changes(pose=coco, outputs=(StageOutputs(s.stage, MapOutput(
+        s.heatmaps.name, 0, coco.num_heatmap_channels, 8), MapOutput(s.pafs.name, 0, coco.num_paf_channels, 4)),))
+    set_meta(proto, custom)
+    onnx.save(proto, str(tmp_path / "coco.onnx"))
+    m = read_model_config(deepstream_config(tmp_path / "coco.onnx", tmp_path / "b")["model_config"])
+    assert m["numJoints"] == 17 and m["jointEdges"] == [tuple(x) for x in coco.limbs]
+    assert _pgie(tmp_path / "b" / "bodypose2d_pgie_config.txt")["infer-dims"] == "3;288;384"  # dynamic: TAO's size
+
+
+@pytest.mark.parametrize("case, words", [
+    ("normal", "not an SDK-compatible model"),
+    ("dims", "is built for 64x96"),
+    ("int8", "give --int8_calib_file"),
+    ("calib", "--int8_calib_file not found"),
+    ("keras", "ONNX model"),
+    ("etlt", "encrypted"),
+    ("batch", "--batch_size"),
+])  # fmt: skip
+def test_deepstream_config_bad_input(case, words, exports, model_file, tmp_path, capsys):
+    from bpnet_core.cli import main
+
+    normal, _, sdk, _ = exports
+    out = tmp_path / "ds"
+    model = {"normal": normal, "keras": model_file, "etlt": tmp_path / "model.etlt"}.get(case, sdk)
+    extra = {"dims": ["-d", "288,384,3"], "int8": ["--network_mode", "int8"],
+             "calib": ["--int8_calib_file", str(tmp_path / "nope.txt")], "batch": ["--batch_size", "0"]}.get(case, [])
+    code = main(["deepstream_config", "-m", str(model), "-o", str(out)] + extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert not out.exists()
