@@ -455,3 +455,34 @@ def test_deepstream_config_bad_input(case, words, exports, model_file, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0], err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------------- INT8 cache
+
+
+def test_tensorrt_calibration_cache_text_round_trip(tmp_path):
+    """The text format of NVIDIA's int8_calibration_288_384.txt: header, then `name: <big-endian float32 hex>`;
+    parse → write gives the same bytes, write → parse the same float32 scales."""
+    import struct
+
+    from bpnet_core.export.calibration import read_calibration_cache
+    from bpnet_core.export.trt_cache import cache_header, format_calibration_cache, write_calibration_cache
+
+    text = ("TRT-7000-EntropyCalibration2\ninput_1:0: 3c010a14\nblock_1a_conv_1/convolution: 3d5a4f1e\n"
+            "heatmap_out/BiasAdd:0: 3c8b3d57\nconv2d_transpose_1/BiasAdd:0: 3c2d1c8a\n")  # fmt: skip
+    src = tmp_path / "int8_calibration_288_384.txt"
+    src.write_text(text)
+    scales = read_calibration_cache(src)
+    assert list(scales) == ["input_1:0", "block_1a_conv_1/convolution", "heatmap_out/BiasAdd:0",
+                            "conv2d_transpose_1/BiasAdd:0"]  # fmt: skip
+    assert scales["input_1:0"] == struct.unpack(">f", bytes.fromhex("3c010a14"))[0]
+    out = write_calibration_cache(tmp_path / "copy.txt", scales, cache_header(src))
+    assert out.read_bytes() == text.encode("ascii")
+    rng = np.random.default_rng(0)
+    mine = {f"t{i}/BiasAdd:0": float(np.float32(v)) for i, v in enumerate(rng.uniform(1e-4, 1.0, 50))}
+    p = write_calibration_cache(tmp_path / "mine.txt", mine)
+    assert read_calibration_cache(p) == mine  # float32 values: exact
+    with pytest.raises(BpnetError, match="finite"):
+        format_calibration_cache({"x": float("nan")})
+    with pytest.raises(BpnetError, match="header"):
+        format_calibration_cache(mine, "EntropyCalibration2")
