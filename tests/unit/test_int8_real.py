@@ -136,3 +136,31 @@ def test_quantize_openvino_honours_ignored(tiny, batches):
     assert "head/conv" not in consumers and consumers
     with pytest.raises(BpnetError, match="not in"):
         quantize_openvino_int8(str(tiny), batches, ignored=["nope"])
+
+
+def _float_nodes(path) -> set[str]:
+    q = onnx.load(str(path))
+    dq_out = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
+    return {n.name for n in q.graph.node if n.op_type == "Conv" and n.input[1] not in dq_out}
+
+
+@pytest.mark.parametrize("ranking, needed", [("output_first", "head/conv"), ("sensitivity", "blk/depthwise")])
+def test_accuracy_controlled_int8_reverts_until_validate_passes(tiny, batches, tmp_path, ranking, needed):
+    from bpnet_core.export.int8_real import accuracy_controlled_int8
+
+    calls = []
+
+    def validate(path):  # a fake metric: fails until the `needed` Conv runs in float
+        calls.append(path)
+        return 1.0 if needed in _float_nodes(path) else 0.5
+
+    out = tmp_path / "acc.onnx"
+    rep = accuracy_controlled_int8(tiny, batches, validate, out, max_drop=0.1, reference_score=1.0, ranking=ranking)
+    assert rep["passed"] and rep["score"] == 1.0 and rep["groups_float"] == [needed]
+    assert _float_nodes(out) == {needed} and rep["steps"][0]["step"] == "all int8"
+    assert len(calls) <= rep["groups_total"] + 3  # bounded: ranking (if any) + bisection
+    again = accuracy_controlled_int8(tiny, batches, validate, tmp_path / "b.onnx", max_drop=0.1,
+                                     reference_score=1.0, ranking=ranking)  # fmt: skip
+    assert again["groups_float"] == rep["groups_float"]  # deterministic
+    with pytest.raises(BpnetError, match="backend"):
+        accuracy_controlled_int8(tiny, batches, validate, out, backend="tflite")
