@@ -89,9 +89,14 @@ def run(args) -> int:
         p = r["parity"]
         line = (f"{r['data_type']} {r['backend']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB); vs the FP32 source: "
                 f"SNR {p['snr_db']:.1f} dB, max abs diff {p['max_abs']:.2e}")
-        kept = r.get("int8", {}).get("kept_float") or {}
+        int8 = r.get("int8", {})
         if r["data_type"] == "int8":
-            line += f"; kept in float: {', '.join(sorted(kept)) if kept else 'nothing'}"
+            groups = int8.get("search", {}).get("groups_float")
+            kept = len(int8.get("kept_float") or {})
+            line += (f"; kept in float: {kept} nodes" + (f" in {len(groups)} layer groups ({', '.join(groups)})" if groups
+                     else "") if kept else "; everything in INT8")  # fmt: skip
+            if "agreement" in r:
+                line += f"; its people vs FP32's on calibration photos: AP {r['agreement']['AP']:.2f}"
         print(line)
         return 0
     dims = "x".join(str(d) for d in r["input_dims"]) if r["input_dims"] else "dynamic HxW"

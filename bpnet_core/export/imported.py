@@ -5,11 +5,13 @@ Calibration images are prepared from the model's contract exactly as inference p
 normalisation, and its recommended size and resize mode (a fixed-size mode such as ``stretch`` as it is; otherwise
 ``pad_image_input`` at the recommended ``input_shape``, so every calibration batch has one size).
 
-INT8 (:mod:`bpnet_core.export.int8_real`): depthwise→pointwise equalisation, then ONNX Runtime static QDQ
-quantisation or NNCF; the layers still too sensitive after that are found on the calibration images and kept in
-float. The result must pass the parity gate (SNR of INT8 vs FP32 outputs on the calibration images, heatmaps and
-PAFs separately, ≥ ``PARITY_SNR_DB_MIN`` dB) or nothing is written: a broken quantisation is never reported as a
-success. The report says what was kept in float and the measured parity.
+INT8 (:mod:`bpnet_core.export.int8_real`): depthwise→pointwise equalisation (exact in FP32), ONNX Runtime static QDQ
+quantisation or NNCF, then accuracy control: layer groups go back to float, output side first, until the INT8
+model's decoded people agree with the FP32 model's on calibration photos the quantisation did not use (COCO
+keypoint AP of INT8 people against FP32 people ≥ ``AGREEMENT_AP_MIN``; :mod:`bpnet_core.evaluate.agreement`). The
+result must pass that check or nothing is written: a broken quantisation is never reported as a success. The report
+lists what was kept in float, the search steps and the measured agreement and output SNR. Pose configs without COCO
+joint names fall back to the output SNR check (``PARITY_SNR_DB_MIN``).
 """
 
 from __future__ import annotations
@@ -25,14 +27,13 @@ import numpy as np
 from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
 from bpnet_core.export.calibration import list_images
+from bpnet_core.export.int8_real import AGREEMENT_AP_MIN
 from bpnet_core.meta import ModelMeta, read_meta
 from bpnet_core.preprocess import FIXED_SIZE_MODES
 
 log = logging.getLogger(__name__)
 
-#: INT8 passes when its decoded people, scored against the FP32 model's decoded people on the calibration photos
-#: (COCO keypoint AP, OKS), reach this.
-AGREEMENT_AP_MIN = 0.7
+MIN_CHECK_PHOTOS = 20  # fewer calibration photos beyond --batches: the check reuses the calibration photos
 
 
 def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format: str | None = None) -> list:
@@ -83,8 +84,7 @@ def decoded_agreement(fp32_runner, runner, image_paths: list) -> dict:
 
 
 def export_imported(model, output_file, backend: str = "onnx", data_type: str = "fp32", cal_image_dir=None,
-                    batches: int = 10, calibration_method: str = "minmax", sensitivity_batches: int = 4,
-                    parity_tolerance: float = 1e-3) -> dict:  # fmt: skip
+                    batches: int = 10, calibration_method: str = "minmax", parity_tolerance: float = 1e-3) -> dict:
     """Export ``model`` (an ``.onnx`` or ``.xml`` file carrying a bpnet contract) to ``output_file``.
 
     Returns a report: ``output_file``, ``bytes``, ``data_type``, ``backend``, ``parity`` (the written model vs the
@@ -123,37 +123,35 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
 
-        photos = list_images(cal_image_dir)[:batches] if cal_image_dir else []
+        photos = list_images(cal_image_dir) if cal_image_dir else []
+        # decoded people are compared on photos that did not calibrate (when there are enough of them)
+        check_photos = photos[batches:] if len(photos) >= batches + MIN_CHECK_PHOTOS else photos
         use_people = bool(photos) and any(n in COCO_KEYPOINTS for n in meta.pose.joint_names)
 
-        def write(exclude=None) -> dict:
-            """Write the model to ``staged`` (INT8: with ``exclude`` kept in float); its parity against FP32."""
-            if backend == "openvino":
-                info = _openvino(src, out_meta, staged, data_type, to_model, exclude)
-            else:
-                info = _onnx(src, out_meta, staged, data_type, to_model, calibration_method, exclude)
-            written = load_runner(staged)
-            info["parity"] = parity_on(probe, fp32, written, meta.pose.num_heatmap_channels)
-            if data_type == "int8" and use_people:
-                info["agreement"] = decoded_agreement(fp32, written, photos)
-            return info
+        def agreement(path) -> dict:
+            return decoded_agreement(fp32, load_runner(path), check_photos)
 
-        def passed(r: dict) -> bool:
-            return r["agreement"]["passed"] if "agreement" in r else r["parity"]["passed"]
+        if data_type == "int8" and use_people:
+            from bpnet_core.export.int8_real import accuracy_controlled_int8
 
-        result = write()
-        if data_type == "int8" and not passed(result):
-            from bpnet_core.export.int8_real import sensitive_nodes
-
-            first = result.get("agreement", result["parity"])
-            log.info("INT8 disagrees with FP32 (%s): searching the layers to keep in float", first)
-            found = sensitive_nodes(src, to_model[:sensitivity_batches], method=calibration_method,
-                                    num_heatmaps=meta.pose.num_heatmap_channels)  # fmt: skip
-            result = write(found["exclude"])
-            result["int8"]["sensitivity"] = {"first": first, "groups": found["groups"], "search_snr_db": found["snr_db"]}
+            kwargs = {"method": calibration_method} if backend == "onnx" else {}
+            search = accuracy_controlled_int8(src, to_model, lambda path: agreement(path)["AP"], staged,
+                                              backend=backend, max_drop=1.0 - AGREEMENT_AP_MIN, reference_score=1.0,
+                                              meta=out_meta, **kwargs)  # fmt: skip
+            result = {"int8": {"kept_float": {n: "its layer group is kept in float by the accuracy search"
+                                              for n in search["nodes_float"]}, "search": search}}  # fmt: skip
+            result["agreement"] = agreement(staged)
+        elif data_type == "int8":
+            result = (_openvino(src, out_meta, staged, data_type, to_model) if backend == "openvino" else
+                      _onnx(src, out_meta, staged, data_type, to_model, calibration_method))  # fmt: skip
+        elif backend == "openvino":
+            result = _openvino(src, out_meta, staged, data_type, to_model)
+        else:
+            result = _onnx(src, out_meta, staged, data_type, to_model, calibration_method)
+        result["parity"] = parity = parity_on(probe, fp32, load_runner(staged), meta.pose.num_heatmap_channels)
         report.update(result)
-        parity = result["parity"]
-        if data_type == "int8" and not passed(result):
+        ok = result["agreement"]["passed"] if "agreement" in result else parity["passed"]
+        if data_type == "int8" and not ok:
             if "agreement" in result:
                 g = result["agreement"]
                 why = (f"its people agree with FP32's at AP {g['AP']:.2f} < {g['threshold']:.2f} on {g['images']} "
@@ -173,7 +171,7 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
     return report
 
 
-def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list, method: str, exclude) -> dict:
+def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list, method: str) -> dict:
     import onnx
 
     from bpnet_core.export.onnx import convert_fp16, set_meta
@@ -182,7 +180,7 @@ def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: lis
     if data_type == "int8":
         from bpnet_core.export.int8_real import quantize_onnx_int8
 
-        info = {"int8": quantize_onnx_int8(src, staged, batches, exclude=exclude, method=method)}
+        info = {"int8": quantize_onnx_int8(src, staged, batches, method=method)}
         proto = onnx.load(str(staged))
     else:
         proto = onnx.load(str(src))
@@ -192,7 +190,7 @@ def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: lis
     return info
 
 
-def _openvino(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list, exclude) -> dict:
+def _openvino(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list) -> dict:
     from bpnet_core.export.openvino import onnx_to_openvino, write_ir
     from bpnet_core.meta import read_ir
 
@@ -204,6 +202,6 @@ def _openvino(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches:
 
     if src.suffix.lower() == ".xml":
         raise BpnetError(f"{src}: INT8 for OpenVINO starts from the FP32 ONNX model (an IR may be quantised already)")
-    model, info = quantize_openvino_int8(str(src), batches, ignored=exclude)
+    model, info = quantize_openvino_int8(str(src), batches)
     write_ir(model, staged, meta)
     return {"int8": info}
