@@ -34,6 +34,8 @@ separates broken quantisations (SNR ≤ 0 dB on the PAFs) from usable ones.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -244,6 +246,20 @@ def _reader(batches, input_name):
     return _Reader()
 
 
+@contextlib.contextmanager
+def _quiet_libraries():
+    """ONNX Runtime's quantiser warns on the root logger and NNCF logs every ignored node: errors only, meanwhile."""
+    loggers = [logging.getLogger(), logging.getLogger("nncf")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def quantize_onnx_int8(fp32_path, out_path, calibration_batches, *, exclude=None, method: str = "minmax",
                        equalize: bool = True, per_channel: bool = True, moving_average: bool = True,
                        extra_options: dict | None = None) -> dict:
@@ -281,10 +297,11 @@ def quantize_onnx_int8(fp32_path, out_path, calibration_batches, *, exclude=None
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "fp32.onnx"
         onnx.save(proto, str(src))
-        quantize_static(str(src), str(out_path), _reader(batches, proto.graph.input[0].name),
-                        quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=table[str(method).lower()],
-                        nodes_to_exclude=exclude, extra_options=opts)
+        with _quiet_libraries():
+            quantize_static(str(src), str(out_path), _reader(batches, proto.graph.input[0].name),
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=table[str(method).lower()],
+                            nodes_to_exclude=exclude, extra_options=opts)
     q = onnx.load(str(out_path))
     dq_out = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
     convs = [n for n in q.graph.node if n.op_type == "Conv"]
@@ -386,9 +403,10 @@ def quantize_openvino_int8(ov_model, calibration_batches, *, ignored=None, prese
         kw["ignored_scope"] = nncf.IgnoredScope(names=resolved, validate=False)
     if advanced:
         kw["advanced_parameters"] = nncf.AdvancedQuantizationParameters(**advanced)
-    q = nncf.quantize(ov_model, nncf.Dataset(batches), preset=presets[str(preset).lower()],
-                      subset_size=sum(len(b) for b in batches), fast_bias_correction=fast_bias_correction,
-                      model_type=model_type, **kw)
+    with _quiet_libraries():
+        q = nncf.quantize(ov_model, nncf.Dataset(batches), preset=presets[str(preset).lower()],
+                          subset_size=sum(len(b) for b in batches), fast_bias_correction=fast_bias_correction,
+                          model_type=model_type, **kw)
     report.update({"kept_float": {n: "listed in ignored" for n in resolved}, "preset": str(preset).lower(),
                    "fast_bias_correction": fast_bias_correction})
     return q, report
