@@ -673,3 +673,15 @@ def test_resolve_path_rules(tmp_path):
     spec = load_infer_spec(SPECS / "infer_spec_demo.yaml")
     assert Path(spec.model_path) == PROJECT_ROOT / "runs" / "demo" / "exp_m1_unpruned" / "bpnet_model.keras"
     assert spec.resolve("x/y") == SPECS / "x" / "y"
+
+
+def test_deepstream_preset_is_the_apps_post_processing():
+    """specs/infer_spec_deepstream.yaml: deepstream-bodypose2d-app's constants and letterbox at 288x384."""
+    from bpnet_core.decode.paf_score import required_count
+
+    spec = load_infer_spec(SPECS / "infer_spec_deepstream.yaml")
+    p = spec.decode_params()
+    assert spec.input_shape == [288, 384] and spec.keep_aspect_ratio_mode == "letterbox"
+    assert (p.heatmap_threshold, p.paf_threshold, p.upsampling_factor, p.nms_window) == (0.05, 0.05, 4, 7)
+    assert (p.min_parts, p.min_person_score, p.line_integral_samples) == (4, 0.4, 10)
+    assert required_count(p) == 8  # threshVectorCnt1: 8 of the 10 samples
