@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from bpnet_core.data.coco import COCO_KEYPOINTS
@@ -53,14 +54,18 @@ def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dic
     """Raw output agreement of two runners on the same NHWC batches (:func:`int8_parity`: SNRs, abs errors)."""
     from bpnet_core.export.int8_real import int8_parity
 
+    def on_heat_grid(p: np.ndarray, h: np.ndarray) -> np.ndarray:  # PAFs at a finer stride: area-averaged down
+        if p.shape[1:3] == h.shape[1:3]:
+            return p
+        size = (h.shape[2], h.shape[1])
+        return np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA).reshape(h.shape[1:3] + (-1,)) for x in p])
+
     ref, got = [], []
     for b in batches_nhwc:
         h0, p0 = fp32_runner.predict(b)
         h1, p1 = runner.predict(b)
-        if h0.shape[1:3] != p0.shape[1:3]:
-            raise BpnetError("the parity check needs heatmaps and PAFs on one grid (this model's strides differ)")
-        ref.append(np.concatenate([h0, p0], axis=-1))
-        got.append(np.concatenate([h1, p1], axis=-1))
+        ref.append(np.concatenate([h0, on_heat_grid(p0, h0)], axis=-1))
+        got.append(np.concatenate([h1, on_heat_grid(p1, h1)], axis=-1))
     return int8_parity(ref, got, num_heatmaps)
 
 

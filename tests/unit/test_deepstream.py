@@ -333,6 +333,9 @@ def test_deployable_card_imports_and_runs_an_nvidia_layout_onnx(model_file, pose
     x = np.random.default_rng(2).uniform(-0.5, 0.5, (1, 288, 384, 3)).astype(np.float32)
     a, b = _run(tmp_path / "sdk.onnx", x), _run(out, x)
     assert all(np.array_equal(a[k], b[k]) for k in (SDK_HEAT, SDK_PAF))
+    # and it exports again like any bpnet model (the parity check compares PAFs at their own, finer stride)
+    r = export_model(out, tmp_path / "imported16.onnx", data_type="fp16")
+    assert r["parity"]["snr_db"] > 30 and read_meta(tmp_path / "imported16.onnx").pafs().stride == 2
 
 
 def test_deployable_card_refuses_swapped_or_missing_outputs(model_file, pose, tmp_path, capsys):
