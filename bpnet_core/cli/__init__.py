@@ -24,6 +24,7 @@ VERBS = [
     "download_coco",
     "download_model",
     "import_model",
+    "import_tao",
     "dataset_convert",
     "train",
     "evaluate",
