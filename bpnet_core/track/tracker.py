@@ -6,8 +6,8 @@ Per frame:
    its joints between its last two observations, blended with the previous velocity by ``velocity_momentum``);
 2. people and tracks are associated by cost ``1 - OKS(predicted pose, person)`` with
    :func:`scipy.optimize.linear_sum_assignment`; a pair below ``oks_threshold`` is refused;
-3. re-identification: tracks still unmatched that were not seen last frame (lost, at most ``max_age`` frames) and
-   people still unmatched are paired by the distance between the person's centre and the track's predicted centre,
+3. re-identification: confirmed tracks still unmatched (seen last frame but now poorly matching, e.g. half hidden,
+   or lost for at most ``max_age`` frames) and people still unmatched are paired by the distance between the person's centre and the track's predicted centre,
    in units of the track's size (``sqrt(area)``), when below ``reid_distance`` (again an optimal assignment);
 4. an unmatched person starts a tentative track; it gets an id (0, 1, 2, ... in order of confirmation) after
    ``min_hits`` matched frames and is dropped if it misses a frame before then; a confirmed track unseen for more than
@@ -36,7 +36,7 @@ class Track:
     """One person over time."""
 
     uid: int  # internal, unique
-    kp: np.ndarray  # (J, 3) last observed pose
+    kp: np.ndarray  # (J, 3) the body: joints seen last time, others carried by the motion model
     frame: int  # frame_index of the last observation
     last_update: int  # update counter of the last observation
     id: int = -1  # public id once confirmed
@@ -44,6 +44,11 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame
     area: float = 0.0
     filter: OneEuroFilter | None = None
+    seen: np.ndarray | None = None  # (J,) joints observed at the last observation
+
+    def __post_init__(self) -> None:
+        if self.seen is None:
+            self.seen = self.kp[:, 2] > 0
 
     def predict(self, frame_index: int) -> np.ndarray:
         kp = self.kp.copy()
@@ -113,16 +118,23 @@ class Tracker:
                 if sim[r, c] >= p.oks_threshold:
                     assign[c] = tracks[r]
             # re-identification of lost tracks by distance
-            lost = [t for t in tracks if t not in assign.values() and t.id >= 0 and t.last_update < self.updates - 1]
+            taken = {t.uid for t in assign.values()}
+            lost = [t for t in tracks if t.uid not in taken and t.id >= 0]
             free = [c for c in range(n) if c not in assign]
             if lost and free and p.reid_distance > 0:
                 cost = np.full((len(lost), len(free)), np.inf)
                 for i, t in enumerate(lost):
-                    tc = pose_center(t.predict(frame_index))
+                    tp = t.predict(frame_index)
                     for k, c in enumerate(free):
-                        pc = pose_center(kps[c])
-                        if tc is not None and pc is not None:
-                            cost[i, k] = np.linalg.norm(pc - tc) / np.sqrt(max(t.area, 1.0))
+                        both = (tp[:, 2] > 0) & (kps[c, :, 2] > 0)  # compare the same joints when there are some
+                        if both.any():
+                            d = np.linalg.norm(tp[both, :2].mean(0) - kps[c, both, :2].mean(0))
+                        else:
+                            tc, pc = pose_center(tp), pose_center(kps[c])
+                            if tc is None or pc is None:
+                                continue
+                            d = np.linalg.norm(pc - tc)
+                        cost[i, k] = d / np.sqrt(max(t.area, 1.0))
                 big = np.where(np.isfinite(cost), cost, 1e9)
                 rows, cols = linear_sum_assignment(big)
                 for r, c in zip(rows, cols):
@@ -166,13 +178,18 @@ class Tracker:
         return [assign[c].id if c in assign else -1 for c in range(n)]
 
     def _observe(self, t: Track, kp: np.ndarray, frame_index: int) -> None:
-        common = (kp[:, 2] > 0) & (t.kp[:, 2] > 0)
+        seen = kp[:, 2] > 0
+        common = seen & t.seen
         dt = frame_index - t.frame
         if common.any() and dt > 0:
             step = np.median(kp[common, :2] - t.kp[common, :2], axis=0) / dt
             m = self.params.velocity_momentum if t.hits > 1 else 0.0
             t.velocity = m * t.velocity + (1 - m) * step
-        t.kp = kp.copy()
+        # the track keeps a whole body: a joint missing now stays where the motion model puts it, so a person who
+        # comes back half hidden is still compared with the same joints
+        merged = t.predict(frame_index)
+        merged[seen] = kp[seen]
+        t.kp, t.seen = merged, seen
         t.frame, t.last_update = frame_index, self.updates
         t.hits += 1
-        t.area = 0.7 * t.area + 0.3 * pose_area(kp) if t.area else pose_area(kp)
+        t.area = 0.7 * t.area + 0.3 * pose_area(merged) if t.area else pose_area(merged)
