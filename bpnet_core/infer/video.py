@@ -194,7 +194,8 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
         t0 = time.perf_counter()
 
         def process(index, ms, image, prepared):
-            res = predictor(image, None, prepared)
+            # a file's frame is named "<file>#<index>" (runners that look up per-image data, e.g. rendered maps)
+            res = predictor(image, f"{src.source}#{index}" if src.kind == "file" else None, prepared)
             ids = tracker.update(res.keypoints, res.scores, index)
             kps = tracker.keypoints if len(res.keypoints) else res.keypoints
             timings.append(res.timings_ms)
