@@ -21,6 +21,7 @@ from bpnet_core.errors import BpnetError
 # verb module names, in the order of the tutorial
 VERBS = [
     "synthetic_data",
+    "synthetic_video",
     "download_coco",
     "download_model",
     "import_model",

@@ -55,6 +55,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bpnet_core.decode.params import DecodeParams
+from bpnet_core.track.params import TrackParams
 from bpnet_core.errors import BpnetError
 from bpnet_core.paths import PROJECT_ROOT
 
@@ -83,6 +84,7 @@ __all__ = [
     "LossConfig",
     "TrainSpec",
     "DecoderConfig",
+    "TrackingConfig",
     "InferSpec",
     "DatasetSplit",
     "Category",
@@ -648,6 +650,26 @@ def _decoder_model() -> type[_Block]:
 
 DecoderConfig = _decoder_model()
 
+
+class _TrackingBase(_Block):
+    CLASS_NAMES = ("TrackParams", "TrackingConfig")
+
+
+def _tracking_model() -> type[_Block]:
+    """``tracking:`` block built from :class:`~bpnet_core.track.TrackParams` (video inference)."""
+    hints = get_type_hints(TrackParams)
+    spec: dict[str, Any] = {}
+    for f in dc_fields(TrackParams):
+        spec[f.name] = (_SCALAR_TYPES.get(hints[f.name], hints[f.name]), f.default)
+    model = create_model("TrackingConfig", __base__=_TrackingBase, **spec)
+    model.__doc__ = "Optional ``tracking:`` block of the inference spec (bpnet extension): TrackParams constants."
+    model.__module__ = __name__
+    return model
+
+
+TrackingConfig = _tracking_model()
+_TRACK_MSG = re.compile(r"tracking parameter (\w+)=(.*?) must be (.*)$")
+
 _DECODE_MSG = re.compile(r"decoder parameter (\w+)=(.*?) must be (.*)$")
 
 
@@ -675,6 +697,7 @@ class InferSpec(_SpecRoot):
     scales: list[PosFloat] = Field(default_factory=lambda: [1.0], min_length=1)
     flip_test: Bool = False  # bpnet extension: also run the mirrored image and average the maps
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)  # type: ignore[valid-type]
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _cross(self) -> "InferSpec":
@@ -691,7 +714,19 @@ class InferSpec(_SpecRoot):
             key = {"upsampling_factor": "output_upsampling_factor"}.get(name, name)
             key = key if key in type(self).model_fields else f"decoder.{key}"
             raise SpecValueError(key, f"must be {expect} (got {got})") from None
+        try:
+            self.track_params()
+        except BpnetError as exc:
+            m = _TRACK_MSG.match(str(exc))
+            if not m:
+                raise SpecValueError(None, str(exc)) from None
+            name, got, expect = m.groups()
+            raise SpecValueError(f"tracking.{name}", f"must be {expect} (got {got})") from None
         return self
+
+    def track_params(self) -> TrackParams:
+        """The tracker constants of the ``tracking:`` block (video inference)."""
+        return TrackParams(**self.tracking.model_dump(exclude={"class_name"}))
 
     def decode_params(self) -> DecodeParams:
         """The decoder constants this spec asks for: TAO's ``heatmap_threshold``, ``paf_threshold``,

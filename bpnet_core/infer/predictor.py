@@ -127,11 +127,17 @@ class Predictor:
         heat_m, paf_m = heat_m[:, ::-1], paf_m[:, ::-1]
         return (heat + heat_m[..., heat_perm]) / 2, (paf + paf_m[..., paf_perm] * paf_sign) / 2
 
-    def maps(self, image_bgr: np.ndarray, image_path: str | Path | None = None):
-        """``(heatmaps, pafs, reference Prepared)`` after flip test and multi-scale merging."""
+    def prepare_all(self, image_bgr: np.ndarray) -> dict:
+        """The preprocessed input of every scale this predictor runs (``{scale: Prepared}``): what a background
+        thread computes ahead of :meth:`__call__` (``prepared=``)."""
+        return {sf: self.prepare(image_bgr, sf) for sf in self.scales}
+
+    def maps(self, image_bgr: np.ndarray, image_path: str | Path | None = None, prepared: dict | None = None):
+        """``(heatmaps, pafs, reference Prepared)`` after flip test and multi-scale merging. ``prepared``: the
+        output of :meth:`prepare_all` for this image, computed earlier."""
         ref = acc_h = acc_p = None
         for sf in self.scales[::-1]:  # largest scale first: it defines the common map size
-            pre = self.prepare(image_bgr, sf)
+            pre = prepared[sf] if prepared is not None and sf in prepared else self.prepare(image_bgr, sf)
             heat, paf = self._maps_one_scale(pre, image_path)
             if ref is None:
                 ref, acc_h, acc_p = pre, heat.copy(), paf.copy()
@@ -152,9 +158,10 @@ class Predictor:
         return decode(heatmaps, pafs, self.pose, params or self.params, stride=self.heat_stride,
                       paf_stride=self.paf_stride)  # fmt: skip
 
-    def __call__(self, image_bgr: np.ndarray, image_path: str | Path | None = None) -> ImageResult:
+    def __call__(self, image_bgr: np.ndarray, image_path: str | Path | None = None,
+                 prepared: dict | None = None) -> ImageResult:  # fmt: skip
         t0 = time.perf_counter()
-        heat, paf, ref = self.maps(image_bgr, image_path)
+        heat, paf, ref = self.maps(image_bgr, image_path, prepared)
         t1 = time.perf_counter()
         people = self.decode(heat, paf)
         t2 = time.perf_counter()

@@ -56,6 +56,22 @@ class RenderedMapsSource:
             path = str(safe_join(images_dir, im["file_name"]))
             self.people[path] = dataset_to_pose(kps, names, self.pose, visibility_flags)
 
+    def add_video(self, annotation_file: str | Path, video_path: str | Path, visible_only: bool = True) -> None:
+        """Also render the people of a video's per-frame annotations (:mod:`bpnet_core.data.synthetic_video`): frame
+        ``i`` is looked up as ``"<video_path>#<i>"``, the image path video inference gives the Predictor. With
+        ``visible_only`` covered joints (``v = 1``) are left out, as a network would miss them."""
+        data = read_json(annotation_file, "video annotation file")
+        names = data["categories"][0]["keypoints"]
+        by_image: dict[int, list] = {}
+        for ann in data["annotations"]:
+            by_image.setdefault(ann["image_id"], []).append(ann["keypoints"])
+        for im in data["images"]:
+            kps = np.array(by_image.get(im["id"], []), np.float32).reshape(-1, len(names), 3)
+            if visible_only:
+                kps[kps[:, :, 2] < 2] = 0
+            key = str(Path(f"{video_path}#{im['frame_index']}").resolve())
+            self.people[key] = dataset_to_pose(kps, names, self.pose)
+
     def predict(self, batch: np.ndarray, stage: int | None = None):
         raise BpnetError("rendered maps need each image's transform: run them through bpnet_core.infer.Predictor")
 

@@ -64,6 +64,35 @@ def draw_people(
     return img
 
 
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A stable BGR colour per track id (golden-ratio hues); grey for -1 (no id)."""
+    if track_id < 0:
+        return (160, 160, 160)
+    r, g, b = colorsys.hsv_to_rgb((track_id * 0.618034) % 1.0, 0.8, 1.0)
+    return (int(b * 255), int(g * 255), int(r * 255))
+
+
+def draw_tracks(image: np.ndarray, people_keypoints: np.ndarray, track_ids: list[int], pose: PoseConfig,
+                thickness: int | None = None) -> np.ndarray:  # fmt: skip
+    """Draw skeletons coloured by track id, each labelled with its id (``-1``: grey, no label)."""
+    img = np.ascontiguousarray(image.copy())
+    kps = np.asarray(people_keypoints, np.float32).reshape(-1, pose.num_joints, 3)
+    t = thickness or max(1, int(round(min(img.shape[:2]) / 160)))
+    for kp, tid in zip(kps, track_ids):
+        color = track_color(int(tid))
+        for a, b in pose.limbs:
+            if kp[a, 2] > 0 and kp[b, 2] > 0:
+                cv2.line(img, (int(round(kp[a, 0])), int(round(kp[a, 1]))), (int(round(kp[b, 0])), int(round(kp[b, 1]))),
+                         color, t + 1, cv2.LINE_AA)  # fmt: skip
+        present = kp[kp[:, 2] > 0]
+        for x, y, _ in present:
+            cv2.circle(img, (int(round(x)), int(round(y))), t + 1, color, -1, cv2.LINE_AA)
+        if len(present) and tid >= 0:
+            x, y = int(present[:, 0].min()), int(max(10, present[:, 1].min() - 4))
+            put_label(img, str(int(tid)), (x, y), color)
+    return img
+
+
 def put_label(img: np.ndarray, text: str, org: tuple[int, int], color=(255, 255, 255), scale: float | None = None) -> None:
     """Text on a dark box, readable on any background (in place)."""
     s = scale or max(0.35, min(img.shape[:2]) / 700)
