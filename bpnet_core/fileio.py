@@ -40,6 +40,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def make_dir(path: str | os.PathLike, what: str = "results directory") -> Path:
+    """Create the directory ``path`` (and its parents) if missing; returns it resolved. A file in the way or an
+    unwritable place is a one-line error."""
+    out = Path(path).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise BpnetError(f"{out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BpnetError(f"{out}: cannot create {what}: {exc.strerror}") from None
+    return out
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

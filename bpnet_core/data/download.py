@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterable
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import read_json, safe_join, write_json_atomic
+from bpnet_core.fileio import make_dir, read_json, safe_join, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +130,6 @@ def check_base_url(base_url: str) -> str:
     if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
         raise BpnetError(f"base_url {base_url!r} must start with http:// or https://")
     return base_url
-
-
-def make_dir(path: str | os.PathLike, what: str) -> Path:
-    """Create the directory ``path`` (and its parents) if missing; returns it resolved."""
-    out = Path(path).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise BpnetError(f"{out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{out}: cannot create {what}: {exc.strerror}") from None
-    return out
 
 
 def part_path(path: Path) -> Path:

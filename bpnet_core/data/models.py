@@ -29,12 +29,11 @@ from bpnet_core.data.download import (
     did_you_mean,
     fetch,
     file_digest,
-    make_dir,
     part_path,
     verify_file,
 )
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import read_json, write_json_atomic, write_text_atomic
+from bpnet_core.fileio import make_dir, read_json, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 

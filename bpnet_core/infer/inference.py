@@ -65,16 +65,12 @@ def run_inference(
     from tqdm.auto import tqdm
 
     from bpnet_core.data.coco import COCO_KEYPOINTS, pose_to_dataset
-    from bpnet_core.fileio import read_image, write_bytes_atomic, write_json_atomic
+    from bpnet_core.fileio import make_dir, read_image, write_bytes_atomic, write_json_atomic
     from bpnet_core.viz.draw import draw_people, to_png
 
     items = list_inputs(input_type, input_path, image_root_path)
     predictor = make_predictor(model, spec)
-    results_dir = Path(results_dir)
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{results_dir}: cannot create results directory ({exc.strerror})") from None
+    results_dir = make_dir(results_dir)
     pose, spec = predictor.pose, predictor.spec
     names = dataset_keypoints or COCO_KEYPOINTS
     viz_dir = results_dir / "images_annotated"

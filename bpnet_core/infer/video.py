@@ -160,7 +160,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
     (its ``tracking:`` block sets the tracker). Returns the summary (also ``inference_summary.json``)."""
     from tqdm.auto import tqdm
 
-    from bpnet_core.fileio import write_json_atomic
+    from bpnet_core.fileio import make_dir, write_json_atomic
     from bpnet_core.infer.predictor import make_predictor
     from bpnet_core.track import Tracker
     from bpnet_core.viz.draw import draw_tracks
@@ -169,11 +169,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
     src = source if isinstance(source, VideoSource) else open_video(source)
     try:
         predictor = make_predictor(model, spec)
-        results_dir = Path(results_dir)
-        try:
-            results_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BpnetError(f"{results_dir}: cannot create results directory ({exc.strerror})") from None
+        results_dir = make_dir(results_dir)
         pose, spec = predictor.pose, predictor.spec
         params = spec.track_params()
         tracker = Tracker(params, pose.joint_names)

@@ -298,6 +298,29 @@ def check_model_channels(model: keras.Model, pose: PoseConfig, source: str = "mo
 # ------------------------------------------------------------------------------------------------- weights from files
 
 
+def match_layers(model: keras.Model, stored: dict, describe) -> tuple[list, list, list, list]:
+    """Pair each weighted layer of ``model`` with ``stored[layer.name]`` (arrays from a file), checking shapes.
+
+    Returns ``(assignments, loaded, missing, mismatched)``: (layer, arrays) pairs that fit, their names, the names
+    absent from the file, and ``describe(name, model_shapes, file_shapes)`` for each layer whose shapes differ."""
+    assignments, loaded, missing, mismatched = [], [], [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = stored.get(layer.name)
+        if arrays is None:
+            missing.append(layer.name)
+            continue
+        want = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(a.shape) for a in arrays]
+        if want != got:
+            mismatched.append(describe(layer.name, want, got))
+            continue
+        assignments.append((layer, arrays))
+        loaded.append(layer.name)
+    return assignments, loaded, missing, mismatched
+
+
 def _shapes(shapes: list[tuple]) -> str:
     return " + ".join("x".join(str(d) for d in s) for s in shapes)
 
@@ -384,22 +407,8 @@ def load_pretrained_weights(model: keras.Model, path: str | os.PathLike, allow_m
     """
     path = Path(path)
     stored = read_weights_by_layer(path)
-    loaded, missing, mismatched = [], [], []
-    assignments = []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        arrays = stored.get(layer.name)
-        if arrays is None:
-            missing.append(layer.name)
-            continue
-        want = [tuple(w.shape) for w in layer.weights]
-        got = [tuple(a.shape) for a in arrays]
-        if want != got:
-            mismatched.append(f"{layer.name} (model {_shapes(want)}, file {_shapes(got)})")
-            continue
-        assignments.append((layer, arrays))
-        loaded.append(layer.name)
+    assignments, loaded, missing, mismatched = match_layers(
+        model, stored, lambda name, want, got: f"{name} (model {_shapes(want)}, file {_shapes(got)})")
     unused = sorted(set(stored) - {layer.name for layer in model.layers})
     backbone_missing = [n for n in missing if layer_stage(n, num_stages(model)) == 0]
     if mismatched or backbone_missing or not loaded:

@@ -41,7 +41,7 @@ import keras
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import check_encrypted
-from bpnet_core.model.bpnet import _names_list, _shapes, build_model, num_stages, read_weights_by_layer
+from bpnet_core.model.bpnet import _names_list, _shapes, build_model, match_layers, num_stages, read_weights_by_layer
 from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, is_output_layer, layer_stage
 from bpnet_core.skeleton import PoseConfig
 
@@ -163,21 +163,8 @@ def load_tao_weights(model: keras.Model, path: str | os.PathLike, strict: bool =
         for final, prefix in ((FINAL_HEATMAP, "heatmap"), (FINAL_PAF, "paf")):
             if final in stored:
                 stored[f"{prefix}_stage{file_stages}"] = stored.pop(final)
-    loaded, missing, mismatched, assignments = [], [], [], []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        arrays = stored.get(layer.name)
-        if arrays is None:
-            missing.append(layer.name)
-            continue
-        want = [tuple(w.shape) for w in layer.weights]
-        got = [tuple(a.shape) for a in arrays]
-        if want != got:
-            mismatched.append(f"{_label(layer.name)}: model {_shapes(want)}, file {_shapes(got)}")
-            continue
-        assignments.append((layer, arrays))
-        loaded.append(layer.name)
+    assignments, loaded, missing, mismatched = match_layers(
+        model, stored, lambda name, want, got: f"{_label(name)}: model {_shapes(want)}, file {_shapes(got)}")
     names = {layer.name for layer in model.layers}
     unused = [n for n in stored if n not in names]  # in the file's order
     fatal_missing = missing if strict or not loaded else [n for n in missing if layer_stage(n, stages) == 0]

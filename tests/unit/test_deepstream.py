@@ -22,23 +22,6 @@ SDK_PAF, SDK_HEAT, SDK_IN = "conv2d_transpose_1/BiasAdd:0", "heatmap_out/BiasAdd
 
 
 @pytest.fixture(scope="module")
-def keras_model(pose):
-    from bpnet_core.model import build_model
-
-    import keras
-
-    keras.utils.set_random_seed(0)
-    return build_model({"stages": 2, "width_multiplier": 0.25, "kernel_initializer": "he_normal"}, pose)
-
-
-@pytest.fixture(scope="module")
-def model_file(keras_model, pose, tmp_path_factory):
-    from bpnet_core.model import save_bpnet_model
-
-    return save_bpnet_model(keras_model, tmp_path_factory.mktemp("model") / "bpnet_model.keras", pose)
-
-
-@pytest.fixture(scope="module")
 def exports(model_file, pose, tmp_path_factory):
     from bpnet_core.export import export_model
 

@@ -22,23 +22,6 @@ HW = (64, 64)
 
 
 @pytest.fixture(scope="module")
-def keras_model(pose):
-    from bpnet_core.model import build_model
-
-    import keras
-
-    keras.utils.set_random_seed(0)
-    return build_model({"stages": 2, "width_multiplier": 0.25, "kernel_initializer": "he_normal"}, pose)
-
-
-@pytest.fixture(scope="module")
-def model_file(keras_model, pose, tmp_path_factory):
-    from bpnet_core.model import save_bpnet_model
-
-    return save_bpnet_model(keras_model, tmp_path_factory.mktemp("model") / "bpnet_model.keras", pose)
-
-
-@pytest.fixture(scope="module")
 def cal_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cal")
     for p in sorted(SAMPLE.glob("*.jpg"))[:6]:
