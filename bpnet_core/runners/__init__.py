@@ -73,6 +73,9 @@ def load_runner(path: str | os.PathLike, providers: list[str] | None = None, thr
         from bpnet_core.runners.tensorrt import TensorRTRunner
 
         return TensorRTRunner(path)
+    if suffix in (".hdf5", ".h5"):
+        raise BpnetError(f"{path}: a Keras 2 / TAO 5 weights file; convert it first: bpnet import_tao -m {path.name} "
+                         "-e TRAIN_SPEC -o model.keras")  # fmt: skip
     raise BpnetError(f"{path}: unknown model type {suffix!r} (expected .keras, .onnx, .xml or .engine)")
 
 
