@@ -66,13 +66,15 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         help="inference spec (infer_spec.yaml); default: the model's recommended settings (its model "
                         "card), which --set overrides")  # fmt: skip
     parser.add_argument("-m", "--model_filename", default=None,
-                        help="model file (.keras, .onnx, .xml or .engine); overrides the spec's model_path")  # fmt: skip
+                        help="model file (.keras, TAO 5 .hdf5, .onnx, .xml or .engine); overrides the spec's "
+                        "model_path; a .hdf5 takes its architecture from the spec's train_spec, else from the file")  # fmt: skip
 
 
 def predictor_from_args(args, check=None):
     """The :class:`~bpnet_core.infer.Predictor` of ``inference`` / ``evaluate``: the model is ``-m``, else the spec's
     ``model_path``; the spec is ``-i`` (+ ``--set``), else the model's recommended settings (+ ``--set``).
-    ``check`` (cheap input checks) runs after the spec is read and before the model loads."""
+    ``check`` (cheap input checks) runs after the spec is read and before the model loads. A TAO 5 ``.hdf5`` takes
+    its architecture from the spec's ``train_spec`` when set (TAO's inference spec key), else from the file."""
     from bpnet_core.config import infer_spec_from_model, load_infer_spec, resolve_path
     from bpnet_core.infer import Predictor
     from bpnet_core.runners import load_runner
@@ -86,7 +88,8 @@ def predictor_from_args(args, check=None):
         raise BpnetError(f"{where}: no model: give -m/--model_filename" + (" or set model_path" if spec else ""))
     if check is not None:
         check()
-    runner = load_runner(model)
+    train_spec = resolve_path(spec.source, spec.train_spec) if spec is not None and spec.train_spec else None
+    runner = load_runner(model, train_spec=train_spec)
     return Predictor(runner, spec if spec is not None else infer_spec_from_model(runner.meta, args.overrides))
 
 

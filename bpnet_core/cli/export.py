@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
         "contract, and INT8 must pass a parity check against FP32. Nothing is written when a check fails.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("-m", "--model", required=True, help="model: .keras, or a bpnet .onnx / .xml (imported) model")
+    p.add_argument("-m", "--model", required=True, help="model: .keras, a TAO 5 .hdf5, or a bpnet .onnx / .xml (imported) model")
     p.add_argument("-o", "--output_file", required=True, help="file to write: .onnx, or .xml for --backend openvino")
     p.add_argument("-t", "--backend", default="onnx", choices=["onnx", "tfonnx", "openvino", "uff"],
                    help="onnx (ONNX Runtime; tfonnx = onnx), openvino (OpenVINO IR); uff is not supported")

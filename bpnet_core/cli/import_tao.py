@@ -28,15 +28,13 @@ def add_parser(sub) -> None:
 
 def import_tao(model_file, spec_file, output_file, overrides=(), pruned: bool = False) -> dict:
     """Convert a TAO 5 ``.hdf5`` to a bpnet ``.keras`` (with its contract); returns a summary."""
-    import logging
     from pathlib import Path
 
-    from bpnet_core.config import load_train_spec, resolve_path
+    from bpnet_core.config import load_train_spec
     from bpnet_core.errors import BpnetError
     from bpnet_core.meta import check_encrypted
     from bpnet_core.model import count_conv_params, num_stages, save_bpnet_model, spec_normalization
-    from bpnet_core.model.tao import load_tao_hdf5
-    from bpnet_core.skeleton import PoseConfig, default_pose_config_path
+    from bpnet_core.model.tao import load_tao_hdf5, spec_pose
 
     check_encrypted(model_file)
     out = Path(output_file)
@@ -45,12 +43,7 @@ def import_tao(model_file, spec_file, output_file, overrides=(), pruned: bool = 
     if not out.parent.is_dir():
         raise BpnetError(f"{out}: output folder {out.parent} does not exist")
     spec = load_train_spec(spec_file, overrides)
-    pose_path = resolve_path(spec.source, spec.dataloader.pose_config.pose_config_path)
-    if pose_path is None or not Path(pose_path).is_file():
-        logging.getLogger(__name__).warning("%s: pose config %s not found; using the shipped %s", spec.source,
-                                            pose_path, default_pose_config_path().name)  # fmt: skip
-        pose_path = default_pose_config_path()
-    pose = PoseConfig.from_json(pose_path)
+    pose = spec_pose(spec)
     model = load_tao_hdf5(model_file, spec, pose, widths_from_file=pruned, strict=True)
     save_bpnet_model(model, out, pose, spec_normalization(spec))
     return {"output": str(out), "stages": num_stages(model), "params": int(model.count_params()),

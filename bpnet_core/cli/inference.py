@@ -7,7 +7,7 @@ def add_parser(sub) -> None:
     from bpnet_core.cli import add_common, add_key, add_model_flags
 
     p = sub.add_parser("inference", help="detect poses in an image, a directory or a COCO json of images",
-                       description="Run a model (.keras, .onnx, .xml or .engine) and the PAF decoder over images; writes "
+                       description="Run a model (.keras, TAO 5 .hdf5, .onnx, .xml or .engine) and the PAF decoder over images; writes "
                        "detections.json (TAO layout) and, with --dump_visualizations, images_annotated/.")  # fmt: skip
     add_model_flags(p)
     p.add_argument("--input_type", default="image", choices=["image", "dir", "json", "video"])

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
         "layers are never pruned. Retrain the result with a spec that has load_graph: true.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("-m", "--model", required=True, help="trained model (.keras)")
+    p.add_argument("-m", "--model", required=True, help="trained model: .keras, or a TAO 5 .hdf5")
     p.add_argument("-o", "--output_file", required=True, help="pruned model to write (.keras)")
     p.add_argument("-n", "--normalizer", default="max", choices=["max", "L2"],
                    help="per-layer normalisation of the filter norms")  # fmt: skip

@@ -92,16 +92,17 @@ def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_
 def _load_keras(model, pose):
     """The Keras model to export and its contract: a ``.keras`` file's own, or built from ``pose`` for an in-memory
     model. ``pose`` given with a file is checked against the file's contract."""
-    from bpnet_core.meta import read_meta
-    from bpnet_core.model import check_model_channels, load_bpnet_model, model_meta
+    from bpnet_core.model import check_model_channels, model_meta
+    from bpnet_core.model.tao import TAO_SUFFIXES, load_model_file
 
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
-        if path.suffix.lower() != ".keras":
-            raise BpnetError(f"{path}: export takes a .keras model or a bpnet .onnx / .xml model (got "
+        if path.suffix.lower() not in (".keras", *TAO_SUFFIXES):
+            raise BpnetError(f"{path}: export takes a .keras model, a TAO 5 .hdf5 or a bpnet .onnx / .xml model (got "
                              f"{path.suffix or 'no suffix'})")  # fmt: skip
-        meta = read_meta(path)
-        keras_model = load_bpnet_model(path, meta.pose)
+        if not path.is_file():
+            raise BpnetError(f"{path}: model file not found")
+        keras_model, meta = load_model_file(path)
         if pose is not None:
             check_model_channels(keras_model, pose, str(path))
     else:

@@ -217,3 +217,99 @@ def load_tao_hdf5(path: str | os.PathLike, spec_or_model: Any = None, pose: Pose
         model = _fit_widths(model, stored)
     load_tao_weights(model, path, strict=strict)
     return model
+
+
+def architecture_from_file(path: str | os.PathLike) -> dict:
+    """The model keys a TAO 5 ``.hdf5`` implies (VGG; its stage count and stage kernel sizes, read off the weights).
+
+    What TAO's spec would say and the weights show: ``stages`` (the highest ``stage{t}/…`` layer), the kernel sizes of
+    the initial stage's and of a refinement stage's trunk convolutions. Filter counts are taken from the file when the
+    model loads (``widths_from_file``), so a model pruned by TAO fits too."""
+    path = Path(path)
+    stored = {tao_to_bpnet(k): v for k, v in read_weights_by_layer(path).items()}
+    stages = max([layer_stage(n) for n in stored] + [0])
+    if stages == 0 or "block1_conv1" not in stored:
+        raise BpnetError(f"{path}: not a TAO BodyPoseNet model (no VGG block_1a_conv_1 / stage1/conv1 layers)")
+
+    def kernels(t: int) -> list[int]:
+        sizes, i = [], 1
+        while f"stage{t}_conv{i}" in stored:
+            sizes.append(int(stored[f"stage{t}_conv{i}"][0].shape[0]))
+            i += 1
+        return sizes
+
+    keys = {"architecture": "vgg", "stages": stages, "stage1_kernel_sizes": kernels(1)}
+    if stages > 1:
+        keys["stageT_kernel_sizes"] = kernels(2)
+    return keys
+
+
+def load_tao_model(path: str | os.PathLike, train_spec: str | os.PathLike | None = None, overrides=()):
+    """A TAO 5 ``.hdf5`` as a bpnet Keras model and its contract: ``(keras.Model, ModelMeta)``.
+
+    This is what ``-m model.hdf5`` means to ``inference``, ``evaluate``, ``prune`` and ``export`` (TAO's contract).
+    With ``train_spec`` (TAO's ``bpnet_train_m1_coco.yaml`` works; an inference spec's ``train_spec`` key) the
+    architecture, pose config and normalisation come from it; without one, the architecture is read off the file
+    (:func:`architecture_from_file`), the pose config is the shipped 18-joint one and the normalisation TAO's
+    ``x / 256 − 0.5``. Filter counts always follow the file (a model pruned and retrained with TAO loads too)."""
+    from bpnet_core.model.bpnet import model_meta, spec_normalization
+    from bpnet_core.skeleton import default_pose_config_path
+
+    path = Path(path)
+    check_encrypted(path)
+    if not path.is_file():
+        raise BpnetError(f"{path}: TAO model file not found")
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError:
+        raise BpnetError(f"{path}: not a readable .hdf5 file (truncated or another format)") from None
+    if not is_tao_hdf5(path):
+        raise BpnetError(f"{path}: not a TAO 5 BodyPoseNet .hdf5 (no TAO layer names such as block_1a_conv_1); "
+                         "bpnet's own models are .keras files")  # fmt: skip
+    normalization = None
+    if train_spec is not None:
+        from bpnet_core.config import load_train_spec
+
+        spec = load_train_spec(train_spec, overrides)
+        pose = spec_pose(spec)
+        model = load_tao_hdf5(path, spec, pose, widths_from_file=True, strict=True)
+        normalization = spec_normalization(spec)
+    else:
+        pose = PoseConfig.from_json(default_pose_config_path())
+        model = load_tao_hdf5(path, architecture_from_file(path), pose, widths_from_file=True, strict=True)
+    return model, model_meta(model, pose, normalization, name=path.stem)
+
+
+def spec_pose(spec) -> PoseConfig:
+    """The pose config a (TAO) train spec names; TAO's container paths that do not exist here fall back to the shipped
+    18-joint config, with a warning."""
+    from bpnet_core.config import resolve_path
+    from bpnet_core.skeleton import default_pose_config_path
+
+    pose_path = resolve_path(spec.source, spec.dataloader.pose_config.pose_config_path)
+    if pose_path is None or not Path(pose_path).is_file():
+        log.warning("%s: pose config %s not found; using the shipped %s", spec.source, pose_path,
+                    default_pose_config_path().name)  # fmt: skip
+        pose_path = default_pose_config_path()
+    return PoseConfig.from_json(pose_path)
+
+
+def load_model_file(path: str | os.PathLike, train_spec: str | os.PathLike | None = None, overrides=()):
+    """A Keras model file with its contract, ``(keras.Model, ModelMeta)``: bpnet's ``.keras`` (contract inside) or a
+    TAO 5 ``.hdf5`` (:func:`load_tao_model`; ``train_spec`` optional). Other suffixes: a one-line error."""
+    from bpnet_core.meta import read_meta
+    from bpnet_core.model.bpnet import load_bpnet_model
+
+    path = Path(path)
+    check_encrypted(path)
+    suffix = path.suffix.lower()
+    if suffix in TAO_SUFFIXES:
+        return load_tao_model(path, train_spec, overrides)
+    if suffix != ".keras":
+        raise BpnetError(f"{path}: expected a Keras model: bpnet's .keras or TAO 5's .hdf5 (got "
+                         f"{suffix or 'no suffix'})")  # fmt: skip
+    meta = read_meta(path)
+    return load_bpnet_model(path, meta.pose), meta

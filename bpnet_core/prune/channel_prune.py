@@ -339,15 +339,24 @@ def _load(model_or_path, pose=None):
     """A bpnet Keras model from a model object or a ``.keras`` file; anything else is a one-line error."""
     import keras
 
-    from bpnet_core.model import load_bpnet_model, num_stages, output_layer_names, output_names
+    from bpnet_core.model import check_model_channels, load_bpnet_model, num_stages, output_layer_names, output_names
 
     if isinstance(model_or_path, (str, os.PathLike)):
+        from bpnet_core.model.tao import TAO_SUFFIXES, load_model_file
+
         source = str(model_or_path)
         suffix = Path(source).suffix.lower()
-        if suffix != ".keras" and Path(source).is_file():
-            raise BpnetError(f"{source}: bpnet prune reads .keras models (got {suffix or 'no suffix'}; TAO's encrypted "
-                             ".tlt/.hdf5 files cannot be read)")  # fmt: skip
-        model = load_bpnet_model(model_or_path, pose)
+        if suffix not in (".keras", *TAO_SUFFIXES) and Path(source).is_file():
+            raise BpnetError(f"{source}: bpnet prune reads bpnet .keras or TAO 5 .hdf5 models (got "
+                             f"{suffix or 'no suffix'}; TAO's encrypted .tlt/.etlt files cannot be read)")  # fmt: skip
+        if not Path(source).is_file():
+            raise BpnetError(f"{source}: model file not found")
+        if suffix in TAO_SUFFIXES:
+            model = load_model_file(model_or_path)[0]
+            if pose is not None:
+                check_model_channels(model, pose, source)
+        else:
+            model = load_bpnet_model(model_or_path, pose)
     elif isinstance(model_or_path, keras.Model):
         source, model = model_or_path.name, model_or_path
     else:
@@ -568,8 +577,8 @@ def _report(model, pruned, source, sizes, graph, group_rows, clamped_layers, set
 def _check_output(output_file) -> Path:
     out = Path(output_file)
     if out.suffix.lower() != ".keras":
-        raise BpnetError(f"{out}: the pruned model is written as a .keras file (TAO's .hdf5 cannot be retrained with "
-                         "load_graph here); give an output name ending in .keras")  # fmt: skip
+        raise BpnetError(f"{out}: the pruned model is written as a .keras file (bpnet retrains .keras models with "
+                         "load_graph); give an output name ending in .keras")  # fmt: skip
     if not out.parent.is_dir():
         raise BpnetError(f"{out.parent}: output directory does not exist")
     if out.is_dir():
@@ -580,6 +589,10 @@ def _check_output(output_file) -> Path:
 def _source_meta(model_or_path, pose) -> ModelMeta:
     """The contract the pruned model inherits: the source file's, or built for an in-memory model and ``pose``."""
     if isinstance(model_or_path, (str, os.PathLike)):
+        from bpnet_core.model.tao import TAO_SUFFIXES, load_model_file
+
+        if Path(model_or_path).suffix.lower() in TAO_SUFFIXES:  # no contract inside: the one the loader derives
+            return load_model_file(model_or_path)[1]
         return read_meta(model_or_path)
     if pose is None:
         raise BpnetError("pruning an in-memory model needs its pose config (pose=...) to write the model contract")

@@ -46,21 +46,23 @@ class Runner(Protocol):
 
 
 def load_runner(path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0,
-                precision_hint: str = "f32"):  # fmt: skip
+                precision_hint: str = "f32", train_spec: str | os.PathLike | None = None):  # fmt: skip
     """The runner for a model file, picked by its suffix; the file's contract is read and checked.
 
     ``providers``: ONNX Runtime execution providers; ``threads``: intra-op threads (0 = the runtime's default);
     ``precision_hint``: OpenVINO's ``INFERENCE_PRECISION_HINT`` (``f32``; ``bf16``/``f16`` where the CPU has them).
+    ``train_spec``: for a TAO 5 ``.hdf5`` only, the train spec it was trained with (architecture, pose config,
+    normalisation; see :func:`bpnet_core.model.tao.load_tao_model`).
     """
     path = Path(path)
     check_encrypted(path)
     if not path.exists():
         raise BpnetError(f"{path}: model file not found")
     suffix = path.suffix.lower()
-    if suffix == ".keras":
+    if suffix in (".keras", ".hdf5", ".h5"):
         from bpnet_core.runners.keras import KerasRunner
 
-        return KerasRunner.from_file(path)
+        return KerasRunner.from_file(path, train_spec)
     if suffix == ".onnx":
         from bpnet_core.runners.onnx import OnnxRunner
 
@@ -73,10 +75,7 @@ def load_runner(path: str | os.PathLike, providers: list[str] | None = None, thr
         from bpnet_core.runners.tensorrt import TensorRTRunner
 
         return TensorRTRunner(path)
-    if suffix in (".hdf5", ".h5"):
-        raise BpnetError(f"{path}: a Keras 2 / TAO 5 weights file; convert it first: bpnet import_tao -m {path.name} "
-                         "-e TRAIN_SPEC -o model.keras")  # fmt: skip
-    raise BpnetError(f"{path}: unknown model type {suffix!r} (expected .keras, .onnx, .xml or .engine)")
+    raise BpnetError(f"{path}: unknown model type {suffix!r} (expected .keras, TAO's .hdf5, .onnx, .xml or .engine)")
 
 
 def __getattr__(name: str):  # the runner classes import their runtimes lazily

@@ -1,4 +1,4 @@
-"""Keras runner: a bpnet ``.keras`` model (outputs ``[heat_1..heat_S, paf_1..paf_S]``, TAO order)."""
+"""Keras runner: a bpnet ``.keras`` model or a TAO 5 ``.hdf5`` (outputs ``[heat_1..heat_S, paf_1..paf_S]``, TAO order)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpnet_core.meta import ModelMeta, read_meta
+from bpnet_core.meta import ModelMeta
 from bpnet_core.runners.base import check_batch, stage_maps
 
 
@@ -23,11 +23,12 @@ class KerasRunner:
         self.source = meta.name
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "KerasRunner":
-        from bpnet_core.model import load_bpnet_model
+    def from_file(cls, path: str | os.PathLike, train_spec: str | os.PathLike | None = None) -> "KerasRunner":
+        """A bpnet ``.keras`` file, or a TAO 5 ``.hdf5`` (``train_spec`` optional, see
+        :func:`~bpnet_core.model.tao.load_tao_model`)."""
+        from bpnet_core.model.tao import load_model_file
 
-        meta = read_meta(path)
-        model = load_bpnet_model(path, meta.pose)
+        model, meta = load_model_file(path, train_spec)
         runner = cls(model, meta)
         runner.source = str(Path(path))
         return runner

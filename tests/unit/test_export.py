@@ -472,7 +472,7 @@ def test_export_of_an_onnx_model_and_to_openvino(fp32_export, model_file, keras_
     for stage in (1, 2):
         for a, b in zip(ir.predict(x, stage), ref.predict(x, stage)):
             assert float(np.abs(a - b).max()) <= 1e-3
-    with pytest.raises(BpnetError, match="export takes a .keras model or a bpnet .onnx"):
+    with pytest.raises(BpnetError, match="export takes a .keras model, a TAO 5 .hdf5 or a bpnet .onnx"):
         export_model(_identity_onnx(tmp_path / "x.onnx").rename(tmp_path / "x.pb"), tmp_path / "again.onnx")
     with pytest.raises(BpnetError, match="must end in .onnx"):
         export_model(fp32_export[0], tmp_path / "again.pb")

@@ -98,7 +98,7 @@ def test_missing_and_foreign_contracts(pose, tmp_path):
     with pytest.raises(BpnetError, match="not a loadable OpenVINO IR"):
         read_meta(tmp_path / "m.xml")
     (tmp_path / "tao.hdf5").write_bytes(b"\x89HDF\r\n")
-    with pytest.raises(BpnetError, match="convert it first: bpnet import_tao -m tao.hdf5"):
+    with pytest.raises(BpnetError, match="tao.hdf5: not a readable .hdf5 file"):
         load_runner(tmp_path / "tao.hdf5")
     (tmp_path / "m.engine").write_bytes(b"engine")
     with pytest.raises(BpnetError, match="no bpnet model contract"):

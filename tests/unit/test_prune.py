@@ -369,7 +369,7 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(vgg_file, not_bpnet_fi
         (["-m", str(not_bpnet_file), "-o", str(out)], "not a BodyPoseNet model"),
         (["-m", str(junk), "-o", str(out)], "not a loadable Keras model"),
         (["-m", str(tmp_path / "missing.keras"), "-o", str(out)], "not found"),
-        (["-m", str(hdf5), "-o", str(out)], "reads .keras models"),
+        (["-m", str(hdf5), "-o", str(out)], "not a readable .hdf5 file"),
         (["-m", str(vgg_file), "-o", str(out), "-pth", "-0.1"], "pruning_threshold must be a number >= 0"),
         (["-m", str(vgg_file), "-o", str(out), "-pg", "0"], "pruning_granularity"),
         (["-m", str(vgg_file), "-o", str(out), "-nf", "0"], "min_num_filters"),

@@ -77,8 +77,9 @@ def tao_layers(stages=3, width=1.0, heat=19, paf=38, stage1_k=(3, 3, 3), stage_t
     return out
 
 
-def write_tao_hdf5(path, layers, model_save=True, change=None, drop=()):
-    """A Keras 2 file: layer ``i``'s weight ``j`` is the constant ``10 i + j + 1``. ``change``: {tao name: shapes}."""
+def write_tao_hdf5(path, layers, model_save=True, change=None, drop=(), rng=None):
+    """A Keras 2 file: layer ``i``'s weight ``j`` is the constant ``10 i + j + 1`` (with ``rng``: small random weights,
+    BN variances ≥ 1, a network whose outputs stay finite). ``change``: {tao name: shapes}."""
     change = change or {}
     with h5py.File(path, "w") as h5:
         h5.attrs["keras_version"] = b"2.9.0"
@@ -94,7 +95,12 @@ def write_tao_hdf5(path, layers, model_save=True, change=None, drop=()):
             wnames = [f"{name}/{wn}" for wn, _ in weights]
             g.attrs["weight_names"] = np.array([n.encode() for n in wnames])
             for j, (wn, shape) in enumerate(zip(wnames, shapes)):
-                g.create_dataset(wn, data=np.full(shape, 10 * i + j + 1, np.float32))
+                if rng is None:
+                    data = np.full(shape, 10 * i + j + 1, np.float32)
+                else:
+                    data = rng.normal(0, 0.1, shape).astype(np.float32)
+                    data = 1 + np.abs(data) if wn.endswith(("moving_variance:0", "gamma:0")) else data
+                g.create_dataset(wn, data=data)
     return path
 
 
@@ -241,3 +247,61 @@ def test_import_tao_cli(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(model_file) in err[0]
         assert not bad.exists()
+
+
+def test_a_tao_hdf5_is_a_model_for_inference_evaluate_prune_and_export(tmp_path, capsys):
+    """TAO's contract: ``-m model.hdf5`` works for inference / evaluate / prune / export, its architecture read off the
+    file (or taken from the inference spec's ``train_spec``), and gives what the ``import_tao``'d model gives."""
+    from bpnet_core.meta import read_meta
+    from bpnet_core.model.tao import architecture_from_file
+    from bpnet_core.runners import load_runner
+
+    layers = tao_layers(stages=2, width=0.125, stage_t_k=(3, 3))
+    src = write_tao_hdf5(tmp_path / "tao.hdf5", layers, rng=np.random.default_rng(0))
+    assert architecture_from_file(src) == {"architecture": "vgg", "stages": 2, "stage1_kernel_sizes": [3, 3, 3],
+                                           "stageT_kernel_sizes": [3, 3]}  # fmt: skip
+    ref = tmp_path / "ref.keras"
+    sets = sum((["--set", f"model.{k}={v}"] for k, v in TINY.items()), [])
+    assert main(["import_tao", "-m", str(src), "-e", str(TAO_SPEC), "-o", str(ref), *sets]) == 0
+    batch = np.random.default_rng(1).normal(0, 0.5, (1, 64, 96, 3)).astype(np.float32)
+    want = load_runner(ref).predict(batch)
+    direct = load_runner(src)
+    assert direct.meta.num_stages == 2 and direct.meta.pose.name == read_meta(ref).pose.name
+    for a, b in zip(direct.predict(batch), want):
+        assert a.shape == b.shape and np.all(np.isfinite(a)) and np.allclose(a, b, atol=1e-6)
+    # the inference spec's train_spec gives the architecture (TAO's key)
+    spec_file = tmp_path / "train.yaml"
+    import yaml
+
+    train = yaml.safe_load(TAO_SPEC.read_text())
+    train["model"].update(TINY)
+    spec_file.write_text(yaml.safe_dump(train))
+    for a, b in zip(load_runner(src, train_spec=spec_file).predict(batch), want):
+        assert np.allclose(a, b, atol=1e-6)
+    infer = tmp_path / "infer.yaml"
+    infer.write_text(yaml.safe_dump({"train_spec": str(spec_file), "input_shape": [96, 96]}))
+    image = ROOT / "tests" / "fixtures" / "coco_sample" / "000000000785.jpg"
+    assert main(["inference", "-i", str(infer), "-m", str(src), "--input", str(image), "-r", str(tmp_path / "inf")]) == 0
+    assert (tmp_path / "inf" / "detections.json").is_file()
+    assert main(["evaluate", "-m", str(src), "--set", "input_shape=[96,96]", "-d",
+                 str(ROOT / "data_pose_config" / "coco_real_sample_spec.json"), "-r", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "metrics.json").is_file()
+    pruned = tmp_path / "pruned.keras"
+    assert main(["prune", "-m", str(src), "-o", str(pruned), "-pth", "0.99", "-nf", "1", "-pg", "1"]) == 0
+    assert read_meta(pruned).num_stages == 2
+    assert load_bpnet_model(pruned).count_params() < load_bpnet_model(ref).count_params()
+    onnx_file = tmp_path / "tao.onnx"
+    assert main(["export", "-m", str(src), "-o", str(onnx_file)]) == 0 and read_meta(onnx_file).num_stages == 2
+    capsys.readouterr()
+    # not a TAO file: one line naming it, exit 2, nothing written
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as h5:
+        h5.create_group("model_weights").attrs["layer_names"] = np.array([b"dense_1"])
+    for argv in (["inference", "-m", str(other), "--input", str(image), "-r", str(tmp_path / "bad")],
+                 ["prune", "-m", str(other), "-o", str(tmp_path / "bad.keras")],
+                 ["export", "-m", str(other), "-o", str(tmp_path / "bad.onnx")]):  # fmt: skip
+        assert main(argv) == 2, argv[0]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(other) in err[0] and "not a TAO 5 BodyPoseNet" in err[0], err
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.keras").exists()
+    assert not (tmp_path / "bad.onnx").exists()
