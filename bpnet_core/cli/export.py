@@ -85,6 +85,12 @@ def run(args) -> int:
         output_stages=args.output_stages, calibration_method=args.calibration_method, pose=pose,
         sdk_compatible_model=args.sdk_compatible_model, upsample_ratio=args.upsample_ratio,
     )  # fmt: skip
+    if "sdk" in r and "source" in r:  # an imported network in the SDK layout
+        s = r["sdk"]
+        print(f"SDK-compatible ONNX of {r['source']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB; outputs "
+              f"{', '.join(r['outputs'])}; PAF x{s['upsample_ratio']} → stride {s['paf_stride']}); vs the source: "
+              f"max abs diff {s['max_abs_diff']:.1e}")  # fmt: skip
+        return 0
     if "onnx_vs_keras" in r or "backend" in r:  # OpenVINO, or a re-exported .onnx / .xml model
         p = r["parity"]
         line = (f"{r['data_type']} {r['backend']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB); vs the FP32 source: "

@@ -168,6 +168,10 @@ def export_model(
 
         upsample_ratio = sdk.check_sdk_request(model, backend, data_format, upsample_ratio)
         output_stages, input_name = "last", sdk.SDK_INPUT
+    if sdk_compatible_model and isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx":
+        r = sdk.export_imported_sdk(model, output_file, upsample_ratio, input_dims, cal_image_dir, data_type)
+        r["seconds"] = round(time.perf_counter() - t0, 1)
+        return r
     if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in (".onnx", ".xml"):
         from bpnet_core.export.imported import export_imported
 

@@ -60,9 +60,10 @@ def check_upsample_ratio(value, stride: int = 8) -> int:
 def check_sdk_request(model, backend: str, data_format: str, upsample_ratio) -> int:
     """The flag combinations ``--sdk_compatible_model`` accepts (checked before any work); returns the ratio."""
     r = check_upsample_ratio(upsample_ratio)
-    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() != ".keras":
-        raise BpnetError(f"{model}: --sdk_compatible_model exports a trained .keras model (the SDK layout needs the "
-                         "last stage's heatmap_out / paf_out layers)")  # fmt: skip
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() not in (".keras", ".hdf5", ".h5",
+                                                                                      ".onnx"):  # fmt: skip
+        raise BpnetError(f"{model}: --sdk_compatible_model exports a .keras / TAO .hdf5 model or a bpnet .onnx "
+                         f"(got {Path(model).suffix or 'no suffix'}; for an OpenVINO IR, export its ONNX)")  # fmt: skip
     if backend != "onnx":
         raise BpnetError(f"--sdk_compatible_model writes ONNX for DeepStream/TensorRT: use --backend onnx "
                          f"(got {backend})")  # fmt: skip
@@ -128,8 +129,8 @@ def to_sdk_graph(proto, meta, ratio: int, name: str | None = None):
     last = meta.stage()
     heat, paf = last.heatmaps, last.pafs
     for m in (heat, paf):
-        if m.layout != "NHWC" or m.start != 0:
-            raise BpnetError(f"{meta.name}: output {m.name} is not a whole NHWC map; cannot build the SDK layout")
+        if m.layout != "NHWC":
+            raise BpnetError(f"{meta.name}: output {m.name} is {m.layout}; the SDK layout is built from NHWC maps")
     if meta.layout != "NHWC":
         raise BpnetError(f"{meta.name}: the SDK layout takes NHWC input; re-export with -i channels_last")
     new_meta = sdk_meta(meta, ratio, name)
@@ -145,19 +146,37 @@ def to_sdk_graph(proto, meta, ratio: int, name: str | None = None):
     c = paf.channels
     paf_dims = [d for d in outs[paf.name].type.tensor_type.shape.dim]
 
+    def whole(m) -> bool:  # the map is the whole output tensor (bpnet's exports), not a channel slice of one
+        dims = outs[m.name].type.tensor_type.shape.dim
+        return m.start == 0 and heat.name != paf.name and len(dims) == 4 and dims[3].dim_value == m.channels
+
     def up(d):
         return d.dim_value * ratio if d.HasField("dim_value") and d.dim_value > 0 else None
 
     up_shape = [(paf_dims[0].dim_value if paf_dims[0].HasField("dim_value") else paf_dims[0].dim_param or "N"),
                 up(paf_dims[1]) or "H_paf", up(paf_dims[2]) or "W_paf", c]  # fmt: skip
     _rename(g, meta.input_name, SDK_INPUT)
-    _rename(g, heat.name, SDK_HEATMAP)
+    paf_src = paf.name
+    if whole(heat) and whole(paf):
+        _rename(g, heat.name, SDK_HEATMAP)
+    else:  # one tensor holds both (an imported network, e.g. OpenPose's concat): slice the channels out
+        for part, target in ((heat, SDK_HEATMAP), (paf, "paf_slice")):
+            pre = f"{target.split('/')[0]}_slice"
+            g.initializer.extend([numpy_helper.from_array(np.array([v], np.int64), f"{pre}/{k}")
+                                  for k, v in (("starts", part.start), ("ends", part.stop), ("axes", 3))])  # fmt: skip
+            g.node.append(helper.make_node("Slice", [part.name, f"{pre}/starts", f"{pre}/ends", f"{pre}/axes"], [target],
+                                           name=f"{pre}/Slice"))  # fmt: skip
+        paf_src = "paf_slice"
+        heat_dims = [d for d in outs[heat.name].type.tensor_type.shape.dim]
+        g.output.append(helper.make_tensor_value_info(SDK_HEATMAP, TensorProto.FLOAT, [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or f"d{i}")
+            for i, d in enumerate(heat_dims[:3])] + [heat.channels]))  # fmt: skip
     kernel = np.zeros((c, c, ratio, ratio), np.float32)  # ONNX ConvTranspose weight: (C_in, C_out, kH, kW)
     kernel[np.arange(c), np.arange(c)] = 1.0
     g.initializer.extend([numpy_helper.from_array(kernel, "conv2d_transpose_1/kernel"),
                           numpy_helper.from_array(np.zeros(c, np.float32), "conv2d_transpose_1/bias")])  # fmt: skip
     g.node.extend([
-        helper.make_node("Transpose", [paf.name], ["conv2d_transpose_1/input_nchw"], perm=[0, 3, 1, 2],
+        helper.make_node("Transpose", [paf_src], ["conv2d_transpose_1/input_nchw"], perm=[0, 3, 1, 2],
                          name="conv2d_transpose_1/to_nchw"),
         helper.make_node("ConvTranspose", ["conv2d_transpose_1/input_nchw", "conv2d_transpose_1/kernel",
                                            "conv2d_transpose_1/bias"], ["conv2d_transpose_1/BiasAdd_nchw"],
@@ -211,10 +230,11 @@ def make_sdk_model(proto, meta, ratio: int, batch: np.ndarray, name: str | None 
 
     sdk_proto, sdk = to_sdk_graph(proto, meta, ratio, name)
     ref_sess = onnx_session(proto)
-    heat, paf = meta.stage().heatmaps.name, meta.stage().pafs.name
-    ref = dict(zip([o.name for o in ref_sess.get_outputs()],
+    heat, paf = meta.stage().heatmaps, meta.stage().pafs
+    got = dict(zip([o.name for o in ref_sess.get_outputs()],
                    ref_sess.run(None, {ref_sess.get_inputs()[0].name: np.ascontiguousarray(batch, np.float32)})))
-    report = compare_with_reference(ref, onnx_session(sdk_proto), batch, ratio, heat, paf)
+    ref = {"heat": got[heat.name][..., heat.start:heat.stop], "paf": got[paf.name][..., paf.start:paf.stop]}
+    report = compare_with_reference(ref, onnx_session(sdk_proto), batch, ratio, "heat", "paf")
     report["upsample_ratio"] = ratio
     report["paf_stride"] = sdk.pafs().stride
     if not report["max_abs_diff"] <= tolerance:
@@ -231,3 +251,40 @@ def compare_with_keras(keras_model, session, batch: np.ndarray, ratio: int) -> d
     outs = keras_model(batch, training=False)
     ref = dict(zip(output_names(keras_model), [np.asarray(o) for o in outs]))
     return compare_with_reference(ref, session, batch, ratio, LAST_STAGE[0], LAST_STAGE[1])
+
+
+def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_image_dir=None,
+                        data_type: str = "fp32") -> dict:  # fmt: skip
+    """The SDK-compatible layout of a bpnet ``.onnx`` (an imported network, e.g. ``bpnet import_model``'s): its last
+    stage's heatmap and PAF (sliced out when one tensor holds both), the PAF through the ×``ratio`` transposed
+    convolution, ``input_1:0``; checked against the source on the parity image (≤ 1e-5) before it is written.
+    The input stays as the network takes it (the contract's normalisation and colour order, which
+    ``bpnet deepstream_config`` turns into ``net-scale-factor`` / ``offsets`` / ``model-color-format``). FP32 only:
+    DeepStream builds FP16/INT8 engines from it."""
+    import onnx
+
+    from bpnet_core.export import onnx as ox
+    from bpnet_core.fileio import write_bytes_atomic
+    from bpnet_core.meta import read_meta
+
+    src, out = Path(model), Path(output_file)
+    if data_type != "fp32":
+        raise BpnetError(f"{src}: --sdk_compatible_model of an imported network writes FP32 ONNX (DeepStream/TensorRT "
+                         f"build the {data_type} engine from it; got --data_type {data_type})")  # fmt: skip
+    if out.suffix.lower() != ".onnx":
+        raise BpnetError(f"{out}: --sdk_compatible_model writes a .onnx file")
+    meta = read_meta(src)
+    hw = ox.parse_input_dims(input_dims) or tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
+    proto = onnx.load(str(src))
+    batch = ox.parity_batch(tuple(hw), meta, cal_image_dir)
+    if meta.layout != "NHWC":
+        raise BpnetError(f"{src}: takes {meta.layout} input; the SDK layout (input_1:0) is NHWC")
+    sdk_proto, sdk, report = make_sdk_model(proto, meta, ratio, batch, name=out.stem)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BpnetError(f"{out.parent}: cannot create the output folder ({exc.strerror})") from None
+    write_bytes_atomic(out, sdk_proto.SerializeToString())
+    return {"output_file": str(out), "bytes": out.stat().st_size, "data_type": "fp32", "source": str(src),
+            "input_dims": [int(hw[0]), int(hw[1]), 3], "outputs": [o.name for o in sdk_proto.graph.output],
+            "sdk": report}  # fmt: skip

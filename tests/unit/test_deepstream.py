@@ -211,6 +211,57 @@ def test_sdk_graph_of_a_network_with_people_decodes_the_same_people(pose, tmp_pa
         _same_people(ra.keypoints, Predictor(wrong, spec)(image).keypoints, ra.scale)
 
 
+def test_sdk_export_of_an_imported_network_with_one_concat_output(pose, tmp_path, capsys):
+    """An imported network whose one output holds heatmaps then PAFs (OpenPose's ``concat_stage7``), raw BGR input:
+    ``bpnet export --sdk_compatible_model`` slices the maps out, the SDK file decodes the same people, and
+    ``deepstream_config`` turns its contract into net-scale-factor 1, offsets 0, BGR."""
+    import onnx
+    from onnx import helper
+
+    from bpnet_core.cli import main
+    from bpnet_core.config import infer_spec_from_model
+    from bpnet_core.export.onnx import set_meta
+    from bpnet_core.fileio import read_image
+    from bpnet_core.infer import Predictor
+    from bpnet_core.meta import MapOutput, StageOutputs
+    from bpnet_core.runners import load_runner
+
+    proto, meta = _rendered_network(pose, tmp_path)
+    g = proto.graph
+    g.node.append(helper.make_node("Concat", ["heatmap_out", "paf_out"], ["Openpose/concat_stage7:0"], axis=3))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("Openpose/concat_stage7:0", onnx.TensorProto.FLOAT,
+                                                  ["N", 32, 32, 57]))  # fmt: skip
+    cmeta = meta.with_changes(name="concat", color="BGR", normalization=None, outputs=(StageOutputs(
+        3, MapOutput("Openpose/concat_stage7:0", 0, 19, 8), MapOutput("Openpose/concat_stage7:0", 19, 57, 8)),))
+    set_meta(proto, cmeta)
+    src = tmp_path / "concat.onnx"
+    onnx.save(proto, str(src))
+    out = tmp_path / "ds" / "concat_ds.onnx"
+    (tmp_path / "ds").mkdir()
+    assert main(["export", "-m", str(src), "-o", str(out), "--sdk_compatible_model", "-d", "256,256,3"]) == 0
+    assert "vs the source: max abs diff 0.0e+00" in capsys.readouterr().out
+    names = [o.name for o in onnx.load(str(out)).graph.output]
+    assert names == ["conv2d_transpose_1/BiasAdd:0", "heatmap_out/BiasAdd:0"]
+    a, b = load_runner(src), load_runner(out)
+    assert b.meta.input_name == "input_1:0" and b.meta.pafs().stride == 2 and b.meta.color == "BGR"
+    spec = infer_spec_from_model(cmeta)
+    image = read_image(PHOTO)
+    ra, rb = Predictor(a, spec)(image), Predictor(b, spec)(image)
+    assert len(ra.keypoints) >= 4
+    worst, _, _ = _same_people(ra.keypoints, rb.keypoints, ra.scale)
+    assert worst <= 1.0
+    assert main(["deepstream_config", "-m", str(out), "-o", str(tmp_path / "ds"), "-d", "256,256,3"]) == 0
+    pgie = _pgie(tmp_path / "ds" / "bodypose2d_pgie_config.txt")
+    assert (pgie["net-scale-factor"], pgie["offsets"], pgie["model-color-format"]) == ("1", "0;0;0", "1")
+    assert pgie["infer-dims"] == "3;256;256" and pgie["network-input-order"] == "1"
+    # an FP16/INT8 request for an imported network: one line, nothing written
+    bad = tmp_path / "ds" / "bad.onnx"
+    assert main(["export", "-m", str(src), "-o", str(bad), "--sdk_compatible_model", "--data_type", "fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "writes FP32 ONNX" in err[0] and not bad.exists()
+
+
 # ---------------------------------------------------------------------------------------------------- bad input
 
 
