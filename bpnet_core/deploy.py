@@ -97,6 +97,7 @@ def compare_deployments(
     from bpnet_core.config import infer_spec_from_model
     from bpnet_core.export.openvino import ir_bytes
     from bpnet_core.infer.evaluation import run_evaluation
+    from bpnet_core.preprocess import effective_mode
 
     runners = {name: load_runner(path) for name, path in models.items()}
     specs = {name: spec if spec is not None else infer_spec_from_model(r.meta) for name, r in runners.items()}
@@ -107,12 +108,38 @@ def compare_deployments(
         runner, hw = runners[name], hws[name]
         row = {"model": name, "file": Path(path).name, "MB": round(ir_bytes(path) / 1e6, 2),
                "ms": round(lat[name]["median_ms"], 2), "input": f"{hw[0]}x{hw[1]}",
-               "mode": "pad_image_input" if runner.meta.input_hw else specs[name].keep_aspect_ratio_mode}  # fmt: skip
+               "mode": effective_mode(runner.meta, specs[name].keep_aspect_ratio_mode, hw)[0]}  # fmt: skip
         if evaluate:
             m = run_evaluation(spec, runner, dataset_spec, Path(results_dir) / name, progress=False)
             row.update({"AP": round(m["AP"], 4), "AP50": round(m["AP50"], 4)})
         rows.append(row)
         log.info("%s: %s", name, row)
+    return rows
+
+
+def compare_decoders(models: dict, specs: dict, dataset_spec, results_dir: str | os.PathLike) -> list[dict]:
+    """COCO AP on ``dataset_spec``'s test split of each model (``{name: model path}``) decoded with each inference spec
+    (``{name: spec file, or None for the model's recommended settings}``), every spec run at the model's own input
+    size (its fixed size, else its card's ``input_shape``) so that rows differ only in resize mode and decoder
+    constants — e.g. the model card's settings, TAO's defaults and the DeepStream app's preset side by side. One row per
+    (model, spec): ``model``, ``decoder``, ``input``, ``mode``, ``AP``, ``AP50``, ``people`` (detections per image)."""
+    from bpnet_core.config import infer_spec_from_model, load_infer_spec
+    from bpnet_core.infer.evaluation import run_evaluation
+    from bpnet_core.preprocess import effective_mode
+
+    rows = []
+    for name, path in models.items():
+        runner = load_runner(path)
+        card = infer_spec_from_model(runner.meta)
+        hw = tuple(runner.meta.input_hw or card.input_shape)
+        for decoder, spec_file in specs.items():
+            spec = card if spec_file is None else load_infer_spec(spec_file, {"input_shape": [int(hw[0]), int(hw[1])]})
+            m = run_evaluation(spec, runner, dataset_spec, Path(results_dir) / f"{name}__{decoder}", progress=False)
+            rows.append({"model": name, "decoder": decoder, "input": f"{hw[0]}x{hw[1]}",
+                         "mode": effective_mode(runner.meta, spec.keep_aspect_ratio_mode, hw)[0],
+                         "AP": round(m["AP"], 4), "AP50": round(m["AP50"], 4),
+                         "people": round(m["people_found"] / max(1, m["images"]), 2)})  # fmt: skip
+            log.info("%s: %s", name, rows[-1])
     return rows
 
 

@@ -253,6 +253,21 @@ def compare_with_keras(keras_model, session, batch: np.ndarray, ratio: int) -> d
     return compare_with_reference(ref, session, batch, ratio, LAST_STAGE[0], LAST_STAGE[1])
 
 
+def fix_input_size(proto, meta, hw):
+    """``proto`` with its (NHWC) input's H and W fixed to ``hw`` and shapes re-inferred."""
+    import onnx
+
+    dims = next(i for i in proto.graph.input if i.name == meta.input_name).type.tensor_type.shape.dim
+    for d, v in zip((dims[1], dims[2]), hw):
+        d.Clear()
+        d.dim_value = int(v)
+    del proto.graph.value_info[:]
+    for o in proto.graph.output:
+        for d in o.type.tensor_type.shape.dim[1:3]:
+            d.Clear()
+    return onnx.shape_inference.infer_shapes(proto)
+
+
 def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_image_dir=None,
                         data_type: str = "fp32") -> dict:  # fmt: skip
     """The SDK-compatible layout of a bpnet ``.onnx`` (an imported network, e.g. ``bpnet import_model``'s): its last
@@ -279,6 +294,9 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
     batch = ox.parity_batch(tuple(hw), meta, cal_image_dir)
     if meta.layout != "NHWC":
         raise BpnetError(f"{src}: takes {meta.layout} input; the SDK layout (input_1:0) is NHWC")
+    if input_dims and meta.input_hw is None:  # -d fixes the input size, as TAO's export does (DeepStream's infer-dims)
+        proto = fix_input_size(proto, meta, hw)
+        meta = meta.with_changes(input_hw=(int(hw[0]), int(hw[1])))
     sdk_proto, sdk, report = make_sdk_model(proto, meta, ratio, batch, name=out.stem)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

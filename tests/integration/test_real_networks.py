@@ -66,6 +66,28 @@ def test_real_networks_reach_their_published_accuracy(imported, tmp_path, capsys
     assert det["inference_spec"]["keep_aspect_ratio_mode"] in ("fixed_height", "stretch")
 
 
+@pytest.mark.slow
+def test_the_deepstream_preset_decodes_the_real_network_and_its_sdk_export_alike(imported, tmp_path):
+    """``compare_decoders``: mobilenet_thin and its SDK-compatible export (``-d 368,432,3``: a fixed input) decoded
+    with the card's settings and with the DeepStream app's preset, each at the network's own input size. Measured:
+    card 0.2958 / 0.2951, DeepStream (letterbox) 0.2967 / 0.2997."""
+    from bpnet_core.deploy import compare_decoders
+    from bpnet_core.export import export_model
+
+    sdk = tmp_path / "thin_ds.onnx"
+    export_model(imported["thin"], sdk, sdk_compatible_model=True, input_dims="368,432,3")
+    specs = {"card": None, "DeepStream": ROOT / "specs" / "infer_spec_deepstream.yaml"}  # the preset says 288x384
+    rows = compare_decoders({"thin": imported["thin"], "sdk": sdk}, specs, REAL_SPEC, tmp_path / "eval")
+    by = {(r["model"], r["decoder"]): r for r in rows}
+    assert len(rows) == 4 and {r["input"] for r in rows} == {"368x432"}
+    assert by[("thin", "card")]["mode"] == by[("sdk", "card")]["mode"] == "stretch"
+    assert by[("thin", "DeepStream")]["mode"] == by[("sdk", "DeepStream")]["mode"] == "letterbox"
+    for decoder in specs:
+        assert by[("thin", decoder)]["AP"] >= 0.27 and by[("sdk", decoder)]["AP"] >= 0.27, rows
+        assert abs(by[("thin", decoder)]["AP"] - by[("sdk", decoder)]["AP"]) <= 0.01, rows
+    assert (tmp_path / "eval" / "sdk__DeepStream" / "metrics.json").is_file()
+
+
 def test_inference_defaults_come_from_the_card_and_set_overrides_them(imported, tmp_path, capsys):
     img = SAMPLE / "000000197388.jpg"  # 5 skiers
     assert main(["inference", "-m", str(imported["hpe"]), "--input", str(img), "-r", str(tmp_path / "a")]) == 0

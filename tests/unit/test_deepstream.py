@@ -245,6 +245,9 @@ def test_sdk_export_of_an_imported_network_with_one_concat_output(pose, tmp_path
     assert names == ["conv2d_transpose_1/BiasAdd:0", "heatmap_out/BiasAdd:0"]
     a, b = load_runner(src), load_runner(out)
     assert b.meta.input_name == "input_1:0" and b.meta.pafs().stride == 2 and b.meta.color == "BGR"
+    assert b.meta.input_hw == (256, 256)
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1:]]
+    assert dims == [256, 256, 3]
     spec = infer_spec_from_model(cmeta)
     image = read_image(PHOTO)
     ra, rb = Predictor(a, spec)(image), Predictor(b, spec)(image)
