@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(PY) -m bpnet_core.tutorial --profile demo --work-dir runs/demo
+	$(PY) -m bpnet_core tutorial run . --profile demo
 
 test: install
 	$(PY) -m pytest tests

@@ -23,12 +23,14 @@ from bpnet_core.errors import BpnetError
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on failure removed."""
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on failure removed. A missing
+    folder is created; a place that cannot be written is a one-line error."""
     path = Path(path)
-    parent = path.parent
-    if not parent.exists():
-        raise BpnetError(f"{parent}: output directory does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    parent = make_dir(path.parent, "output folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise BpnetError(f"{parent}: cannot write {path.name} there: {exc.strerror}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -72,6 +74,7 @@ def save_model_atomic(model, path: str | os.PathLike, members: dict[str, str] | 
     """``model.save`` to a temporary ``.keras`` name beside ``path``, add ``members`` (archive name → text, e.g. the
     model contract) to the archive, then ``os.replace`` (never a partial file)."""
     path = Path(path)
+    make_dir(path.parent, "output folder")
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(str(tmp))

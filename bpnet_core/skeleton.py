@@ -31,6 +31,7 @@ import numpy as np
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json
+from bpnet_core.paths import find_shipped, project_file
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class PoseConfig:
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_json(cls, path: str | Path) -> "PoseConfig":
-        """Load a pose config file (``keypoints``, ``skeleton`` 1-based, ``skeleton_edge_names``)."""
-        path = Path(path)
+        """Load a pose config file (``keypoints``, ``skeleton`` 1-based, ``skeleton_edge_names``), or a shipped one
+        by name (``bpnet_18joints.json``; ``bpnet_core.paths.find_shipped``)."""
+        path = find_shipped(path)
         data = read_json(path, "pose config")
         if not isinstance(data, dict):
             raise BpnetError(f"{path}: pose config must be a JSON object")
@@ -219,6 +221,4 @@ class PoseConfig:
 
 def default_pose_config_path() -> Path:
     """The shipped 18-joint config (``model_pose_config/bpnet_18joints.json``)."""
-    from bpnet_core.paths import project_file
-
     return project_file("model_pose_config", "bpnet_18joints.json")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import os
 import sys
 
 from bpnet_core import __version__
 from bpnet_core.errors import BpnetError
+from bpnet_core.verbosity import DEFAULT, ENV_VAR, LEVELS, configure, filtered_stderr, log_level, quiet_environment
 
 # verb module names, in the order of the tutorial
 VERBS = [
@@ -35,7 +34,16 @@ VERBS = [
     "deepstream_config",
     "calibration_images",
     "bench",
+    "tutorial",
 ]
+
+#: how a file argument (-e, -i, -d, pose configs, --card) is found; shown in ``bpnet --help``
+NAME_RULE = (
+    "File arguments: a path that exists is used as given; otherwise a bare name such as infer_spec.yaml, "
+    "bpnet_train_m1_demo.yaml, coco_spec.json or bpnet_18joints.json names the file shipped with bpnet (looked up in "
+    "specs/, model_pose_config/, data_pose_config/ and model_cards/), and specs/NAME names the shipped specs/NAME. "
+    "`bpnet tutorial init DIR` copies all shipped files into DIR."
+)
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +57,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         help="override a spec value by its dotted key, e.g. --set dataloader.batch_size=4 (repeatable)",
     )
     parser.add_argument(
-        "-ll", "--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
+        "-ll", "--log_level", default=None, choices=list(LEVELS), type=str.upper,
+        help=f"logging level (default: ${ENV_VAR} or {DEFAULT}); below DEBUG bpnet prints only its own lines, DEBUG "
+        "also shows TensorFlow's C++ logs and the libraries' and notebook kernels' log lines; errors always show",
     )
 
 
@@ -109,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bpnet",
         description="BodyPoseNet (TAO-compatible) multi-person 2D pose estimation: data, training, evaluation, "
         "pruning, export and inference.",
+        epilog=NAME_RULE + f" Output folders (-o, -r) are created when missing. Quiet by default: -ll DEBUG (or "
+        f"{ENV_VAR}=DEBUG) shows TensorFlow's and the libraries' own logs.",
     )
     parser.add_argument("--version", action="version", version=f"bpnet {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -120,14 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bpnet`` console script; returns the exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_environment(log_level())  # before any verb imports TensorFlow
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, getattr(args, "log_level", "INFO")),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.log_level = log_level(getattr(args, "log_level", None))
+    configure(args.log_level)
     try:
         return int(args.func(args) or 0)
     except BpnetError as exc:
@@ -136,3 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bpnet: interrupted", file=sys.stderr)
         return 130
+
+
+def _level_from_argv(argv: list[str]) -> str:
+    """The log level -ll/--log_level asks for (before argparse runs), else the environment's."""
+    for i, arg in enumerate(argv):
+        if arg in ("-ll", "--log_level") and i + 1 < len(argv):
+            return log_level(argv[i + 1]) if argv[i + 1].upper() in LEVELS else log_level()
+        if arg.startswith("--log_level="):
+            value = arg.split("=", 1)[1]
+            return log_level(value) if value.upper() in LEVELS else log_level()
+    return log_level()
+
+
+def console_main() -> int:
+    """The ``bpnet`` console script and ``python -m bpnet_core``: :func:`main` with the libraries' C++ log lines
+    filtered out of standard error below DEBUG (``bpnet_core.verbosity.filtered_stderr``)."""
+    argv = sys.argv[1:]
+    with filtered_stderr(_level_from_argv(argv)):
+        return main(argv)

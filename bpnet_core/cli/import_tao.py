@@ -32,6 +32,7 @@ def import_tao(model_file, spec_file, output_file, overrides=(), pruned: bool = 
 
     from bpnet_core.config import load_train_spec
     from bpnet_core.errors import BpnetError
+    from bpnet_core.fileio import make_dir
     from bpnet_core.meta import check_encrypted
     from bpnet_core.model import count_conv_params, num_stages, save_bpnet_model, spec_normalization
     from bpnet_core.model.tao import load_tao_hdf5, spec_pose
@@ -40,8 +41,7 @@ def import_tao(model_file, spec_file, output_file, overrides=(), pruned: bool = 
     out = Path(output_file)
     if out.suffix.lower() != ".keras":
         raise BpnetError(f"{out}: import_tao writes a .keras model (got {out.suffix or 'no suffix'})")
-    if not out.parent.is_dir():
-        raise BpnetError(f"{out}: output folder {out.parent} does not exist")
+    make_dir(out.parent, "output folder")
     spec = load_train_spec(spec_file, overrides)
     pose = spec_pose(spec)
     model = load_tao_hdf5(model_file, spec, pose, widths_from_file=pruned, strict=True)

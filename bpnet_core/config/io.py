@@ -51,6 +51,7 @@ from bpnet_core.config.schema import (
 )
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json, write_text_atomic
+from bpnet_core.paths import find_shipped, not_found_hint
 
 __all__ = [
     "read_spec_file",
@@ -292,19 +293,25 @@ def _build(cls: type[S], data: dict, overrides, source: str, anchor: Path | None
     return spec
 
 
-def _load(cls: type[S], path: str | os.PathLike, overrides, what: str) -> S:
-    path = Path(path)
+def _load(cls: type[S], path: str | os.PathLike, overrides, what: str, shipped: tuple[str, str]) -> S:
+    """``path`` as given, else the shipped file it names (``bpnet_core.paths.find_shipped``); ``shipped`` is the
+    (folder, pattern) of the shipped files listed when neither exists."""
+    path = find_shipped(path)
+    if not path.exists():
+        raise BpnetError(f"{path}: {what} not found" + not_found_hint(*shipped))
     return _build(cls, read_spec_file(path, what), overrides, str(path), path.absolute())
 
 
 def load_train_spec(path: str | os.PathLike, overrides=()) -> TrainSpec:
-    """Load a training spec (``bpnet_train_*.yaml``): defaults → file → overrides → validate; paths absolute."""
-    return _load(TrainSpec, path, overrides, "train spec")
+    """Load a training spec (``bpnet_train_*.yaml``, or a shipped one by name): defaults → file → overrides →
+    validate; paths absolute."""
+    return _load(TrainSpec, path, overrides, "train spec", ("specs", "bpnet_*"))
 
 
 def load_infer_spec(path: str | os.PathLike, overrides=()) -> InferSpec:
-    """Load an inference spec (``infer_spec*.yaml``): defaults → file → overrides → validate; paths absolute."""
-    return _load(InferSpec, path, overrides, "inference spec")
+    """Load an inference spec (``infer_spec*.yaml``, or a shipped one by name): defaults → file → overrides →
+    validate; paths absolute."""
+    return _load(InferSpec, path, overrides, "inference spec", ("specs", "infer_spec*"))
 
 
 def infer_spec_from_model(meta, overrides=()) -> InferSpec:
@@ -313,8 +320,8 @@ def infer_spec_from_model(meta, overrides=()) -> InferSpec:
 
 
 def load_dataset_spec(path: str | os.PathLike, overrides=()) -> DatasetSpec:
-    """Load a dataset spec (``coco_spec.json`` or YAML); ``root_directory_path`` becomes absolute."""
-    return _load(DatasetSpec, path, overrides, "dataset spec")
+    """Load a dataset spec (``coco_spec.json`` or YAML, or a shipped one by name); ``root_directory_path`` becomes absolute."""
+    return _load(DatasetSpec, path, overrides, "dataset spec", ("data_pose_config", "*.json"))
 
 
 # ---------------------------------------------------------------------------------------------------- dumping

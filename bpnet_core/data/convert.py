@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import read_image, read_json, safe_join, write_bytes_atomic, write_json_atomic
+from bpnet_core.fileio import make_dir, read_image, read_json, safe_join, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -351,12 +351,11 @@ def convert_dataset(
         raise BpnetError(f"--num_shards must be >= 0 (got {num_shards})")
     output_filename = Path(output_filename)
     out_dir = output_filename.parent
-    if not out_dir.exists():
-        raise BpnetError(f"{out_dir}: output directory does not exist")
+    make_dir(out_dir, "output directory")  # TAO's -o $DATA_DIR/train: the folder is created
     if not os.access(out_dir, os.W_OK):
         raise BpnetError(f"{out_dir}: output directory is not writable")
     results_dir = Path(results_dir) if results_dir else out_dir
-    results_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(results_dir)
 
     images_dir, masks_dir, ann_file = dataset_spec.split(mode)
     keypoint_names = list(_spec_get(dataset_spec, "categories")[0].keypoints)

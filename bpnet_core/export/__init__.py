@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import make_dir
 from bpnet_core.export.calibration import (
     CalibrationBatcher,
     calibration_cache_path,
@@ -70,8 +71,7 @@ def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_
     want = ".xml" if backend == "openvino" else ".onnx"
     if Path(output_file).suffix.lower() != want:
         raise BpnetError(f"{output_file}: the output file of --backend {backend} must end in {want}")
-    if not Path(output_file).resolve().parent.is_dir():
-        raise BpnetError(f"{Path(output_file).parent}: output directory does not exist")
+    make_dir(Path(output_file).parent, "output folder")
     if engine_file and Path(engine_file).resolve() == Path(output_file).resolve():
         raise BpnetError("--engine_file must differ from the ONNX output file")
     for flag, v in (("--batches", batches), ("--batch_size", batch_size)):

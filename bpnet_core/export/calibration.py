@@ -327,7 +327,7 @@ def sample_calibration_images(
     Images are taken in annotation-file order, or shuffled with ``seed`` when ``randomize``. Files that are missing
     are skipped and reported. Copies are atomic (temporary name, then rename). Returns a summary.
     """
-    from bpnet_core.fileio import read_json, safe_join
+    from bpnet_core.fileio import make_dir, read_json, safe_join
 
     num_images = _positive_int(num_images, "-n/--num_images")
     if isinstance(min_persons, bool) or not isinstance(min_persons, (int, np.integer)) or min_persons < 0:
@@ -345,7 +345,7 @@ def sample_calibration_images(
     candidates = [im for im in data["images"] if persons.get(im["id"], 0) >= min_persons]
     if randomize:
         random.Random(seed).shuffle(candidates)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(output_dir, "output folder")
     copied, skipped = [], []
     for im in candidates:
         if len(copied) >= num_images:

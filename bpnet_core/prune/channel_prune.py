@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import make_dir
 from bpnet_core.meta import ModelMeta, keras_members, read_meta
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 
@@ -579,8 +580,8 @@ def _check_output(output_file) -> Path:
     if out.suffix.lower() != ".keras":
         raise BpnetError(f"{out}: the pruned model is written as a .keras file (bpnet retrains .keras models with "
                          "load_graph); give an output name ending in .keras")  # fmt: skip
-    if not out.parent.is_dir():
-        raise BpnetError(f"{out.parent}: output directory does not exist")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise BpnetError(f"{out.parent}: exists and is not a directory")
     if out.is_dir():
         raise BpnetError(f"{out}: is a directory; give a file name ending in .keras")
     return out
@@ -622,7 +623,7 @@ def prune_and_save(
     pruned, report = prune_model(model_or_path, **prune_kwargs)
     meta = _source_meta(model_or_path, prune_kwargs.get("pose"))
     report = {**report, "output_file": str(out), "report_file": str(report_path)}
-    report_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(report_path.parent, "report folder")
     save_model_atomic(pruned, out, keras_members(meta.with_changes(name=out.stem)))
     write_json_atomic(report_path, report)
     log.info("wrote %s and %s", out, report_path)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import make_dir
 
 #: Input sizes the prune report gives FLOPs for when none are asked: OpenPose's 368×368 and TAO's training size.
 DEFAULT_FLOPS_SIZES = ((368, 368), (256, 256))
@@ -197,8 +198,7 @@ def threshold_sweep(
 
     from bpnet_core.prune.channel_prune import prune_and_save
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_dir(out_dir, "output folder")
     rows = []
     for pth in thresholds:
         sub = out_dir / f"pth_{float(pth):g}"

@@ -65,8 +65,10 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
     with pytest.raises(TypeError):
         write_json_atomic(tmp_path / "b.json", {"x": object()})
     assert sorted(os.listdir(tmp_path)) == ["a.json"]  # the failed write left nothing behind
-    with pytest.raises(BpnetError, match="does not exist"):
-        write_text_atomic(tmp_path / "missing" / "c.txt", "x")
+    write_text_atomic(tmp_path / "missing" / "deeper" / "c.txt", "x")  # missing folders are created
+    assert (tmp_path / "missing" / "deeper" / "c.txt").read_text() == "x"
+    with pytest.raises(BpnetError, match=r"a.json: exists and is not a directory"):  # a place that cannot hold it
+        write_text_atomic(tmp_path / "a.json" / "c.txt", "x")
 
 
 def test_read_json_errors(tmp_path):

@@ -1,0 +1,135 @@
+"""How much the CLI and the tutorial runner print: bpnet's own lines by default, the libraries' chatter on request.
+
+Quiet by default (levels INFO, WARNING, ERROR): TensorFlow's C++ INFO and WARNING lines (oneDNN, cpu_feature_guard,
+TFRecordDataset notes), absl's and papermill's INFO lines and the Jupyter kernel's start-up warnings ("Kernel is
+running over TCP without encryption") are not shown. Errors always are: TensorFlow's C++ ERROR and FATAL lines, the
+kernel's errors, Python exceptions and bpnet's one-line errors.
+
+``-ll/--log_level DEBUG`` (TAO's flag) or ``BPNET_LOG_LEVEL=DEBUG`` shows everything. A ``TF_CPP_MIN_LOG_LEVEL`` the
+user set is respected at the quiet levels.
+
+Since TensorFlow 2.17 some C++ lines go through absl logging before ``absl::InitializeLog`` and ignore
+``TF_CPP_MIN_LOG_LEVEL`` (tensorflow/tensorflow#100442), so the ``bpnet`` console script also routes its standard
+error (file descriptor 2, inherited by worker processes and notebook kernels) through a small filter process that
+drops exactly those INFO/WARNING line formats (:data:`NOISE`) and passes everything else through unchanged
+(:func:`filtered_stderr`). Being a separate process, it still passes on a crash report when bpnet dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+#: the environment variable that sets the level when -ll/--log_level is not given
+ENV_VAR = "BPNET_LOG_LEVEL"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT = "INFO"
+
+#: Python loggers of libraries that are quiet below DEBUG
+CHATTY_LOGGERS = ("absl", "papermill", "traitlets", "nncf", "tensorflow", "h5py", "matplotlib")
+
+
+def log_level(value: str | None = None) -> str:
+    """The level in force: ``value`` (from -ll) if given, else ``$BPNET_LOG_LEVEL``, else INFO. An unknown value in
+    the environment variable is ignored (with the default used), as argparse already checks the flag."""
+    if value:
+        return value.upper()
+    env = os.environ.get(ENV_VAR, "").strip().upper()
+    return env if env in LEVELS else DEFAULT
+
+
+def verbose(level: str) -> bool:
+    """True when the libraries' own logs are shown (DEBUG)."""
+    return level == "DEBUG"
+
+
+def quiet_environment(level: str) -> None:
+    """Set the environment TensorFlow (this process and child processes such as notebook kernels) reads when it is
+    imported: C++ logs from INFO up at DEBUG, only errors otherwise."""
+    if verbose(level):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # 2: ERROR and FATAL only
+
+
+def configure(level: str) -> None:
+    """Logging for a CLI run: bpnet's records at ``level`` on stderr; the libraries' at WARNING unless DEBUG."""
+    quiet_environment(level)
+    logging.basicConfig(level=getattr(logging, level), format="%(levelname)s %(name)s: %(message)s")
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose(level) else logging.WARNING)
+
+
+def kernel_arguments(level: str) -> list[str]:
+    """Extra command-line arguments for a notebook kernel: its own log at ERROR unless DEBUG (ipykernel logs the TCP
+    transport warning at WARNING on every start)."""
+    return [] if verbose(level) else ["--IPKernelApp.log_level=ERROR"]
+
+
+#: stderr lines dropped below DEBUG: absl/glog INFO and WARNING records (``I0000 00:00:1796.. 123 port.cc:153] ..``),
+#: TensorFlow's own format (``2025-01-01 10:00:00.123: W tensorflow/...cc:12] ..``), absl's pre-init banner and the
+#: second line of the cpu_feature_guard message. ERROR (E) and FATAL (F) records are never matched.
+NOISE = (
+    r"(?:[IW]\d{4} [\d:.]+\s+\d+ [\w./+-]+:\d+\] "
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] [\w./+-]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags)"
+)
+#: a line start that may grow into a NOISE line (held back until its line is complete)
+_MAYBE_NOISE = r"(?:[IW]\d|\d{4}-|WARNING: All|To enable)"
+
+_FILTER = r"""
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for bpnet; the filter drains until bpnet has exited
+noise, maybe = re.compile(sys.argv[1].encode()), re.compile(sys.argv[2].encode())
+out, pending = sys.stderr.buffer, b""
+while True:
+    chunk = os.read(0, 65536)
+    data = pending + chunk
+    pieces = re.split(rb"(?<=[\r\n])", data)
+    pending = pieces.pop() if chunk else b""
+    if pending and not maybe.match(pending):  # a progress bar's partial line: show it now
+        pieces.append(pending)
+        pending = b""
+    text = b"".join(p for p in pieces if p and not noise.match(p))
+    if text:
+        out.write(text)
+        out.flush()
+    if not chunk:
+        break
+"""
+
+
+@contextlib.contextmanager
+def filtered_stderr(level: str) -> Iterator[None]:
+    """Below DEBUG, route file descriptor 2 of this process (and of the processes it starts) through a filter
+    process that drops :data:`NOISE` lines; restored on exit. At DEBUG, or when it cannot be set up, a no-op."""
+    if verbose(level):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, NOISE, _MAYBE_NOISE], stdin=read_end,
+                                stdout=subprocess.DEVNULL, stderr=saved, close_fds=True)  # fmt: skip
+        os.close(read_end)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+    except OSError:  # no filter (e.g. no file descriptor 2): print unfiltered rather than fail
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end in this process closes: the filter drains and exits
+        os.close(saved)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)  # a worker or kernel still holding the pipe keeps it alive; do not wait for it

@@ -1,0 +1,39 @@
+"""Quiet by default: a verb run through the console entry prints only bpnet's lines; -ll DEBUG brings TF's back."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+ROOT = Path(__file__).resolve().parents[2]
+BPNET_LINE = re.compile(r"^(?:(?:DEBUG|INFO|WARNING|ERROR) bpnet_core\.|dataset_convert: |bpnet: error: )")
+
+
+def _run(args, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "BPNET_LOG_LEVEL")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", "bpnet_core", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)  # fmt: skip
+
+
+def test_dataset_convert_prints_only_bpnet_lines(tmp_path):
+    gen = _run(["synthetic_data", "-o", "data", "--num_train", "4", "--num_val", "2", "--image_size", "64", "64",
+                "--workers", "1", "--no_progress"], tmp_path)  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    conv = ["dataset_convert", "-d", "data/dataset_spec.json", "-o", "new/folder/train", "-j", "1"]
+    quiet = _run(conv, tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert list((tmp_path / "new" / "folder").glob("train-fold-*"))  # the missing output folders were created
+    lines = [x for x in re.split(r"[\r\n]", quiet.stderr) if x.strip()]
+    assert all(BPNET_LINE.match(x) for x in lines), lines
+    assert quiet.stdout.strip().splitlines()[-1].startswith(tuple("0123456789"))  # the one summary line
+    loud = _run([*conv, "--set", "data_filtering_params.min_acceptable_kpts=3", "-ll", "DEBUG"], tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert any(not BPNET_LINE.match(x) for x in loud.stderr.splitlines() if x.strip()), loud.stderr[-2000:]
