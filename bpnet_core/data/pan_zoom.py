@@ -120,9 +120,10 @@ def generate_pan_zoom_video(out_dir: str | Path, image: str | Path, annotations:
     finally:
         writer.release()
     tmp.replace(video_path)
+    category = [c for c in data["categories"] if c.get("id") == 1]
     gt = {"info": {"description": f"bpnet pan/zoom clip of {image.name}", "video": video_name, "fps": fps,
-                   "num_frames": num_frames, "source_image": image.name, "max_zoom": max_zoom},  # fmt: skip
-          "images": images, "annotations": anns, "categories": [c for c in data["categories"] if c.get("id") == 1]}  # fmt: skip
+                   "num_frames": num_frames, "source_image": image.name, "max_zoom": max_zoom},
+          "images": images, "annotations": anns, "categories": category}  # fmt: skip
     write_json_atomic(out / "annotations.json", gt, indent=None)
     return {"video": str(video_path), "annotations": str(out / "annotations.json"), "frames": num_frames,
             "tracks": len({a["track_id"] for a in anns}), "people": len(anns), "frame_size": [fh, fw],
