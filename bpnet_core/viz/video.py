@@ -24,11 +24,17 @@ def frame_strip(video: str | Path, detections, pose, num: int = 4, width: float 
     det = _load(detections)
     frames = det["images"]
     picks = [frames[i] for i in np.linspace(0, len(frames) - 1, min(num, len(frames))).astype(int)]
-    cap = cv2.VideoCapture(str(video))
+    wanted, images, cap, i = {f["frame_index"] for f in picks}, {}, cv2.VideoCapture(str(video)), 0
+    while len(images) < len(wanted):  # read in order (seeking is not exact for every codec)
+        ok, image = cap.read()
+        if not ok:
+            break
+        if i in wanted:
+            images[i] = image
+        i += 1
     fig, axes = plt.subplots(1, len(picks), figsize=(width, width / len(picks) * 0.7))
     for ax, f in zip(np.atleast_1d(axes), picks):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, f["frame_index"])
-        ok, image = cap.read()
+        image = images[f["frame_index"]]
         xy = np.array(f["keypoints"], np.float32).reshape(len(f["keypoints"]), pose.num_joints, 2)
         kps = np.concatenate([xy, (np.abs(xy).sum(-1, keepdims=True) > 0).astype(np.float32)], -1)
         ax.imshow(cv2.cvtColor(draw_tracks(image, kps, f["track_ids"], pose), cv2.COLOR_BGR2RGB))
