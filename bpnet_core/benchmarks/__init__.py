@@ -4,7 +4,8 @@ Parts (``--only``): ``decode`` (ms per image vs people, with and without upsampl
 dataset_convert records/s, input pipeline images/s at the demo and full sizes), and — when their modules are
 installed — ``train`` (training images/s, demo and full, and the pipeline/training ratio) and ``inference`` (ms per
 image per backend and precision), and ``real`` (the shipped real networks on real photos: AP and ms per backend and
-precision, INT8 drops and speed-ups, the decoder on real maps). Timings are medians after warm-up; ratios come from the same run.
+precision, INT8 drops and speed-ups, the decoder on real maps), and ``video`` (pipelined vs serial frames/s, ID switches
+of the real networks on the pan/zoom clip of a real photo). Timings are medians after warm-up; ratios come from the same run.
 
 Writes ``bench.json``, ``bench.md`` (Markdown tables) and ``decode_ms.png`` to the output folder.
 """
@@ -23,7 +24,7 @@ from bpnet_core.fileio import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-PARTS = ["decode", "data", "train", "inference", "real"]
+PARTS = ["decode", "data", "train", "inference", "real", "video"]
 
 
 def machine_info() -> dict:
@@ -69,7 +70,7 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
             data["pipeline"] = data_bench.bench_pipeline(work, batches=3 if quick else 10)
             report["parts"]["data"] = data
         for part, module in (("train", "bpnet_core.benchmarks.train"), ("inference", "bpnet_core.benchmarks.inference"),
-                             ("real", "bpnet_core.benchmarks.real")):
+                             ("real", "bpnet_core.benchmarks.real"), ("video", "bpnet_core.benchmarks.video")):
             if part in parts:
                 mod = _optional(module)
                 if mod is None:
@@ -106,7 +107,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']}) "
                          f"| {r['images_per_second']:.1f} images/s |")  # fmt: skip
         lines.append("")
-    for part in ("train", "inference", "real"):
+    for part in ("train", "inference", "real", "video"):
         if part in p and "markdown" in p[part]:
             lines += [p[part]["markdown"], ""]
         elif part in p and "skipped" in p[part]:

@@ -162,6 +162,12 @@ class Predictor:
                  prepared: dict | None = None) -> ImageResult:  # fmt: skip
         t0 = time.perf_counter()
         heat, paf, ref = self.maps(image_bgr, image_path, prepared)
+        return self.result(image_bgr, heat, paf, ref, (time.perf_counter() - t0) * 1000)
+
+    def result(self, image_bgr: np.ndarray, heat: np.ndarray, paf: np.ndarray, ref: Prepared,
+               network_ms: float = 0.0) -> ImageResult:  # fmt: skip
+        """Decode the output of :meth:`maps` and map the people back to the photo (the second half of
+        :meth:`__call__`, which a video pipeline runs in another thread than the network)."""
         t1 = time.perf_counter()
         people = self.decode(heat, paf)
         t2 = time.perf_counter()
@@ -172,7 +178,7 @@ class Predictor:
             pafs=paf,
             input_hw=ref.input_hw,
             matrix=ref.matrix,
-            timings_ms={"network": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000},
+            timings_ms={"network": float(network_ms), "decode": (t2 - t1) * 1000},
             people=people,
         )
 

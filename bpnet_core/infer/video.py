@@ -1,9 +1,12 @@
 """``bpnet inference --input_type video``: a video file, a camera index or a stream URL → the
 :class:`~bpnet_core.infer.predictor.Predictor` → the :class:`~bpnet_core.track.Tracker` → per-frame outputs.
 
-Pipelined: a background thread reads frames (OpenCV ``VideoCapture``), keeps every ``stride_frames``-th one and
-preprocesses it (:meth:`Predictor.prepare_all`) into a bounded queue; the calling thread runs the network, the
-decoder, the tracker and the writers. Outputs under ``results_dir``:
+Pipelined (three stages, two bounded queues of ``queue_size`` frames): a background thread reads frames (OpenCV
+``VideoCapture``), keeps every ``stride_frames``-th one and preprocesses it (:meth:`Predictor.prepare_all`); the
+calling thread runs the network (:meth:`Predictor.maps`); a second background thread decodes
+(:meth:`Predictor.result`), tracks, draws and writes. The network runtimes and most of OpenCV release the GIL, so the
+stages overlap. ``pipelined=False`` runs the same steps one after the other in the calling thread (the baseline of
+``bpnet bench --only video``); both give identical outputs. Outputs under ``results_dir``:
 
 * ``detections.json``: TAO's layout with one ``images`` entry per processed frame (``frame_index``,
   ``timestamp_ms``, ``keypoints``, ``scores``, ``track_ids``) and a ``video`` block (source, fps, size, how it ended);
@@ -147,6 +150,47 @@ def _reader(src: VideoSource, predictor, q: queue.Queue, stop: threading.Event, 
             return
 
 
+class _Stage:
+    """A worker thread applying ``fn`` to the items of a bounded queue, in order; its first error stops it and is
+    re-raised by the producer (:meth:`put`, :meth:`close`)."""
+
+    def __init__(self, fn, size: int, name: str):
+        self.fn, self.q, self.error = fn, queue.Queue(maxsize=max(1, size)), None
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is _END:
+                return
+            try:
+                self.fn(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the producer
+                self.error = exc
+                return
+
+    def put(self, item) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Let the worker finish the queued items, then stop it."""
+        while self.thread.is_alive():
+            try:
+                self.q.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self.thread.join()
+
+
 def _openpose_json(keypoints: np.ndarray, ids: list[int]) -> dict:
     return {"version": 1.3, "people": [{"person_id": [int(t)], "pose_keypoints_2d": [float(v) for v in kp.reshape(-1)]}
                                        for kp, t in zip(keypoints, ids)]}  # fmt: skip
@@ -166,6 +210,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
     from bpnet_core.viz.draw import draw_tracks
 
     check_video_args(max_frames, stride_frames)
+    post = None
     src = source if isinstance(source, VideoSource) else open_video(source)
     try:
         predictor = make_predictor(model, spec)
@@ -189,9 +234,14 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
         state = {"reason": "end of video", "interrupted": False}
         t0 = time.perf_counter()
 
-        def process(index, ms, image, prepared):
+        def network(index, image, prepared):
             # a file's frame is named "<file>#<index>" (runners that look up per-image data, e.g. rendered maps)
-            res = predictor(image, f"{src.source}#{index}" if src.kind == "file" else None, prepared)
+            t = time.perf_counter()
+            heat, paf, ref = predictor.maps(image, f"{src.source}#{index}" if src.kind == "file" else None, prepared)
+            return heat, paf, ref, (time.perf_counter() - t) * 1000
+
+        def finish(index, ms, image, heat, paf, ref, network_ms):
+            res = predictor.result(image, heat, paf, ref, network_ms)
             ids = tracker.update(res.keypoints, res.scores, index)
             kps = tracker.keypoints if len(res.keypoints) else res.keypoints
             timings.append(res.timings_ms)
@@ -202,6 +252,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
                 writer.write(draw_tracks(image, kps, ids, pose))
             if dump_openpose_json:
                 write_json_atomic(op_dir / f"{src.name}_{index:012d}_keypoints.json", _openpose_json(kps, ids))
+            bar.update(1)
 
         total = None
         if src.frame_count:
@@ -216,26 +267,32 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
                 thread = threading.Thread(target=_reader, args=(src, predictor, q, stop, stride_frames, max_frames),
                                           name="bpnet-video-reader", daemon=True)  # fmt: skip
                 thread.start()
+                post = _Stage(finish, queue_size, "bpnet-video-decode")
                 while True:
                     item = q.get()
                     if item[0] is _END:
                         state["reason"] = item[1]
                         break
-                    process(*item)
-                    bar.update(1)
+                    index, ms, image, prepared = item
+                    post.put((index, ms, image, *network(index, image, prepared)))
             else:  # serial: the same steps one after the other (the baseline of the throughput comparison)
                 for item in _frames(src, predictor, stride_frames, max_frames, stop):
                     if item[0] is _END:
                         state["reason"] = item[1]
                         break
-                    process(*item)
-                    bar.update(1)
+                    index, ms, image, prepared = item
+                    finish(index, ms, image, *network(index, image, prepared))
         except KeyboardInterrupt:
             state["interrupted"] = True
-            state["reason"] = f"interrupted (Ctrl-C) after {len(frames_out)} frames"
             raise
         finally:
             stop.set()
+            if post is not None:
+                post.close()  # the frames already through the network are decoded and written
+                if post.error is not None and not isinstance(post.error, KeyboardInterrupt):
+                    state["reason"] = f"decoding stopped at frame {len(frames_out)}: {post.error}"
+            if state["interrupted"] or (post is not None and isinstance(post.error, KeyboardInterrupt)):
+                state["reason"] = f"interrupted (Ctrl-C) after {len(frames_out)} frames"
             if thread is not None:
                 thread.join(timeout=5)
             bar.close()
@@ -274,4 +331,6 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
             write_json_atomic(results_dir / "inference_summary.json", summary)
     finally:
         src.release()
+    if post is not None and post.error is not None:
+        raise post.error
     return summary

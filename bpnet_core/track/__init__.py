@@ -2,9 +2,9 @@
 re-identification, One Euro smoothing, and a small MOT evaluator."""
 
 from bpnet_core.track.filters import OneEuroFilter
-from bpnet_core.track.mot import evaluate_mot
+from bpnet_core.track.mot import evaluate_mot, evaluate_video_tracking
 from bpnet_core.track.oks import oks, oks_matrix, sigmas_for
 from bpnet_core.track.params import TrackParams
 from bpnet_core.track.tracker import Track, Tracker
 
-__all__ = ["OneEuroFilter", "TrackParams", "Track", "Tracker", "evaluate_mot", "oks", "oks_matrix", "sigmas_for"]
+__all__ = ["OneEuroFilter", "TrackParams", "Track", "Tracker", "evaluate_mot", "evaluate_video_tracking", "oks", "oks_matrix", "sigmas_for"]

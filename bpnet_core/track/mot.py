@@ -5,6 +5,9 @@ Per frame, ground-truth and predicted people (predictions with id < 0 are ignore
 the CLEAR-MOT and identity measures (Bernardin & Stiefelhagen 2008; Ristani et al. 2016):
 
 * ``id_switches``: a ground-truth track matched to a different predicted id than at its previous match;
+  ``id_switches_after_absence`` counts those of them where the person was absent from the previous frame's ground
+  truth (out of the picture, or hidden): a person coming back into view, whom a tracker without an appearance model
+  can only re-identify by position;
 * ``fragmentations``: a ground-truth track's matched run interrupted (it is present but unmatched) and resumed;
 * ``mota = 1 - (misses + false_positives + id_switches) / ground-truth people``;
 * ``idf1 = 2 IDTP / (ground-truth people + predicted people)`` with IDTP from the best one-to-one map between
@@ -26,7 +29,8 @@ def evaluate_mot(gt_frames: list, pred_frames: list, sigmas=None, oks_threshold:
     (ground-truth keypoints with confidence 0 are unlabelled). Returns the counts and measures above."""
     if len(gt_frames) != len(pred_frames):
         raise ValueError(f"{len(gt_frames)} ground-truth frames but {len(pred_frames)} predicted frames")
-    num_gt = num_pred = misses = fps = switches = frags = matches = 0
+    num_gt = num_pred = misses = fps = switches = frags = matches = absent_switches = 0
+    previous: set = set()  # gt ids of the previous frame
     last_match: dict = {}  # gt id -> predicted id of its last match
     tracked_last: dict = {}  # gt id -> matched in its previous presence
     pair_count: dict = defaultdict(int)
@@ -62,12 +66,14 @@ def evaluate_mot(gt_frames: list, pred_frames: list, sigmas=None, oks_threshold:
                 pair_count[(g, t)] += 1
                 if g in last_match and last_match[g] != t:
                     switches += 1
+                    absent_switches += g not in previous
                 if g in tracked_last and not tracked_last[g]:
                     frags += 1
                 last_match[g] = t
                 tracked_last[g] = True
             elif g in tracked_last:
                 tracked_last[g] = False
+        previous = set(gids)
     # identity measures: best one-to-one gt id <-> predicted id map
     g_ids, p_ids = sorted(gt_len), sorted(pred_len)
     idtp = 0
@@ -86,6 +92,7 @@ def evaluate_mot(gt_frames: list, pred_frames: list, sigmas=None, oks_threshold:
         "misses": misses,
         "false_positives": fps,
         "id_switches": switches,
+        "id_switches_after_absence": absent_switches,
         "fragmentations": frags,
         "mota": 1.0 - (misses + fps + switches) / num_gt if num_gt else float("nan"),
         "idf1": 2 * idtp / (num_gt + num_pred) if num_gt + num_pred else float("nan"),
@@ -99,3 +106,37 @@ def _names(num_joints: int) -> list[str]:
     from bpnet_core.data.coco import COCO_KEYPOINTS
 
     return COCO_KEYPOINTS if num_joints == len(COCO_KEYPOINTS) else [f"joint{j}" for j in range(num_joints)]
+
+
+def evaluate_video_tracking(detections, annotations, min_visible: int = 3, oks_threshold: float = 0.5) -> dict:
+    """:func:`evaluate_mot` of a video run (``detections.json`` of ``bpnet inference --input_type video``, a path
+    or the loaded dict) against a clip's ground truth (``annotations.json`` of ``bpnet synthetic_video``).
+
+    Frames are paired by ``frame_index`` (with ``--stride_frames`` only the processed ones count). Predicted joints
+    are mapped to the ground truth's joints by name (a joint at (0, 0) is missing); ground-truth people count when
+    at least ``min_visible`` of their joints are visible (``v = 2``): a person hidden but for a hand is not a miss."""
+    from bpnet_core.data.synthetic_video import load_video_ground_truth
+    from bpnet_core.fileio import read_json
+
+    det = read_json(detections, "detections file") if not isinstance(detections, dict) else detections
+    names, gt_frames = load_video_ground_truth(annotations)
+    gt_index = [f["frame_index"] for f in sorted(read_json(annotations, "video annotation file")["images"],
+                                                 key=lambda im: im["frame_index"])]  # fmt: skip
+    gt_by_frame = dict(zip(gt_index, gt_frames))
+    joints = det["categories"][0]["keypoints"]
+    cols = [joints.index(n) if n in joints else -1 for n in names]
+    gt, pred = [], []
+    for f in det["images"]:
+        if f["frame_index"] not in gt_by_frame:
+            raise ValueError(f"{annotations}: no ground truth for frame {f['frame_index']}")
+        kp, ids = gt_by_frame[f["frame_index"]]
+        keep = [i for i in range(len(kp)) if (kp[i, :, 2] == 2).sum() >= min_visible]
+        gt.append((kp[keep].reshape(len(keep), len(names), 3), [ids[i] for i in keep]))
+        xy = np.array(f["keypoints"], np.float64).reshape(len(f["keypoints"]), len(joints), 2)
+        p = np.zeros((len(xy), len(names), 3))
+        for i, c in enumerate(cols):
+            if c >= 0:
+                p[:, i, :2] = xy[:, c]
+                p[:, i, 2] = np.abs(xy[:, c]).sum(-1) > 0
+        pred.append((p, f["track_ids"]))
+    return evaluate_mot(gt, pred, oks_threshold=oks_threshold)

@@ -15,6 +15,8 @@ EXPECTED_METRICS = {
                          "ap_retrained"},
     "05_deploy": {"onnx_max_abs_diff", "latency_ms", "ap", "real"},
     "06_explore": {"decoder_update_ms", "full_update_ms", "forward_passes", "model"},
+    "07_video": {"synthetic_id_switches", "synthetic_mota", "real_id_switches", "real_id_switches_per_100_frames",
+                 "real_mota", "real_idf1", "frames_per_second"},
 }
 
 

@@ -151,6 +151,11 @@ def test_mot_metrics_on_hand_made_cases():
     # a prediction far from everybody is a false positive
     fp = evaluate_mot([(a[None], [1])], [(np.stack([a, body(400, 400)]), [3, 4])])
     assert (fp["matches"], fp["false_positives"]) == (1, 1)
+    # person 1 leaves the picture for a frame and comes back with a new id: a switch after absence; person 2's
+    # swap in view is not
+    away = evaluate_mot([(two, [1, 2]), (b[None], [2]), (two, [1, 2]), (two, [1, 2])],
+                        [(two, [7, 8]), (b[None], [8]), (two, [9, 8]), (two, [9, 5])])  # fmt: skip
+    assert (away["id_switches"], away["id_switches_after_absence"]) == (2, 1)
 
 
 # ---------------------------------------------------------------------------------------------------- standard clip
