@@ -559,6 +559,26 @@ class LossConfig(_Block):
     paf_loss_weight: Float = Field(1.0, gt=0.0)
 
 
+class DistillationConfig(_Block):
+    """bpnet extension: supervise the student with a teacher network's maps (knowledge distillation).
+
+    Attributes:
+        teacher_model: a bpnet ``.keras`` model whose last-stage heatmaps and PAFs, computed on the same augmented
+            batch as the student sees, become (part of) the target. ``null``: no distillation.
+        weight: the teacher's share of the target: ``target = weight · teacher + (1 − weight) · label``
+            (for the masked L2 loss this equals ``weight · ‖s − teacher‖² + (1 − weight) · ‖s − label‖²`` up to a
+            constant). 0 = labels only, 1 = teacher only.
+        stages: ``all`` — every student stage is pulled toward the teacher; ``last`` — only the last stage,
+            earlier stages keep the labels.
+        maps: ``both``, ``heatmaps`` or ``pafs``: which branch the teacher supervises.
+    """
+
+    teacher_model: Optional[PathStr] = None
+    weight: Float = Field(0.5, ge=0.0, le=1.0)
+    stages: Literal["all", "last"] = "all"
+    maps: Literal["both", "heatmaps", "pafs"] = "both"
+
+
 class TrainSpec(_SpecRoot):
     """The experiment spec of ``bpnet train`` (TAO ``BpNetTrainer``); facts §1.2."""
 
@@ -582,6 +602,7 @@ class TrainSpec(_SpecRoot):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    distillation: DistillationConfig = Field(default_factory=DistillationConfig)  # bpnet extension
 
     @model_validator(mode="after")
     def _cross(self) -> "TrainSpec":

@@ -1,0 +1,95 @@
+"""Knowledge distillation for ``bpnet train``: a teacher network's maps as (part of) the student's target."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bpnet_core.errors import BpnetError
+
+log = logging.getLogger(__name__)
+
+
+def load_teacher(spec, pose, student_normalization):
+    """The teacher of ``spec.distillation`` checked against the student's contract, or ``None`` when off.
+
+    Returns ``(keras.Model, affine)`` where ``affine = (a, b)`` maps the student's normalised batch ``x`` to the
+    teacher's input ``a · x + b`` (per channel; identity when both normalise alike). One-line :class:`BpnetError`
+    when the file does not load, or its pose config or stride differs from the student's (both named).
+    """
+    import numpy as np
+
+    from bpnet_core.meta import read_meta
+    from bpnet_core.model import load_bpnet_model
+
+    dist = spec.distillation
+    if not dist.teacher_model:
+        return None
+    path = Path(dist.teacher_model)
+    where = f"{spec.source}: distillation.teacher_model {path}"
+    if not path.is_file():
+        raise BpnetError(f"{where}: file not found")
+    if path.suffix.lower() != ".keras":
+        raise BpnetError(f"{where}: the teacher must be a bpnet .keras model (got {path.suffix or 'no suffix'})")
+    try:
+        meta = read_meta(path)
+    except BpnetError as exc:
+        raise BpnetError(f"{where}: cannot be read as a bpnet model ({str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - a broken zip, JSON, ... all mean "not a loadable model"
+        raise BpnetError(f"{where}: cannot be read as a bpnet model ({type(exc).__name__}: {str(exc)[:160]})") from None
+    if list(meta.pose.joint_names) != list(pose.joint_names) or [tuple(x) for x in meta.pose.limbs] != [tuple(x) for x in pose.limbs]:
+        raise BpnetError(
+            f"{where}: the teacher's pose config {meta.pose.name} ({meta.pose.num_joints} joints, {meta.pose.num_limbs}"
+            f" limbs) differs from the student's {pose.name} ({pose.num_joints} joints, {pose.num_limbs} limbs)"
+        )
+    if meta.stride != spec.stride:
+        raise BpnetError(f"{where}: the teacher's stride is {meta.stride} but the student's is {spec.stride}")
+    try:
+        model = load_bpnet_model(path, pose)
+    except BpnetError as exc:
+        raise BpnetError(f"{where}: {str(exc)}") from None
+    model.trainable = False
+    s_scale, s_off = np.asarray(student_normalization.scale, np.float32), np.asarray(student_normalization.offset, np.float32)
+    t_norm = meta.normalization or student_normalization
+    t_scale, t_off = np.asarray(t_norm.scale, np.float32), np.asarray(t_norm.offset, np.float32)
+    # pixel = (x + s_off) * s_scale;  teacher input = pixel / t_scale - t_off
+    a = s_scale / t_scale
+    b = s_off * s_scale / t_scale - t_off
+    log.info("distilling from %s (weight %.2f, stages %s, maps %s)", path, dist.weight, dist.stages, dist.maps)
+    return model, (a, b)
+
+
+def distillation_targets(teacher, affine, images, heatmaps, pafs, dist):
+    """Per-stage targets ``(heat_targets, paf_targets)`` (lists, one per student stage; built inside the tf step).
+
+    The teacher's last-stage maps on the same augmented batch are blended with the labels:
+    ``weight · teacher + (1 − weight) · label`` for the supervised stages/branches, labels elsewhere.
+    """
+    import tensorflow as tf
+
+    a, b = affine
+    t_in = images * tf.constant(a) + tf.constant(b)
+    outs = teacher(t_in, training=False)
+    n = len(outs) // 2
+    t_heat = tf.stop_gradient(tf.cast(outs[n - 1], tf.float32))
+    t_paf = tf.stop_gradient(tf.cast(outs[-1], tf.float32))
+    w = float(dist.weight)
+    heat = tf.cast(heatmaps, tf.float32)
+    paf = tf.cast(pafs, tf.float32)
+    blend_h = w * t_heat + (1.0 - w) * heat if dist.maps in ("both", "heatmaps") else heat
+    blend_p = w * t_paf + (1.0 - w) * paf if dist.maps in ("both", "pafs") else paf
+    return blend_h, blend_p, heat, paf
+
+
+def staged_loss_terms(outputs, heat_targets, paf_targets, mask, focal=None) -> dict:
+    """:func:`bpnet_core.model.losses.loss_terms` with one target per stage (lists of length ``stages``)."""
+    from bpnet_core.model.losses import loss_terms
+
+    outputs = list(outputs)
+    stages = len(outputs) // 2
+    terms = {}
+    for t in range(stages):
+        one = loss_terms([outputs[t], outputs[stages + t]], heat_targets[t], paf_targets[t], mask, focal)
+        terms[f"heatmap_stage{t + 1}"] = one["heatmap_stage1"]
+        terms[f"paf_stage{t + 1}"] = one["paf_stage1"]
+    return {k: terms[k] for k in sorted(terms, key=lambda k: (not k.startswith("heatmap"), k))}

@@ -1,0 +1,96 @@
+"""Distillation in the trainer (spec ``distillation:`` block): targets, a short run, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from bpnet_core.errors import BpnetError  # noqa: E402
+from tests.integration.test_train import full_run, spec_file, tiny_data  # noqa: E402,F401 - shared fixtures
+
+
+def test_targets_blend_teacher_and_labels():
+    """weight 0 = labels, 1 = teacher's last stage, 0.5 = the mean; the teacher sees the renormalised batch."""
+    import keras
+    import tensorflow as tf
+
+    from bpnet_core.config.schema import DistillationConfig
+    from bpnet_core.train.distill import distillation_targets
+
+    inp = keras.Input((8, 8, 3))
+    heat1, heat2 = keras.layers.Lambda(lambda x: x[..., :1] * 0 + 1.0)(inp), keras.layers.Lambda(lambda x: x[..., :1])(inp)
+    teacher = keras.Model(inp, [heat1, heat2, heat1, heat2])
+    images = tf.fill((1, 8, 8, 3), 0.25)
+    labels = tf.zeros((1, 8, 8, 1))
+    for w, expect in [(0.0, 0.0), (1.0, 0.5), (0.5, 0.25)]:  # teacher input = 2·x = 0.5 (affine a=2, b=0)
+        dist = DistillationConfig(teacher_model="t.keras", weight=w)
+        bh, bp, _, _ = distillation_targets(teacher, (np.float32([2, 2, 2]), np.float32([0, 0, 0])), images, labels,
+                                            labels, dist)  # fmt: skip
+        np.testing.assert_allclose(bh.numpy(), expect)
+        np.testing.assert_allclose(bp.numpy(), expect)
+    dist = DistillationConfig(teacher_model="t.keras", weight=1.0, maps="heatmaps")
+    bh, bp, _, _ = distillation_targets(teacher, (np.float32([2] * 3), np.float32([0] * 3)), images, labels, labels, dist)
+    assert float(np.max(bh)) == 0.5 and float(np.max(bp)) == 0.0
+
+
+def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):  # noqa: F811
+    from bpnet_core.train import train
+
+    teacher = full_run["final_model"]
+    plain = train(spec_file, tmp_path / "plain", progress=False, max_steps=3)
+    dist = train(spec_file, tmp_path / "dist", progress=False, max_steps=3,
+                 overrides=[f"distillation.teacher_model={teacher}", "distillation.weight=1.0"])  # fmt: skip
+    assert np.isfinite(dist["loss"]) and dist["step"] == 3
+    assert abs(dist["loss"] - plain["loss"]) > 1e-6, "the teacher's maps must change the target"
+    assert "distillation" in (tmp_path / "dist" / "params.yaml").read_text()
+
+
+def _bad(spec_file, tmp_path, overrides, capsys):  # noqa: F811
+    from bpnet_core.cli import main
+
+    out = tmp_path / "results"
+    rc = main(["train", "-e", str(spec_file), "-r", str(out), "--no_progress", *sum((["--set", o] for o in overrides), [])])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert not out.exists(), "nothing may be written"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("weight", ["1.5", "-0.1"])
+def test_weight_outside_0_1(weight, spec_file, tmp_path, capsys):  # noqa: F811
+    line = _bad(spec_file, tmp_path, [f"distillation.weight={weight}"], capsys)
+    assert "distillation.weight" in line
+
+
+def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F811
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={tmp_path / 'none.keras'}"], capsys)
+    assert "none.keras" in line and "not found" in line
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip file")
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={broken}"], capsys)
+    assert "broken.keras" in line and "cannot be read" in line
+
+
+def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):  # noqa: F811
+    from bpnet_core.model import build_model, save_bpnet_model
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.model import spec_normalization
+    from bpnet_core.skeleton import PoseConfig
+
+    root = Path(__file__).resolve().parents[2]
+    coco17 = PoseConfig.from_json(root / "model_pose_config" / "coco_17joints.json")
+    spec = load_train_spec(spec_file, [f"model.heat_channels={coco17.num_heatmap_channels}", f"model.paf_channels={coco17.num_paf_channels}"])
+    other = tmp_path / "coco17.keras"
+    save_bpnet_model(build_model(spec.model, coco17), other, coco17, spec_normalization(spec))
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={other}"], capsys)
+    assert "pose config coco_17joints" in line and "student's" in line
+    # stride: the student at 64 px with a 16x16 grid has stride 4, the teacher 8
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}",
+                                      "dataloader.pose_config.target_shape=[16,16]"], capsys)  # fmt: skip
+    assert "stride is 8" in line and "student's is 4" in line
