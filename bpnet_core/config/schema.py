@@ -571,12 +571,16 @@ class DistillationConfig(_Block):
         stages: ``all`` — every student stage is pulled toward the teacher; ``last`` — only the last stage,
             earlier stages keep the labels.
         maps: ``both``, ``heatmaps`` or ``pafs``: which branch the teacher supervises.
+        from_pruned: when ``teacher_model`` is not set and ``pretrained_weights`` is a model written by
+            ``bpnet prune``, distil from the model it was pruned from (recorded in its contract as
+            ``provenance.pruned_from``). The retrain specs set it: retraining after pruning distils by default.
     """
 
     teacher_model: Optional[PathStr] = None
     weight: Float = Field(0.5, ge=0.0, le=1.0)
     stages: Literal["all", "last"] = "all"
     maps: Literal["both", "heatmaps", "pafs"] = "both"
+    from_pruned: Bool = False
 
 
 class TrainSpec(_SpecRoot):

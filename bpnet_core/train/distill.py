@@ -23,9 +23,9 @@ def load_teacher(spec, pose, student_normalization):
     from bpnet_core.model import load_bpnet_model
 
     dist = spec.distillation
-    if not dist.teacher_model:
+    path = Path(dist.teacher_model) if dist.teacher_model else _pruned_from(spec)
+    if path is None or dist.weight == 0.0:
         return None
-    path = Path(dist.teacher_model)
     where = f"{spec.source}: distillation.teacher_model {path}"
     if not path.is_file():
         raise BpnetError(f"{where}: file not found")
@@ -57,6 +57,27 @@ def load_teacher(spec, pose, student_normalization):
     b = s_off * s_scale / t_scale - t_off
     log.info("distilling from %s (weight %.2f, stages %s, maps %s)", path, dist.weight, dist.stages, dist.maps)
     return model, (a, b)
+
+
+def _pruned_from(spec) -> Path | None:
+    """``distillation.from_pruned``: the model ``pretrained_weights`` was pruned from, if it records one."""
+    from bpnet_core.meta import read_meta
+
+    if not (spec.distillation.from_pruned and spec.pretrained_weights):
+        return None
+    try:
+        source = read_meta(spec.pretrained_weights).provenance.get("pruned_from")
+    except Exception:  # noqa: BLE001 - not a bpnet model file: model_from_spec reports it
+        return None
+    if not source:
+        log.warning("distillation.from_pruned: %s does not record the model it was pruned from; training on labels "
+                    "only", spec.pretrained_weights)  # fmt: skip
+        return None
+    if not Path(source).is_file():
+        log.warning("distillation.from_pruned: %s (the model %s was pruned from) is gone; training on labels only",
+                    source, spec.pretrained_weights)  # fmt: skip
+        return None
+    return Path(source)
 
 
 def distillation_targets(teacher, affine, images, heatmaps, pafs, dist):

@@ -284,6 +284,16 @@ def test_pick_threshold():
     assert pick_threshold(rows, 9.0)["pruning_threshold"] == 0.5
 
 
+def test_pick_threshold_is_ap_aware():
+    """Among the thresholds that reach the target: the most AP kept by the cut; near-ties go to the gentlest."""
+    rows = [{"pruning_threshold": t, "flops_ratio": r, "AP": ap}
+            for t, r, ap in [(0.1, 1.2, 0.4), (0.3, 2.5, 0.05), (0.4, 2.8, 0.2), (0.5, 4.0, 0.198)]]  # fmt: skip
+    assert pick_threshold(rows, 2.0)["pruning_threshold"] == 0.4
+    assert pick_threshold(rows, 2.0, metric=None)["pruning_threshold"] == 0.3
+    flat = [{**r, "AP": 0.0} for r in rows]  # every cut destroys the model (demo): the gentlest one
+    assert pick_threshold(flat, 2.0)["pruning_threshold"] == 0.3
+
+
 # ------------------------------------------------------------------------------------------------ files and CLI
 
 
