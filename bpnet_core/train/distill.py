@@ -114,3 +114,40 @@ def staged_loss_terms(outputs, heat_targets, paf_targets, mask, focal=None) -> d
         terms[f"heatmap_stage{t + 1}"] = one["heatmap_stage1"]
         terms[f"paf_stage{t + 1}"] = one["paf_stage1"]
     return {k: terms[k] for k in sorted(terms, key=lambda k: (not k.startswith("heatmap"), k))}
+
+
+def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=(), index: int = 0, split="train"):
+    """One RGB picture of what distillation trains on, for one augmented training sample: input | label heatmaps |
+    teacher heatmaps | student heatmaps | label PAFs | teacher PAFs | student PAFs (last stage of each network).
+
+    ``spec`` is a train spec (file or loaded) with ``overrides``; ``teacher_model``/``student_model`` are ``.keras``
+    files (e.g. the unpruned and the pruned model). The teacher gets the batch renormalised to its own contract.
+    """
+    import numpy as np
+
+    from bpnet_core.data.pipeline import loader_from_spec, make_dataset
+    from bpnet_core.model import load_bpnet_model, spec_normalization
+    from bpnet_core.skeleton import PoseConfig
+    from bpnet_core.train.trainer import load_spec
+    from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
+
+    spec = load_spec(spec, overrides)
+    pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    spec = spec.model_copy(update={"distillation": spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})})
+    teacher, (a, b) = load_teacher(spec, pose, spec_normalization(spec))
+    student = load_bpnet_model(student_model, pose)
+    loader = loader_from_spec(spec, pose, split)
+    images, labels = next(iter(make_dataset(loader, index + 1, epoch=0)))
+    x = np.asarray(images)[index:index + 1]
+    t_out = teacher(x * a + b, training=False)
+    s_out = student(x, training=False)
+    n_t, n_s = len(t_out) // 2, len(s_out) // 2
+    norm = spec.dataloader.normalization_params
+    rgb = np.clip((x[0] + np.asarray(norm.image_offset)) * np.asarray(norm.image_scale), 0, 255).astype(np.uint8)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    heat = [np.asarray(labels["heatmaps"])[index], np.asarray(t_out[n_t - 1][0]), np.asarray(s_out[n_s - 1][0])]
+    paf = [np.asarray(labels["pafs"])[index], np.asarray(t_out[-1][0]), np.asarray(s_out[-1][0])]
+    tiles = [bgr] + [overlay_map(bgr, np.clip(np.max(h[:, :, :-1], axis=2), 0, 1)) for h in heat]
+    tiles += [overlay_pafs(bgr, np.clip(p, -1, 1)) for p in paf]
+    titles = ["input", "heat: labels", "heat: teacher", "heat: student", "PAF: labels", "PAF: teacher", "PAF: student"]
+    return to_rgb(grid(tiles, cols=7, titles=titles))
