@@ -574,6 +574,8 @@ class DistillationConfig(_Block):
         from_pruned: when ``teacher_model`` is not set and ``pretrained_weights`` is a model written by
             ``bpnet prune``, distil from the model it was pruned from (recorded in its contract as
             ``provenance.pruned_from``). The retrain specs set it: retraining after pruning distils by default.
+        image_folder: label-free distillation: train on the images of this folder (no annotations, no TFRecords;
+            augmented like training images) instead of the spec's train records. Needs ``weight: 1``.
     """
 
     teacher_model: Optional[PathStr] = None
@@ -581,6 +583,16 @@ class DistillationConfig(_Block):
     stages: Literal["all", "last"] = "all"
     maps: Literal["both", "heatmaps", "pafs"] = "both"
     from_pruned: Bool = False
+    image_folder: Optional[PathStr] = None
+
+    @model_validator(mode="after")
+    def _cross(self) -> "DistillationConfig":
+        if self.image_folder and self.weight != 1.0:
+            raise SpecValueError("weight", f"must be 1 for label-free distillation from image_folder (got "
+                                 f"{self.weight:g}): the folder has no labels", ("image_folder",))  # fmt: skip
+        if self.image_folder and not (self.teacher_model or self.from_pruned):
+            raise SpecValueError("image_folder", "label-free distillation needs a teacher_model", ("teacher_model",))
+        return self
 
 
 class TrainSpec(_SpecRoot):

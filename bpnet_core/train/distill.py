@@ -10,15 +10,61 @@ from bpnet_core.errors import BpnetError
 log = logging.getLogger(__name__)
 
 
-def load_teacher(spec, pose, student_normalization):
+class Teacher:
+    """A teacher network behind one call: :meth:`maps` turns the student's normalised batch (a tensor, inside the
+    training step) into the teacher's last-stage ``(heatmaps, pafs)``.
+
+    A ``.keras`` teacher runs inside the TensorFlow step; any other bpnet model (``.onnx``, OpenVINO ``.xml``) runs
+    through its runner (:func:`bpnet_core.runners.load_runner`) in a ``tf.numpy_function``. Either way the batch is
+    first mapped from the student's normalisation to the teacher's (``pixel = (x + offset) · scale``, then the
+    teacher's colour order and normalisation), so the teacher sees the same augmented image as the student.
+    """
+
+    def __init__(self, path: Path, meta, student_normalization, model=None, runner=None):
+        import numpy as np
+
+        self.path, self.meta, self.model, self.runner = path, meta, model, runner
+        s_scale = np.asarray(student_normalization.scale, np.float32)
+        s_off = np.asarray(student_normalization.offset, np.float32)
+        t_norm = meta.normalization  # None: the graph takes raw 0..255 pixels
+        t_scale = np.asarray(t_norm.scale if t_norm else (1.0, 1.0, 1.0), np.float32)
+        t_off = np.asarray(t_norm.offset if t_norm else (0.0, 0.0, 0.0), np.float32)
+        # teacher input = pixel / t_scale − t_off with pixel = (x + s_off) · s_scale  (per RGB channel)
+        self.a = s_scale / t_scale
+        self.b = s_off * s_scale / t_scale - t_off
+        self.bgr = meta.color.upper() == "BGR"
+
+    def _input(self, x):
+        import tensorflow as tf
+
+        x = x * tf.constant(self.a) + tf.constant(self.b)
+        return x[..., ::-1] if self.bgr else x
+
+    def maps(self, images):
+        import tensorflow as tf
+
+        x = self._input(tf.cast(images, tf.float32))
+        if self.model is not None:
+            outs = self.model(x, training=False)
+            n = len(outs) // 2
+            heat, paf = outs[n - 1], outs[-1]
+        else:
+            def run(batch):
+                h, p = self.runner.predict(batch)
+                return h.astype("float32"), p.astype("float32")
+
+            heat, paf = tf.numpy_function(run, [x], [tf.float32, tf.float32], stateful=False)
+            heat.set_shape([None, None, None, self.meta.pose.num_heatmap_channels])
+            paf.set_shape([None, None, None, self.meta.pose.num_paf_channels])
+        return tf.stop_gradient(tf.cast(heat, tf.float32)), tf.stop_gradient(tf.cast(paf, tf.float32))
+
+
+def load_teacher(spec, pose, student_normalization) -> Teacher | None:
     """The teacher of ``spec.distillation`` checked against the student's contract, or ``None`` when off.
 
-    Returns ``(keras.Model, affine)`` where ``affine = (a, b)`` maps the student's normalised batch ``x`` to the
-    teacher's input ``a · x + b`` (per channel; identity when both normalise alike). One-line :class:`BpnetError`
-    when the file does not load, or its pose config or stride differs from the student's (both named).
+    One-line :class:`BpnetError` when the file does not load, or its pose config or stride differs from the
+    student's (both named).
     """
-    import numpy as np
-
     from bpnet_core.meta import read_meta
     from bpnet_core.model import load_bpnet_model
 
@@ -29,34 +75,44 @@ def load_teacher(spec, pose, student_normalization):
     where = f"{spec.source}: distillation.teacher_model {path}"
     if not path.is_file():
         raise BpnetError(f"{where}: file not found")
-    if path.suffix.lower() != ".keras":
-        raise BpnetError(f"{where}: the teacher must be a bpnet .keras model (got {path.suffix or 'no suffix'})")
     try:
         meta = read_meta(path)
     except BpnetError as exc:
         raise BpnetError(f"{where}: cannot be read as a bpnet model ({str(exc)[:200]})") from None
     except Exception as exc:  # noqa: BLE001 - a broken zip, JSON, ... all mean "not a loadable model"
         raise BpnetError(f"{where}: cannot be read as a bpnet model ({type(exc).__name__}: {str(exc)[:160]})") from None
-    if list(meta.pose.joint_names) != list(pose.joint_names) or [tuple(x) for x in meta.pose.limbs] != [tuple(x) for x in pose.limbs]:
+    same_pose = list(meta.pose.joint_names) == list(pose.joint_names) and \
+        [tuple(x) for x in meta.pose.limbs] == [tuple(x) for x in pose.limbs]
+    if not same_pose:
         raise BpnetError(
             f"{where}: the teacher's pose config {meta.pose.name} ({meta.pose.num_joints} joints, {meta.pose.num_limbs}"
             f" limbs) differs from the student's {pose.name} ({pose.num_joints} joints, {pose.num_limbs} limbs)"
         )
-    if meta.stride != spec.stride:
-        raise BpnetError(f"{where}: the teacher's stride is {meta.stride} but the student's is {spec.stride}")
-    try:
-        model = load_bpnet_model(path, pose)
-    except BpnetError as exc:
-        raise BpnetError(f"{where}: {str(exc)}") from None
-    model.trainable = False
-    s_scale, s_off = np.asarray(student_normalization.scale, np.float32), np.asarray(student_normalization.offset, np.float32)
-    t_norm = meta.normalization or student_normalization
-    t_scale, t_off = np.asarray(t_norm.scale, np.float32), np.asarray(t_norm.offset, np.float32)
-    # pixel = (x + s_off) * s_scale;  teacher input = pixel / t_scale - t_off
-    a = s_scale / t_scale
-    b = s_off * s_scale / t_scale - t_off
+    strides = {meta.heatmaps().stride, meta.pafs().stride}
+    if strides != {spec.stride}:
+        raise BpnetError(f"{where}: the teacher's stride is {'/'.join(map(str, sorted(strides)))} but the student's "
+                         f"is {spec.stride}")  # fmt: skip
+    hw = (spec.dataloader.image_config.image_dims.height, spec.dataloader.image_config.image_dims.width)
+    if meta.input_hw and tuple(meta.input_hw) != hw:
+        raise BpnetError(f"{where}: the teacher takes only {meta.input_hw[0]}x{meta.input_hw[1]} input but the "
+                         f"student trains at {hw[0]}x{hw[1]}")  # fmt: skip
+    if path.suffix.lower() == ".keras":
+        try:
+            model = load_bpnet_model(path, pose)
+        except BpnetError as exc:
+            raise BpnetError(f"{where}: {exc}") from None
+        model.trainable = False
+        teacher = Teacher(path, meta, student_normalization, model=model)
+    else:
+        from bpnet_core.runners import load_runner
+
+        try:
+            runner = load_runner(path)
+        except BpnetError as exc:
+            raise BpnetError(f"{where}: {exc}") from None
+        teacher = Teacher(path, runner.meta, student_normalization, runner=runner)
     log.info("distilling from %s (weight %.2f, stages %s, maps %s)", path, dist.weight, dist.stages, dist.maps)
-    return model, (a, b)
+    return teacher
 
 
 def _pruned_from(spec) -> Path | None:
@@ -80,20 +136,13 @@ def _pruned_from(spec) -> Path | None:
     return Path(source)
 
 
-def distillation_targets(teacher, affine, images, heatmaps, pafs, dist):
-    """Per-stage targets ``(heat_targets, paf_targets)`` (lists, one per student stage; built inside the tf step).
-
-    The teacher's last-stage maps on the same augmented batch are blended with the labels:
-    ``weight · teacher + (1 − weight) · label`` for the supervised stages/branches, labels elsewhere.
-    """
+def distillation_targets(teacher: Teacher, images, heatmaps, pafs, dist):
+    """``(blended_heatmaps, blended_pafs, heatmaps, pafs)`` for one batch (inside the training step): the teacher's
+    last-stage maps on the same augmented batch, blended with the labels as ``weight · teacher + (1 − weight) · label``
+    for the branches ``dist.maps`` names (labels elsewhere)."""
     import tensorflow as tf
 
-    a, b = affine
-    t_in = images * tf.constant(a) + tf.constant(b)
-    outs = teacher(t_in, training=False)
-    n = len(outs) // 2
-    t_heat = tf.stop_gradient(tf.cast(outs[n - 1], tf.float32))
-    t_paf = tf.stop_gradient(tf.cast(outs[-1], tf.float32))
+    t_heat, t_paf = teacher.maps(images)
     w = float(dist.weight)
     heat = tf.cast(heatmaps, tf.float32)
     paf = tf.cast(pafs, tf.float32)
@@ -134,19 +183,19 @@ def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=
     spec = load_spec(spec, overrides)
     pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     spec = spec.model_copy(update={"distillation": spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})})
-    teacher, (a, b) = load_teacher(spec, pose, spec_normalization(spec))
+    teacher = load_teacher(spec, pose, spec_normalization(spec))
     student = load_bpnet_model(student_model, pose)
     loader = loader_from_spec(spec, pose, split)
     images, labels = next(iter(make_dataset(loader, index + 1, epoch=0)))
     x = np.asarray(images)[index:index + 1]
-    t_out = teacher(x * a + b, training=False)
+    t_heat, t_paf = (np.asarray(m[0]) for m in teacher.maps(x))
     s_out = student(x, training=False)
-    n_t, n_s = len(t_out) // 2, len(s_out) // 2
+    n_s = len(s_out) // 2
     norm = spec.dataloader.normalization_params
     rgb = np.clip((x[0] + np.asarray(norm.image_offset)) * np.asarray(norm.image_scale), 0, 255).astype(np.uint8)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    heat = [np.asarray(labels["heatmaps"])[index], np.asarray(t_out[n_t - 1][0]), np.asarray(s_out[n_s - 1][0])]
-    paf = [np.asarray(labels["pafs"])[index], np.asarray(t_out[-1][0]), np.asarray(s_out[-1][0])]
+    heat = [np.asarray(labels["heatmaps"])[index], t_heat, np.asarray(s_out[n_s - 1][0])]
+    paf = [np.asarray(labels["pafs"])[index], t_paf, np.asarray(s_out[-1][0])]
     tiles = [bgr] + [overlay_map(bgr, np.clip(np.max(h[:, :, :-1], axis=2), 0, 1)) for h in heat]
     tiles += [overlay_pafs(bgr, np.clip(p, -1, 1)) for p in paf]
     titles = ["input", "heat: labels", "heat: teacher", "heat: student", "PAF: labels", "PAF: teacher", "PAF: student"]

@@ -280,7 +280,7 @@ def train(
     from tqdm.auto import tqdm
 
     from bpnet_core.config import dump_spec, validate_against_pose
-    from bpnet_core.data.pipeline import loader_from_spec, make_dataset
+    from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec, make_dataset
     from bpnet_core.model import FocalParams, loss_terms, model_from_spec, save_bpnet_model, spec_normalization, weighted_sum
     from bpnet_core.skeleton import PoseConfig
     from bpnet_core.train.distill import distillation_targets, load_teacher, staged_loss_terms
@@ -299,6 +299,11 @@ def train(
         pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     validate_against_pose(spec, pose)
     teacher = load_teacher(spec, pose, spec_normalization(spec))  # before anything is written: bad teacher, no files
+    if spec.distillation.image_folder:  # label-free distillation: images only, the teacher gives every target
+        if teacher is None:
+            raise BpnetError(f"{spec.source}: distillation.image_folder needs a teacher (distillation.teacher_model)")
+        folder = spec.distillation.image_folder
+        image_folder_loader(spec, pose, folder)  # checked before anything is written (no folder, no images)
     results = prepare_results_dir(results_dir)
 
     strategy = choose_strategy(num_devices)
@@ -306,7 +311,10 @@ def train(
     chief = _is_chief(strategy)
     batch = int(spec.dataloader.batch_size)
     global_batch = batch * replicas
-    loader = loader_from_spec(spec, pose, "train")
+    if spec.distillation.image_folder:
+        loader = image_folder_loader(spec, pose, folder)
+    else:
+        loader = loader_from_spec(spec, pose, "train")
     steps_per_epoch = len(loader) // global_batch
     if steps_per_epoch < 1:
         raise BpnetError(
@@ -363,8 +371,7 @@ def train(
             """Per-stage heatmap and PAF targets: the labels, or blended with the teacher's maps."""
             if teacher is None:
                 return [labels["heatmaps"]] * n_stages, [labels["pafs"]] * n_stages
-            bh, bp, h, p = distillation_targets(teacher[0], teacher[1], images, labels["heatmaps"], labels["pafs"],
-                                                spec.distillation)  # fmt: skip
+            bh, bp, h, p = distillation_targets(teacher, images, labels["heatmaps"], labels["pafs"], spec.distillation)
             if spec.distillation.stages == "last":
                 return [h] * (n_stages - 1) + [bh], [p] * (n_stages - 1) + [bp]
             return [bh] * n_stages, [bp] * n_stages
@@ -394,7 +401,7 @@ def train(
             return loss_terms(model(images, training=False), labels["heatmaps"], labels["pafs"], labels["mask"], focal)
 
         val_loader = None
-        if spec.validation_every_n_epoch and chief:
+        if spec.validation_every_n_epoch and chief and not spec.distillation.image_folder:
             try:
                 val_loader = loader_from_spec(spec, pose, "val")
             except BpnetError as exc:

@@ -14,26 +14,29 @@ from tests.integration.test_train import full_run, spec_file, tiny_data  # noqa:
 
 
 def test_targets_blend_teacher_and_labels():
-    """weight 0 = labels, 1 = teacher's last stage, 0.5 = the mean; the teacher sees the renormalised batch."""
+    """weight 0 = labels, 1 = teacher's last stage, 0.5 = the mean; the teacher sees the batch renormalised to its
+    own contract (student x = pixel/256, teacher pixel/128: the teacher's input is 2·x)."""
+    from types import SimpleNamespace
+
     import keras
     import tensorflow as tf
 
     from bpnet_core.config.schema import DistillationConfig
-    from bpnet_core.train.distill import distillation_targets
+    from bpnet_core.meta import Normalization
+    from bpnet_core.train.distill import Teacher, distillation_targets
 
     inp = keras.Input((8, 8, 3))
-    heat1, heat2 = keras.layers.Lambda(lambda x: x[..., :1] * 0 + 1.0)(inp), keras.layers.Lambda(lambda x: x[..., :1])(inp)
-    teacher = keras.Model(inp, [heat1, heat2, heat1, heat2])
+    ones, same = keras.layers.Lambda(lambda x: x[..., :1] * 0 + 1.0)(inp), keras.layers.Lambda(lambda x: x[..., :1])(inp)
+    model = keras.Model(inp, [ones, same, ones, same])  # stage 1 = 1.0, stage 2 (the last) = its input
+    meta = SimpleNamespace(normalization=Normalization((128.0,) * 3, (0.0,) * 3), color="RGB")
+    teacher = Teacher(Path("t.keras"), meta, Normalization((256.0,) * 3, (0.0,) * 3), model=model)
     images = tf.fill((1, 8, 8, 3), 0.25)
     labels = tf.zeros((1, 8, 8, 1))
-    for w, expect in [(0.0, 0.0), (1.0, 0.5), (0.5, 0.25)]:  # teacher input = 2·x = 0.5 (affine a=2, b=0)
-        dist = DistillationConfig(teacher_model="t.keras", weight=w)
-        bh, bp, _, _ = distillation_targets(teacher, (np.float32([2, 2, 2]), np.float32([0, 0, 0])), images, labels,
-                                            labels, dist)  # fmt: skip
+    for w, expect in [(0.0, 0.0), (1.0, 0.5), (0.5, 0.25)]:
+        bh, bp, _, _ = distillation_targets(teacher, images, labels, labels, DistillationConfig(weight=w))
         np.testing.assert_allclose(bh.numpy(), expect)
         np.testing.assert_allclose(bp.numpy(), expect)
-    dist = DistillationConfig(teacher_model="t.keras", weight=1.0, maps="heatmaps")
-    bh, bp, _, _ = distillation_targets(teacher, (np.float32([2] * 3), np.float32([0] * 3)), images, labels, labels, dist)
+    bh, bp, _, _ = distillation_targets(teacher, images, labels, labels, DistillationConfig(weight=1.0, maps="heatmaps"))
     assert float(np.max(bh)) == 0.5 and float(np.max(bp)) == 0.0
 
 
