@@ -460,8 +460,15 @@ def test_retrain_continues_from_the_pruned_weights(tmp_path, pose):
 
     retrain_spec = ROOT / "specs" / "bpnet_retrain_m1_demo.yaml"
     re_over = {**overrides, "pretrained_weights": str(pruned_file), "num_epoch": 1}
-    retrained = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain", {**overrides, "num_epoch": 1},
-                               pose=pose, progress=False, max_steps=1)  # fmt: skip
+    labels_only = {**overrides, "num_epoch": 1, "distillation.weight": 0.0}  # TAO's retrain: the loss identity below
+    retrained = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain", labels_only, pose=pose, progress=False,
+                               max_steps=1)  # fmt: skip
+    from bpnet_core.meta import read_meta
+
+    assert read_meta(pruned_file).provenance["pruned_from"] == str(Path(trained["final_model"]).resolve())
+    distilled = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain_d", {**overrides, "num_epoch": 1},
+                               pose=pose, progress=False, max_steps=1)  # the spec's default: distil (from_pruned)
+    assert abs(distilled["loss"] - retrained["loss"]) > 1e-3 * retrained["loss"]
     pruned = load_bpnet_model(pruned_file, pose)
     expected = _first_step_loss(retrain_spec, re_over, pruned, pose)
     scratch = _first_step_loss(train_spec, overrides, build_model({**TINY, "width_multiplier": 0.125}, pose), pose)
