@@ -24,7 +24,7 @@ from bpnet_core.fileio import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-PARTS = ["decode", "data", "train", "inference", "real", "video"]
+PARTS = ["decode", "data", "train", "inference", "real", "video", "pruning"]
 
 
 def machine_info() -> dict:
@@ -50,7 +50,7 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
     from bpnet_core.benchmarks import data as data_bench
     from bpnet_core.benchmarks.decode import bench_decode
 
-    parts = only or PARTS
+    parts = only or [p for p in PARTS if p != "pruning"]  # pruning trains 3 demo chains: only on request
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise BpnetError(f"--only: unknown benchmark part(s) {unknown}; choose from {PARTS}")
@@ -70,7 +70,8 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
             data["pipeline"] = data_bench.bench_pipeline(work, batches=3 if quick else 10)
             report["parts"]["data"] = data
         for part, module in (("train", "bpnet_core.benchmarks.train"), ("inference", "bpnet_core.benchmarks.inference"),
-                             ("real", "bpnet_core.benchmarks.real"), ("video", "bpnet_core.benchmarks.video")):
+                             ("real", "bpnet_core.benchmarks.real"), ("video", "bpnet_core.benchmarks.video"),
+                             ("pruning", "bpnet_core.benchmarks.pruning")):
             if part in parts:
                 mod = _optional(module)
                 if mod is None:
@@ -107,7 +108,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']}) "
                          f"| {r['images_per_second']:.1f} images/s |")  # fmt: skip
         lines.append("")
-    for part in ("train", "inference", "real", "video"):
+    for part in ("train", "inference", "real", "video", "pruning"):
         if part in p and "markdown" in p[part]:
             lines += [p[part]["markdown"], ""]
         elif part in p and "skipped" in p[part]:

@@ -559,6 +559,42 @@ class LossConfig(_Block):
     paf_loss_weight: Float = Field(1.0, gt=0.0)
 
 
+class DistillationConfig(_Block):
+    """bpnet extension: supervise the student with a teacher network's maps (knowledge distillation).
+
+    Attributes:
+        teacher_model: a bpnet ``.keras`` model whose last-stage heatmaps and PAFs, computed on the same augmented
+            batch as the student sees, become (part of) the target. ``null``: no distillation.
+        weight: the teacher's share of the target: ``target = weight · teacher + (1 − weight) · label``
+            (for the masked L2 loss this equals ``weight · ‖s − teacher‖² + (1 − weight) · ‖s − label‖²`` up to a
+            constant). 0 = labels only, 1 = teacher only.
+        stages: ``all`` — every student stage is pulled toward the teacher; ``last`` — only the last stage,
+            earlier stages keep the labels.
+        maps: ``both``, ``heatmaps`` or ``pafs``: which branch the teacher supervises.
+        from_pruned: when ``teacher_model`` is not set and ``pretrained_weights`` is a model written by
+            ``bpnet prune``, distil from the model it was pruned from (recorded in its contract as
+            ``provenance.pruned_from``). The retrain specs set it: retraining after pruning distils by default.
+        image_folder: label-free distillation: train on the images of this folder (no annotations, no TFRecords;
+            augmented like training images) instead of the spec's train records. Needs ``weight: 1``.
+    """
+
+    teacher_model: Optional[PathStr] = None
+    weight: Float = Field(0.5, ge=0.0, le=1.0)
+    stages: Literal["all", "last"] = "all"
+    maps: Literal["both", "heatmaps", "pafs"] = "both"
+    from_pruned: Bool = False
+    image_folder: Optional[PathStr] = None
+
+    @model_validator(mode="after")
+    def _cross(self) -> "DistillationConfig":
+        if self.image_folder and self.weight != 1.0:
+            raise SpecValueError("weight", f"must be 1 for label-free distillation from image_folder (got "
+                                 f"{self.weight:g}): the folder has no labels", ("image_folder",))  # fmt: skip
+        if self.image_folder and not (self.teacher_model or self.from_pruned):
+            raise SpecValueError("image_folder", "label-free distillation needs a teacher_model", ("teacher_model",))
+        return self
+
+
 class TrainSpec(_SpecRoot):
     """The experiment spec of ``bpnet train`` (TAO ``BpNetTrainer``); facts §1.2."""
 
@@ -582,6 +618,7 @@ class TrainSpec(_SpecRoot):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    distillation: DistillationConfig = Field(default_factory=DistillationConfig)  # bpnet extension
 
     @model_validator(mode="after")
     def _cross(self) -> "TrainSpec":

@@ -624,7 +624,10 @@ def prune_and_save(
     meta = _source_meta(model_or_path, prune_kwargs.get("pose"))
     report = {**report, "output_file": str(out), "report_file": str(report_path)}
     make_dir(report_path.parent, "report folder")
-    save_model_atomic(pruned, out, keras_members(meta.with_changes(name=out.stem)))
+    provenance = dict(meta.provenance)
+    if isinstance(model_or_path, (str, os.PathLike)):  # the retrain's default teacher (distillation.from_pruned)
+        provenance["pruned_from"] = str(Path(model_or_path).resolve())
+    save_model_atomic(pruned, out, keras_members(meta.with_changes(name=out.stem, provenance=provenance)))
     write_json_atomic(report_path, report)
     log.info("wrote %s and %s", out, report_path)
     return report

@@ -213,15 +213,22 @@ def threshold_sweep(
     return rows
 
 
-def pick_threshold(rows: list[dict], min_ratio: float = 2.0, key: str = "flops_ratio") -> dict:
-    """The sweep row to retrain: the smallest threshold whose ``key`` ratio reaches ``min_ratio`` (the gentlest
-    pruning that meets the target), else the row with the largest ratio."""
+def pick_threshold(rows: list[dict], min_ratio: float = 2.0, key: str = "flops_ratio", metric: str | None = "AP",
+                   tolerance: float = 0.005) -> dict:
+    """The sweep row to retrain, AP-aware: among the thresholds whose ``key`` ratio reaches ``min_ratio``, the one
+    whose pruned model keeps the most ``metric`` (what the cut destroyed least, measured before retraining); rows
+    within ``tolerance`` of that best go to the gentlest (smallest) threshold, which removes the fewest filters.
+    Without ``metric`` in the rows (or ``metric=None``): the gentlest threshold that reaches the target. When no
+    row reaches it: the row with the largest ratio."""
     if not rows:
         raise BpnetError("pick_threshold: the sweep is empty")
     ok = [r for r in rows if r[key] >= min_ratio]
-    if ok:
-        return min(ok, key=lambda r: r["pruning_threshold"])
-    return max(rows, key=lambda r: r[key])
+    if not ok:
+        return max(rows, key=lambda r: r[key])
+    if metric and all(metric in r for r in ok):
+        best = max(float(r[metric]) for r in ok)
+        ok = [r for r in ok if float(r[metric]) >= best - tolerance]
+    return min(ok, key=lambda r: r["pruning_threshold"])
 
 
 def plot_prune_sweep(rows: list[dict], baseline: dict | None = None, metric: str = "AP"):

@@ -280,9 +280,10 @@ def train(
     from tqdm.auto import tqdm
 
     from bpnet_core.config import dump_spec, validate_against_pose
-    from bpnet_core.data.pipeline import loader_from_spec, make_dataset
+    from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec, make_dataset
     from bpnet_core.model import FocalParams, loss_terms, model_from_spec, save_bpnet_model, spec_normalization, weighted_sum
     from bpnet_core.skeleton import PoseConfig
+    from bpnet_core.train.distill import distillation_targets, load_teacher, staged_loss_terms
     from bpnet_core.train.optimizers import build_optimizer, gradient_multipliers, scale_gradients
     from bpnet_core.train.schedules import schedule_from_spec
 
@@ -294,17 +295,26 @@ def train(
         results_dir = spec.checkpoint_dir
     if max_steps is not None and (isinstance(max_steps, bool) or int(max_steps) < 1):
         raise BpnetError(f"max_steps must be a positive integer (got {max_steps!r})")
-    results = prepare_results_dir(results_dir)
     if pose is None:
         pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     validate_against_pose(spec, pose)
+    teacher = load_teacher(spec, pose, spec_normalization(spec))  # before anything is written: bad teacher, no files
+    if spec.distillation.image_folder:  # label-free distillation: images only, the teacher gives every target
+        if teacher is None:
+            raise BpnetError(f"{spec.source}: distillation.image_folder needs a teacher (distillation.teacher_model)")
+        folder = spec.distillation.image_folder
+        image_folder_loader(spec, pose, folder)  # checked before anything is written (no folder, no images)
+    results = prepare_results_dir(results_dir)
 
     strategy = choose_strategy(num_devices)
     replicas = int(strategy.num_replicas_in_sync)
     chief = _is_chief(strategy)
     batch = int(spec.dataloader.batch_size)
     global_batch = batch * replicas
-    loader = loader_from_spec(spec, pose, "train")
+    if spec.distillation.image_folder:
+        loader = image_folder_loader(spec, pose, folder)
+    else:
+        loader = loader_from_spec(spec, pose, "train")
     steps_per_epoch = len(loader) // global_batch
     if steps_per_epoch < 1:
         raise BpnetError(
@@ -355,11 +365,22 @@ def train(
         focal = FocalParams.from_spec(spec)
         heat_w, paf_w = float(spec.loss.heatmap_loss_weight), float(spec.loss.paf_loss_weight)
         variables = model.trainable_variables
+        n_stages = len(model.outputs) // 2
+
+        def targets(images, labels):
+            """Per-stage heatmap and PAF targets: the labels, or blended with the teacher's maps."""
+            if teacher is None:
+                return [labels["heatmaps"]] * n_stages, [labels["pafs"]] * n_stages
+            bh, bp, h, p = distillation_targets(teacher, images, labels["heatmaps"], labels["pafs"], spec.distillation)
+            if spec.distillation.stages == "last":
+                return [h] * (n_stages - 1) + [bh], [p] * (n_stages - 1) + [bp]
+            return [bh] * n_stages, [bp] * n_stages
 
         def step_fn(images, labels):
+            heat_t, paf_t = targets(images, labels)
             with tf.GradientTape() as tape:
                 outputs = model(images, training=True)
-                raw = loss_terms(outputs, labels["heatmaps"], labels["pafs"], labels["mask"], focal)
+                raw = staged_loss_terms(outputs, heat_t, paf_t, labels["mask"], focal)
                 data_loss = weighted_sum(raw, heat_w, paf_w) / float(global_batch)
                 reg = tf.add_n([tf.cast(x, tf.float32) for x in model.losses]) if model.losses else tf.constant(0.0)
                 reg = reg / float(replicas)
@@ -380,7 +401,7 @@ def train(
             return loss_terms(model(images, training=False), labels["heatmaps"], labels["pafs"], labels["mask"], focal)
 
         val_loader = None
-        if spec.validation_every_n_epoch and chief:
+        if spec.validation_every_n_epoch and chief and not spec.distillation.image_folder:
             try:
                 val_loader = loader_from_spec(spec, pose, "val")
             except BpnetError as exc:

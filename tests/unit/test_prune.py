@@ -284,6 +284,16 @@ def test_pick_threshold():
     assert pick_threshold(rows, 9.0)["pruning_threshold"] == 0.5
 
 
+def test_pick_threshold_is_ap_aware():
+    """Among the thresholds that reach the target: the most AP kept by the cut; near-ties go to the gentlest."""
+    rows = [{"pruning_threshold": t, "flops_ratio": r, "AP": ap}
+            for t, r, ap in [(0.1, 1.2, 0.4), (0.3, 2.5, 0.05), (0.4, 2.8, 0.2), (0.5, 4.0, 0.198)]]  # fmt: skip
+    assert pick_threshold(rows, 2.0)["pruning_threshold"] == 0.4
+    assert pick_threshold(rows, 2.0, metric=None)["pruning_threshold"] == 0.3
+    flat = [{**r, "AP": 0.0} for r in rows]  # every cut destroys the model (demo): the gentlest one
+    assert pick_threshold(flat, 2.0)["pruning_threshold"] == 0.3
+
+
 # ------------------------------------------------------------------------------------------------ files and CLI
 
 
@@ -450,8 +460,15 @@ def test_retrain_continues_from_the_pruned_weights(tmp_path, pose):
 
     retrain_spec = ROOT / "specs" / "bpnet_retrain_m1_demo.yaml"
     re_over = {**overrides, "pretrained_weights": str(pruned_file), "num_epoch": 1}
-    retrained = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain", {**overrides, "num_epoch": 1},
-                               pose=pose, progress=False, max_steps=1)  # fmt: skip
+    labels_only = {**overrides, "num_epoch": 1, "distillation.weight": 0.0}  # TAO's retrain: the loss identity below
+    retrained = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain", labels_only, pose=pose, progress=False,
+                               max_steps=1)  # fmt: skip
+    from bpnet_core.meta import read_meta
+
+    assert read_meta(pruned_file).provenance["pruned_from"] == str(Path(trained["final_model"]).resolve())
+    distilled = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain_d", {**overrides, "num_epoch": 1},
+                               pose=pose, progress=False, max_steps=1)  # the spec's default: distil (from_pruned)
+    assert abs(distilled["loss"] - retrained["loss"]) > 1e-3 * retrained["loss"]
     pruned = load_bpnet_model(pruned_file, pose)
     expected = _first_step_loss(retrain_spec, re_over, pruned, pose)
     scratch = _first_step_loss(train_spec, overrides, build_model({**TINY, "width_multiplier": 0.125}, pose), pose)

@@ -1,0 +1,202 @@
+"""Knowledge distillation for ``bpnet train``: a teacher network's maps as (part of) the student's target."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bpnet_core.errors import BpnetError
+
+log = logging.getLogger(__name__)
+
+
+class Teacher:
+    """A teacher network behind one call: :meth:`maps` turns the student's normalised batch (a tensor, inside the
+    training step) into the teacher's last-stage ``(heatmaps, pafs)``.
+
+    A ``.keras`` teacher runs inside the TensorFlow step; any other bpnet model (``.onnx``, OpenVINO ``.xml``) runs
+    through its runner (:func:`bpnet_core.runners.load_runner`) in a ``tf.numpy_function``. Either way the batch is
+    first mapped from the student's normalisation to the teacher's (``pixel = (x + offset) · scale``, then the
+    teacher's colour order and normalisation), so the teacher sees the same augmented image as the student.
+    """
+
+    def __init__(self, path: Path, meta, student_normalization, model=None, runner=None):
+        import numpy as np
+
+        self.path, self.meta, self.model, self.runner = path, meta, model, runner
+        s_scale = np.asarray(student_normalization.scale, np.float32)
+        s_off = np.asarray(student_normalization.offset, np.float32)
+        t_norm = meta.normalization  # None: the graph takes raw 0..255 pixels
+        t_scale = np.asarray(t_norm.scale if t_norm else (1.0, 1.0, 1.0), np.float32)
+        t_off = np.asarray(t_norm.offset if t_norm else (0.0, 0.0, 0.0), np.float32)
+        # teacher input = pixel / t_scale − t_off with pixel = (x + s_off) · s_scale  (per RGB channel)
+        self.a = s_scale / t_scale
+        self.b = s_off * s_scale / t_scale - t_off
+        self.bgr = meta.color.upper() == "BGR"
+
+    def _input(self, x):
+        import tensorflow as tf
+
+        x = x * tf.constant(self.a) + tf.constant(self.b)
+        return x[..., ::-1] if self.bgr else x
+
+    def maps(self, images):
+        import tensorflow as tf
+
+        x = self._input(tf.cast(images, tf.float32))
+        if self.model is not None:
+            outs = self.model(x, training=False)
+            n = len(outs) // 2
+            heat, paf = outs[n - 1], outs[-1]
+        else:
+            def run(batch):
+                h, p = self.runner.predict(batch)
+                return h.astype("float32"), p.astype("float32")
+
+            heat, paf = tf.numpy_function(run, [x], [tf.float32, tf.float32], stateful=False)
+            heat.set_shape([None, None, None, self.meta.pose.num_heatmap_channels])
+            paf.set_shape([None, None, None, self.meta.pose.num_paf_channels])
+        return tf.stop_gradient(tf.cast(heat, tf.float32)), tf.stop_gradient(tf.cast(paf, tf.float32))
+
+
+def load_teacher(spec, pose, student_normalization) -> Teacher | None:
+    """The teacher of ``spec.distillation`` checked against the student's contract, or ``None`` when off.
+
+    One-line :class:`BpnetError` when the file does not load, or its pose config or stride differs from the
+    student's (both named).
+    """
+    from bpnet_core.meta import read_meta
+    from bpnet_core.model import load_bpnet_model
+
+    dist = spec.distillation
+    path = Path(dist.teacher_model) if dist.teacher_model else _pruned_from(spec)
+    if path is None or dist.weight == 0.0:
+        return None
+    where = f"{spec.source}: distillation.teacher_model {path}"
+    if not path.is_file():
+        raise BpnetError(f"{where}: file not found")
+    try:
+        meta = read_meta(path)
+    except BpnetError as exc:
+        raise BpnetError(f"{where}: cannot be read as a bpnet model ({str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - a broken zip, JSON, ... all mean "not a loadable model"
+        raise BpnetError(f"{where}: cannot be read as a bpnet model ({type(exc).__name__}: {str(exc)[:160]})") from None
+    same_pose = list(meta.pose.joint_names) == list(pose.joint_names) and \
+        [tuple(x) for x in meta.pose.limbs] == [tuple(x) for x in pose.limbs]
+    if not same_pose:
+        raise BpnetError(
+            f"{where}: the teacher's pose config {meta.pose.name} ({meta.pose.num_joints} joints, {meta.pose.num_limbs}"
+            f" limbs) differs from the student's {pose.name} ({pose.num_joints} joints, {pose.num_limbs} limbs)"
+        )
+    strides = {meta.heatmaps().stride, meta.pafs().stride}
+    if strides != {spec.stride}:
+        raise BpnetError(f"{where}: the teacher's stride is {'/'.join(map(str, sorted(strides)))} but the student's "
+                         f"is {spec.stride}")  # fmt: skip
+    hw = (spec.dataloader.image_config.image_dims.height, spec.dataloader.image_config.image_dims.width)
+    if meta.input_hw and tuple(meta.input_hw) != hw:
+        raise BpnetError(f"{where}: the teacher takes only {meta.input_hw[0]}x{meta.input_hw[1]} input but the "
+                         f"student trains at {hw[0]}x{hw[1]}")  # fmt: skip
+    if path.suffix.lower() == ".keras":
+        try:
+            model = load_bpnet_model(path, pose)
+        except BpnetError as exc:
+            raise BpnetError(f"{where}: {exc}") from None
+        model.trainable = False
+        teacher = Teacher(path, meta, student_normalization, model=model)
+    else:
+        from bpnet_core.runners import load_runner
+
+        try:
+            runner = load_runner(path)
+        except BpnetError as exc:
+            raise BpnetError(f"{where}: {exc}") from None
+        teacher = Teacher(path, runner.meta, student_normalization, runner=runner)
+    log.info("distilling from %s (weight %.2f, stages %s, maps %s)", path, dist.weight, dist.stages, dist.maps)
+    return teacher
+
+
+def _pruned_from(spec) -> Path | None:
+    """``distillation.from_pruned``: the model ``pretrained_weights`` was pruned from, if it records one."""
+    from bpnet_core.meta import read_meta
+
+    if not (spec.distillation.from_pruned and spec.pretrained_weights):
+        return None
+    try:
+        source = read_meta(spec.pretrained_weights).provenance.get("pruned_from")
+    except Exception:  # noqa: BLE001 - not a bpnet model file: model_from_spec reports it
+        return None
+    if not source:
+        log.warning("distillation.from_pruned: %s does not record the model it was pruned from; training on labels "
+                    "only", spec.pretrained_weights)  # fmt: skip
+        return None
+    if not Path(source).is_file():
+        log.warning("distillation.from_pruned: %s (the model %s was pruned from) is gone; training on labels only",
+                    source, spec.pretrained_weights)  # fmt: skip
+        return None
+    return Path(source)
+
+
+def distillation_targets(teacher: Teacher, images, heatmaps, pafs, dist):
+    """``(blended_heatmaps, blended_pafs, heatmaps, pafs)`` for one batch (inside the training step): the teacher's
+    last-stage maps on the same augmented batch, blended with the labels as ``weight · teacher + (1 − weight) · label``
+    for the branches ``dist.maps`` names (labels elsewhere)."""
+    import tensorflow as tf
+
+    t_heat, t_paf = teacher.maps(images)
+    w = float(dist.weight)
+    heat = tf.cast(heatmaps, tf.float32)
+    paf = tf.cast(pafs, tf.float32)
+    blend_h = w * t_heat + (1.0 - w) * heat if dist.maps in ("both", "heatmaps") else heat
+    blend_p = w * t_paf + (1.0 - w) * paf if dist.maps in ("both", "pafs") else paf
+    return blend_h, blend_p, heat, paf
+
+
+def staged_loss_terms(outputs, heat_targets, paf_targets, mask, focal=None) -> dict:
+    """:func:`bpnet_core.model.losses.loss_terms` with one target per stage (lists of length ``stages``)."""
+    from bpnet_core.model.losses import loss_terms
+
+    outputs = list(outputs)
+    stages = len(outputs) // 2
+    terms = {}
+    for t in range(stages):
+        one = loss_terms([outputs[t], outputs[stages + t]], heat_targets[t], paf_targets[t], mask, focal)
+        terms[f"heatmap_stage{t + 1}"] = one["heatmap_stage1"]
+        terms[f"paf_stage{t + 1}"] = one["paf_stage1"]
+    return {k: terms[k] for k in sorted(terms, key=lambda k: (not k.startswith("heatmap"), k))}
+
+
+def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=(), index: int = 0, split="train"):
+    """One RGB picture of what distillation trains on, for one augmented training sample: input | label heatmaps |
+    teacher heatmaps | student heatmaps | label PAFs | teacher PAFs | student PAFs (last stage of each network).
+
+    ``spec`` is a train spec (file or loaded) with ``overrides``; ``teacher_model``/``student_model`` are ``.keras``
+    files (e.g. the unpruned and the pruned model). The teacher gets the batch renormalised to its own contract.
+    """
+    import numpy as np
+
+    from bpnet_core.data.pipeline import loader_from_spec, make_dataset
+    from bpnet_core.model import load_bpnet_model, spec_normalization
+    from bpnet_core.skeleton import PoseConfig
+    from bpnet_core.train.trainer import load_spec
+    from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
+
+    spec = load_spec(spec, overrides)
+    pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    spec = spec.model_copy(update={"distillation": spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})})
+    teacher = load_teacher(spec, pose, spec_normalization(spec))
+    student = load_bpnet_model(student_model, pose)
+    loader = loader_from_spec(spec, pose, split)
+    images, labels = next(iter(make_dataset(loader, index + 1, epoch=0)))
+    x = np.asarray(images)[index:index + 1]
+    t_heat, t_paf = (np.asarray(m[0]) for m in teacher.maps(x))
+    s_out = student(x, training=False)
+    n_s = len(s_out) // 2
+    norm = spec.dataloader.normalization_params
+    rgb = np.clip((x[0] + np.asarray(norm.image_offset)) * np.asarray(norm.image_scale), 0, 255).astype(np.uint8)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    heat = [np.asarray(labels["heatmaps"])[index], t_heat, np.asarray(s_out[n_s - 1][0])]
+    paf = [np.asarray(labels["pafs"])[index], t_paf, np.asarray(s_out[-1][0])]
+    tiles = [bgr] + [overlay_map(bgr, np.clip(np.max(h[:, :, :-1], axis=2), 0, 1)) for h in heat]
+    tiles += [overlay_pafs(bgr, np.clip(p, -1, 1)) for p in paf]
+    titles = ["input", "heat: labels", "heat: teacher", "heat: student", "PAF: labels", "PAF: teacher", "PAF: student"]
+    return to_rgb(grid(tiles, cols=7, titles=titles))

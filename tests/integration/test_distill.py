@@ -1,0 +1,170 @@
+"""Distillation in the trainer (spec ``distillation:`` block): targets, a short run, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from bpnet_core.errors import BpnetError  # noqa: E402
+from tests.integration.test_train import full_run, spec_file, tiny_data  # noqa: E402,F401 - shared fixtures
+
+
+def test_targets_blend_teacher_and_labels():
+    """weight 0 = labels, 1 = teacher's last stage, 0.5 = the mean; the teacher sees the batch renormalised to its
+    own contract (student x = pixel/256, teacher pixel/128: the teacher's input is 2·x)."""
+    from types import SimpleNamespace
+
+    import keras
+    import tensorflow as tf
+
+    from bpnet_core.config.schema import DistillationConfig
+    from bpnet_core.meta import Normalization
+    from bpnet_core.train.distill import Teacher, distillation_targets
+
+    inp = keras.Input((8, 8, 3))
+    ones, same = keras.layers.Lambda(lambda x: x[..., :1] * 0 + 1.0)(inp), keras.layers.Lambda(lambda x: x[..., :1])(inp)
+    model = keras.Model(inp, [ones, same, ones, same])  # stage 1 = 1.0, stage 2 (the last) = its input
+    meta = SimpleNamespace(normalization=Normalization((128.0,) * 3, (0.0,) * 3), color="RGB")
+    teacher = Teacher(Path("t.keras"), meta, Normalization((256.0,) * 3, (0.0,) * 3), model=model)
+    images = tf.fill((1, 8, 8, 3), 0.25)
+    labels = tf.zeros((1, 8, 8, 1))
+    for w, expect in [(0.0, 0.0), (1.0, 0.5), (0.5, 0.25)]:
+        bh, bp, _, _ = distillation_targets(teacher, images, labels, labels, DistillationConfig(weight=w))
+        np.testing.assert_allclose(bh.numpy(), expect)
+        np.testing.assert_allclose(bp.numpy(), expect)
+    bh, bp, _, _ = distillation_targets(teacher, images, labels, labels, DistillationConfig(weight=1.0, maps="heatmaps"))
+    assert float(np.max(bh)) == 0.5 and float(np.max(bp)) == 0.0
+
+
+def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):  # noqa: F811
+    from bpnet_core.train import train
+
+    teacher = full_run["final_model"]
+    plain = train(spec_file, tmp_path / "plain", progress=False, max_steps=3)
+    dist = train(spec_file, tmp_path / "dist", progress=False, max_steps=3,
+                 overrides=[f"distillation.teacher_model={teacher}", "distillation.weight=1.0"])  # fmt: skip
+    assert np.isfinite(dist["loss"]) and dist["step"] == 3
+    assert abs(dist["loss"] - plain["loss"]) > 1e-6, "the teacher's maps must change the target"
+    assert "distillation" in (tmp_path / "dist" / "params.yaml").read_text()
+
+
+def _bad(spec_file, tmp_path, overrides, capsys):  # noqa: F811
+    from bpnet_core.cli import main
+
+    out = tmp_path / "results"
+    rc = main(["train", "-e", str(spec_file), "-r", str(out), "--no_progress", *sum((["--set", o] for o in overrides), [])])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert not out.exists(), "nothing may be written"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("weight", ["1.5", "-0.1"])
+def test_weight_outside_0_1(weight, spec_file, tmp_path, capsys):  # noqa: F811
+    line = _bad(spec_file, tmp_path, [f"distillation.weight={weight}"], capsys)
+    assert "distillation.weight" in line
+
+
+def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F811
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={tmp_path / 'none.keras'}"], capsys)
+    assert "none.keras" in line and "not found" in line
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip file")
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={broken}"], capsys)
+    assert "broken.keras" in line and "cannot be read" in line
+
+
+def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):  # noqa: F811
+    from bpnet_core.model import build_model, save_bpnet_model
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.model import spec_normalization
+    from bpnet_core.skeleton import PoseConfig
+
+    root = Path(__file__).resolve().parents[2]
+    coco17 = PoseConfig.from_json(root / "model_pose_config" / "coco_17joints.json")
+    spec = load_train_spec(spec_file, [f"model.heat_channels={coco17.num_heatmap_channels}", f"model.paf_channels={coco17.num_paf_channels}"])
+    other = tmp_path / "coco17.keras"
+    save_bpnet_model(build_model(spec.model, coco17), other, coco17, spec_normalization(spec))
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={other}"], capsys)
+    assert "pose config coco_17joints" in line and "student's" in line
+    # stride: the student at 64 px with a 16x16 grid has stride 4, the teacher 8
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}",
+                                      "dataloader.pose_config.target_shape=[16,16]"], capsys)  # fmt: skip
+    assert "stride is 8" in line and "student's is 4" in line
+
+
+def test_label_free_folder_without_images(spec_file, full_run, tmp_path, capsys):  # noqa: F811
+    empty = tmp_path / "no_images"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no pictures here")
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}", "distillation.weight=1",
+                                      f"distillation.image_folder={empty}"], capsys)  # fmt: skip
+    assert "no_images" in line and "no images" in line
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}", "distillation.weight=0.5",
+                                      f"distillation.image_folder={empty}"], capsys)  # fmt: skip
+    assert "distillation.weight" in line and "label-free" in line
+
+
+def _map_error(student_path, teacher, images) -> float:
+    """Mean squared difference between the student's and the teacher's last-stage maps on ``images``."""
+    import keras
+
+    student = keras.saving.load_model(str(student_path), compile=False)
+    out = student(images, training=False)
+    n = len(out) // 2
+    t_heat, t_paf = teacher.maps(images)
+    return float(np.mean((np.asarray(out[n - 1]) - np.asarray(t_heat)) ** 2)
+                 + np.mean((np.asarray(out[-1]) - np.asarray(t_paf)) ** 2))
+
+
+@pytest.mark.slow
+def test_label_free_distillation_from_a_real_teacher(spec_file, tmp_path):  # noqa: F811
+    """A tiny student distilled with no labels at all, on the 80 real COCO train images, from the real
+    human-pose-estimation-0001 (OpenVINO IR, through its runner): its training loss falls and its maps on the 36
+    held-out real photos move toward the teacher's."""
+    import cv2
+
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.importer import import_model
+    from bpnet_core.model import model_from_spec, save_bpnet_model, spec_normalization
+    from bpnet_core.skeleton import PoseConfig
+    from bpnet_core.train import train
+    from bpnet_core.train.distill import load_teacher
+
+    root = Path(__file__).resolve().parents[2]
+    teacher_file = tmp_path / "hpe.xml"
+    import_model(root / "tests/fixtures/realmodels/human-pose-estimation-0001/FP16-INT8/human-pose-estimation-0001.xml",
+                 "human-pose-estimation-0001", teacher_file)  # fmt: skip
+    over = [f"distillation.teacher_model={teacher_file}", "distillation.weight=1",
+            f"distillation.image_folder={root / 'tests/fixtures/coco_mini_train2017'}", "num_epoch=3",
+            "dataloader.image_config.image_dims.height=128", "dataloader.image_config.image_dims.width=128",
+            "dataloader.pose_config.target_shape=[16,16]", "dataloader.batch_size=8", "validation_every_n_epoch=0",
+            "dataloader.augmentation_config.spatial_augmentation_mode=standard_with_fixed_aspect_ratio",
+            "optimizer.learning_rate_schedule.base_learning_rate=3e-3"]  # fmt: skip
+    spec = load_train_spec(spec_file, over)
+    pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    teacher = load_teacher(spec, pose, spec_normalization(spec))
+    photos = sorted((root / "tests/fixtures/coco_sample").glob("*.jpg"))
+    assert len(photos) == 36
+    norm = spec_normalization(spec)
+    images = np.stack([cv2.resize(cv2.imread(str(p)), (128, 128))[:, :, ::-1] for p in photos]).astype(np.float32)
+    images = images / np.float32(norm.scale) - np.float32(norm.offset)
+    untrained = tmp_path / "untrained.keras"
+    import keras
+
+    keras.utils.set_random_seed(int(spec.random_seed))
+    save_bpnet_model(model_from_spec(spec, pose), untrained, pose, norm)
+    s = train(spec, tmp_path / "run", progress=False)
+    history = [h["loss"] for h in json.loads((tmp_path / "run" / "status.json").read_text())["history"]]
+    before, after = _map_error(untrained, teacher, images), _map_error(s["final_model"], teacher, images)
+    print(f"label-free: {s['step']} steps in {s['seconds']:.0f} s, loss per epoch {history}, "
+          f"map error vs teacher on 36 photos {before:.5f} -> {after:.5f}")
+    assert history[-1] < history[0], history
+    assert after < 0.8 * before, (before, after)
