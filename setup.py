@@ -19,6 +19,11 @@ for tree in SHIPPED_TREES:
     packages.append(name)
     package_dir[name] = tree
     package_data[name] = ["**/*"]
+    # sub-folders whose names are identifiers (e.g. notebooks/figures) look importable: declare them, as setuptools asks
+    for sub in sorted(p for p in Path(tree).rglob("*") if p.is_dir() and p.name not in ("__pycache__", ".ipynb_checkpoints")):
+        rel = sub.relative_to(tree).parts
+        if all(part.isidentifier() for part in rel):
+            packages.append(name + "." + ".".join(rel))
 
 setup(
     packages=packages,

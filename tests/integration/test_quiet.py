@@ -37,3 +37,20 @@ def test_dataset_convert_prints_only_bpnet_lines(tmp_path):
     loud = _run([*conv, "--set", "data_filtering_params.min_acceptable_kpts=3", "-ll", "DEBUG"], tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert any(not BPNET_LINE.match(x) for x in loud.stderr.splitlines() if x.strip()), loud.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_tutorial_runner_prints_only_its_own_lines(tmp_path):
+    """`bpnet tutorial init` + `bpnet tutorial run --notebooks 00`: no kernel transport warnings, no TensorFlow or absl
+    banners, only the runner's progress and summary lines (the setup notebook generates the demo data: ~20 s)."""
+    pytest.importorskip("papermill")
+    assert _run(["tutorial", "init", "tut"], tmp_path).returncode == 0
+    r = _run(["tutorial", "run", "tut", "--notebooks", "00"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = [x for x in re.split(r"[\r\n]", r.stdout) if x.strip()]
+    err = [x for x in re.split(r"[\r\n]", r.stderr) if x.strip()]
+    assert not [x for x in err if not BPNET_LINE.match(x)], err
+    assert out[0].startswith("[tutorial] 00_setup.ipynb") and "done in" in out[1], out
+    assert all(x.startswith(("[tutorial] ", "Tutorial finished", "  00_setup")) for x in out), out
+    assert (tmp_path / "tut" / "runs" / "demo" / "00_setup").is_dir()
