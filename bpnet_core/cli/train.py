@@ -21,8 +21,10 @@ def add_parser(sub) -> None:
                    "specs/bpnet_train_m1_demo.yaml")  # fmt: skip
     p.add_argument("-r", "--results_dir", default=None, help="output folder (default: the spec's checkpoint_dir)")
     add_key(p)
-    p.add_argument("--gpus", type=int, default=None, help="use at most this many local devices (default: all)")
-    p.add_argument("--scale_lr", action="store_true", help="multiply the learning rate by the number of devices")
+    p.add_argument("--gpus", type=int, default=None, help="use at most this many local devices (default: all; "
+                   "ignored when TF_CONFIG describes a cluster of several machines)")
+    p.add_argument("--scale_lr", action="store_true", help="multiply the learning rate by the number of devices "
+                   "(of all workers when TF_CONFIG describes a cluster)")
     p.add_argument("--mixed_precision", action="store_true", help="train in mixed_float16 (GPU only)")
     p.add_argument("--max_steps", type=int, default=None, help="stop after this many steps in total (smoke tests)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar (log a line every log_every_n_secs)")
@@ -43,8 +45,10 @@ def run(args) -> int:
         mixed_precision=args.mixed_precision,
     )  # fmt: skip
     resumed = f", resumed from epoch {s['resumed_from_epoch']}" if s["resumed_from_epoch"] is not None else ""
+    where = f"{s['replicas']} device(s)" + (f" of {s['workers']} workers" if s.get("workers", 1) > 1 else "")
+    output = s["final_model"] if s.get("chief", True) else "the chief writes the outputs"
     print(
         f"{s['status']}: epoch {s['epoch']}/{s['num_epoch']}, step {s['step']}{resumed}, loss {s['loss']:.5g}, "
-        f"{s['images_per_second']:.1f} img/s on {s['replicas']} device(s) → {s['final_model']}"
+        f"{s['images_per_second']:.1f} img/s on {where} → {output}"
     )
     return 0

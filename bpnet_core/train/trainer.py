@@ -29,11 +29,23 @@ Loss scaling across devices: each replica's loss is ``Σ terms / global_batch + 
 gradients are summed across replicas (Keras' optimiser all-reduces), so the update equals TAO's Horovod average.
 ``dataloader.batch_size`` is per device, as in TAO; ``scale_lr=True`` multiplies the learning rates by the number
 of devices (the linear scaling rule TAO's notebook recommends).
+
+Several machines (``TF_CONFIG`` set: ``MultiWorkerMirroredStrategy``): "devices" are all replicas of all workers, so
+the global batch is ``batch_size x replicas in the cluster`` and ``scale_lr`` multiplies by that replica count. Every
+worker reads the whole record list in the same order (the spec's paths must exist on every machine) and
+``tf.distribute`` gives each replica its slice of every global batch (auto-sharding by data), so two workers compute
+exactly what one process with two devices computes. The chief (the ``chief`` task, else ``worker`` 0) alone reads
+and writes ``results_dir``: it restores the checkpoint and writes params.yaml, checkpoints, TensorBoard logs,
+status.json and the final model. At the start every other worker takes the chief's variables (model, optimiser,
+epoch), so resuming needs no shared file system, and all workers stop with the same error if their sample count,
+batch, epochs or seed differ. The other workers save their checkpoints into a temporary folder removed at the end
+(TF's multi-worker rule: every worker takes part in saving) and never create or touch their ``results_dir``.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import math
 import os
@@ -113,6 +125,23 @@ def gpu_available() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_logical_devices("GPU"))
+
+
+def tf_config_is_chief() -> bool:
+    """Whether this process writes the outputs, from ``TF_CONFIG`` alone (before a strategy exists): no
+    ``TF_CONFIG``, the ``chief`` task, or ``worker`` 0 of a cluster without a ``chief``."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return True
+    try:
+        cfg = json.loads(raw)
+        cluster, task = cfg.get("cluster") or {}, cfg.get("task") or {}
+        task_type, index = task.get("type"), int(task.get("index", 0))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BpnetError(f"TF_CONFIG is not a valid cluster description ({exc})") from None
+    if not cluster:
+        return True
+    return task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
 
 
 def _is_chief(strategy) -> bool:
@@ -272,7 +301,8 @@ def train(
         A summary dict: ``status`` ("finished" or "stopped"), ``final_model``, ``checkpoint``, ``epoch``,
         ``num_epoch``, ``step``, ``steps_per_epoch``, ``resumed_from_epoch``, ``loss``, ``loss_terms``, ``lr``,
         ``seconds``, ``images_per_second``, ``replicas``, ``global_batch_size``, ``results_dir``, ``params_file``,
-        ``status_file``, ``log_dir``.
+        ``status_file``, ``log_dir``, ``chief`` (False on the other workers of a cluster, whose ``final_model`` is
+        None: the chief writes every output) and ``workers``.
     """
     import keras
     import numpy as np
@@ -304,11 +334,14 @@ def train(
             raise BpnetError(f"{spec.source}: distillation.image_folder needs a teacher (distillation.teacher_model)")
         folder = spec.distillation.image_folder
         image_folder_loader(spec, pose, folder)  # checked before anything is written (no folder, no images)
-    results = prepare_results_dir(results_dir)
+    chief = tf_config_is_chief()  # other workers of a cluster neither create nor touch results_dir
+    results = prepare_results_dir(results_dir) if chief else Path(results_dir).expanduser()
 
     strategy = choose_strategy(num_devices)
     replicas = int(strategy.num_replicas_in_sync)
-    chief = _is_chief(strategy)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if _is_chief(strategy) != chief:
+        raise BpnetError("TF_CONFIG and tf.distribute disagree on which worker is the chief")
     batch = int(spec.dataloader.batch_size)
     global_batch = batch * replicas
     if spec.distillation.image_folder:
@@ -331,9 +364,9 @@ def train(
 
     ckpt_dir = results / CHECKPOINT_SUBDIR
     save_dir = ckpt_dir if chief else Path(tempfile.mkdtemp(prefix="bpnet-worker-ckpt-"))
-    ckpt_dir.mkdir(exist_ok=True)
     params_file = results / PARAMS_FILE
     if chief:
+        ckpt_dir.mkdir(exist_ok=True)
         dump_spec(spec, params_file)
 
     previous_policy = keras.config.dtype_policy()
@@ -351,12 +384,18 @@ def train(
             checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
         manager = tf.train.CheckpointManager(checkpoint, str(save_dir), max_to_keep=int(spec.max_ckpt_to_keep),
                                              checkpoint_name=CHECKPOINT_NAME)  # fmt: skip
-        restored = restore_latest(checkpoint, ckpt_dir)
+        restored = restore_latest(checkpoint, ckpt_dir) if chief else None
+        if chief and restored is None and spec.finetuning_config.is_finetune_exp:
+            _finetune_init(model, spec.finetuning_config)
+        if multi_worker:  # the others take the chief's restored (or fine-tuning) state
+            facts = {"training samples": len(loader), "steps per epoch": steps_per_epoch, "num_epoch": num_epoch,
+                     "global batch": global_batch, "random_seed": int(spec.random_seed)}  # fmt: skip
+            sync_from_chief(strategy, [*model.weights, *optimizer.variables, epoch_var], facts)
         start_epoch = int(epoch_var.numpy())
+        if not chief and start_epoch:
+            restored = f"the chief's checkpoint ckpt-{start_epoch}"
         if restored is not None:
             log.info("resuming from %s (epoch %d, step %d)", restored, start_epoch, int(optimizer.iterations.numpy()))
-        elif spec.finetuning_config.is_finetune_exp:
-            _finetune_init(model, spec.finetuning_config)
 
         multipliers = gradient_multipliers(
             model, bool(spec.use_stagewise_lr_multipliers), spec.optimizer.grad_weights_dict,
@@ -433,7 +472,12 @@ def train(
             last_log = t0
             sums: dict[str, float] = {}
             n_steps = 0
-            dataset = strategy.experimental_distribute_dataset(make_dataset(loader, global_batch, epoch=epoch))
+            dataset = make_dataset(loader, global_batch, epoch=epoch)
+            if multi_worker:  # each replica of each worker: its slice of every global batch
+                options = tf.data.Options()
+                options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+                dataset = dataset.with_options(options)
+            dataset = strategy.experimental_distribute_dataset(dataset)
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{num_epoch}", disable=not (progress and chief),
                        leave=False, dynamic_ncols=True)  # fmt: skip
             for images, labels in dataset:
@@ -524,16 +568,20 @@ def train(
             entry = {**entry, "step": step}
             _write_status(status_file, status, entry, num_epoch, steps_per_epoch, replicas, last, history,
                           manager.latest_checkpoint)  # fmt: skip
+        if multi_worker:  # the chief (coordination service) leaves only once every worker is done
+            sync_from_chief(strategy, [], {"finished epoch": final_epoch})
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
         if not chief:
             import shutil
 
             shutil.rmtree(save_dir, ignore_errors=True)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
     return {
         "status": status,
-        "final_model": str(final_model),
+        "chief": chief,
+        "workers": _num_workers(strategy),
+        "final_model": str(final_model) if chief else None,
         "checkpoint": manager.latest_checkpoint if chief else None,
         "epoch": final_epoch,
         "num_epoch": num_epoch,
@@ -553,6 +601,52 @@ def train(
         "log_dir": str(results / "logs"),
         "num_params": int(np.sum([np.prod(v.shape) for v in model.weights])),
     }
+
+
+def _num_workers(strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return max(1, sum(len(cluster.get(kind, ())) for kind in ("chief", "worker")))
+
+
+def sync_from_chief(strategy, variables, facts: dict[str, int]) -> None:
+    """Start of a multi-worker run: every worker takes the chief's values of ``variables`` (the checkpoint or
+    fine-tuning start that only the chief reads), and all workers stop with the same error when any of them has
+    other ``facts`` (sample count, steps, batch, ...: different data or spec would hang the collectives later).
+
+    A broadcast as a cross-replica sum to which only replica 0 (the chief's first device) contributes: exact."""
+    import numpy as np
+    import tensorflow as tf
+
+    variables = list({id(v): v for v in variables}.values())
+    mine = np.array(list(facts.values()), np.int64)
+    SUM = tf.distribute.ReduceOp.SUM
+
+    def from_replica0(x):
+        first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+        return tf.where(first, x, tf.zeros_like(x))
+
+    @tf.function
+    def broadcast():
+        per_replica = strategy.run(lambda: [from_replica0(tf.convert_to_tensor(v)) for v in variables]
+                                   + [from_replica0(tf.constant(mine))])  # fmt: skip
+        return [strategy.reduce(SUM, x, axis=None) for x in per_replica]
+
+    @tf.function
+    def count(flag):
+        return strategy.reduce(SUM, strategy.run(lambda: tf.constant(flag, tf.int64)), axis=None)
+
+    values = broadcast()
+    chief_facts = values.pop().numpy()
+    differ = [f"{k} {int(a)} (chief: {int(b)})" for k, a, b in zip(facts, mine, chief_facts) if a != b]
+    if int(count(int(bool(differ)))):
+        raise BpnetError(
+            "the workers of TF_CONFIG's cluster do not train the same thing: "
+            + (", ".join(differ) if differ else "another worker has other data or spec")
+            + "; give every worker the same spec and the same TFRecords"
+        )
+    for v, value in zip(variables, values):
+        v.assign(value)
 
 
 def _previous_history(status_file: Path, start_epoch: int) -> list[dict]:
