@@ -242,7 +242,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
 
         def finish(index, ms, image, heat, paf, ref, network_ms):
             res = predictor.result(image, heat, paf, ref, network_ms)
-            ids = tracker.update(res.keypoints, res.scores, index)
+            ids = tracker.update(res.keypoints, res.scores, index, image=image)
             kps = tracker.keypoints if len(res.keypoints) else res.keypoints
             timings.append(res.timings_ms)
             frames_out.append({"frame_index": int(index), "timestamp_ms": round(float(ms), 3),
