@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from bpnet_core.errors import BpnetError
 
 
-CAMERA_MOTION = ("image", "pose", "off")
+CAMERA_MOTION = ("image", "pose", "still")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class TrackParams:
     # carried along with it. "image": sparse optical flow on the frame's background (people masked out) when the
     # caller passes the frame (video inference does), nothing without frames; "pose": from the joints of the people
     # matched in consecutive frames, no image needed (a moving camera filming people who move little: people
-    # walking under a still camera read as camera motion); "off": a still camera
+    # walking under a still camera read as camera motion); "still": no camera motion (not "off", which YAML reads
+    # as false)
     camera_min_people: int = 2  # "pose": the camera motion is trusted when the joints of at least this many people,
     # and of at least half the people matched in both frames, agree with it (one person's motion is not the camera's)
     agreement_distance: float = 0.1  # joints agree on a motion within this × the person's size (sqrt of the keypoint

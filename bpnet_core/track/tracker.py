@@ -5,7 +5,7 @@ Per frame:
 1. camera motion (``camera_motion``, :mod:`bpnet_core.track.camera`): with ``"image"`` and the frame given, the
    similarity (shift, zoom, rotation) from the previous frame to this one is measured now on the background by
    optical flow; with ``"pose"`` it is estimated after the association (step 4) and the prediction uses the
-   running mean of the past estimates (a camera moving steadily); ``"off"``: none;
+   running mean of the past estimates (a camera moving steadily); ``"still"``: none;
 2. every live track predicts its pose at ``frame_index``: its own motion by a constant-velocity model (the median
    displacement of its joints between its last two observations once the camera's motion is taken out, blended with
    the previous velocity by ``velocity_momentum``; a step whose joints disagree, by more than ``agreement_distance``
@@ -192,7 +192,7 @@ class Tracker:
         # frame's estimate is noisy); without an estimate that prediction stands in, for at most max_extrapolation
         # frames (a camera that was moving goes on moving)
         M = None
-        if p.camera_motion != "off":
+        if p.camera_motion != "still":
             M = self._camera_motion(assign, kps) if p.camera_motion == "pose" else measured
             if M is not None:
                 self.camera_estimates += 1
