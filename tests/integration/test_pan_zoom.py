@@ -126,7 +126,7 @@ def test_pipelined_equals_serial_and_no_switch_in_view(real_clip, pose, tmp_path
     assert out[True] == out[False]
     m = evaluate_video_tracking(tmp_path / "True" / "detections.json", real_clip[1])
     assert m["gt_tracks"] == 5 and m["mota"] > 0.65 and m["idf1"] > 0.65, m
-    # without camera-motion compensation (tracking.camera_motion: off) 1 switch here (before it: 2), of a person
+    # without camera-motion compensation (tracking.camera_motion: still) 1 switch here (before it: 2), of a person
     # the decoder loses for 17 frames while the camera zooms, who is then far from where the tracker expects him
     assert m["id_switches"] == 0, m
 
@@ -134,7 +134,7 @@ def test_pipelined_equals_serial_and_no_switch_in_view(real_clip, pose, tmp_path
 @pytest.mark.slow
 def test_real_network_tracks_the_real_clip(real_clip, tmp_path):
     """human-pose-estimation-0001 (OpenVINO) on the 40-frame pan/zoom clip: no identity switch with the camera's
-    motion measured on the frames (camera_motion: image, the default; with "off": 1 switch, before the
+    motion measured on the frames (camera_motion: image, the default; with "still": 1 switch, before the
     compensation: 2, of people lost by the detector for several frames while the camera zooms, then re-acquired away
     from the motion model's guess)."""
     from bpnet_core.tutorial import real_networks

@@ -186,7 +186,7 @@ def test_pure_camera_pan_zoom_pose_only():
     assert [len(i) for _, i in clip].count(3) > 20  # two people out of the picture for a while
     m = track_clip(clip, {"camera_motion": "pose"})
     assert m["id_switches"] == 0 and m["predicted_tracks"] == 5 and m["mota"] > 0.95, m
-    off = track_clip(clip, {"camera_motion": "off"})
+    off = track_clip(clip, {"camera_motion": "still"})
     assert off["id_switches"] >= 1 and off["predicted_tracks"] > 5, off
 
 
@@ -239,7 +239,7 @@ def test_params_are_strict():
     with pytest.raises(BpnetError, match=r"tracking.oks_threshold must be in \[0, 1\)"):
         InferSpec.from_dict({"tracking": {"oks_threshold": 1.5}}, "x.yaml")
     assert InferSpec.from_dict({"tracking": {"smoothing": True}}).track_params().smoothing is True
-    with pytest.raises(BpnetError, match=r"tracking.camera_motion must be one of 'image', 'pose', 'off'"):
+    with pytest.raises(BpnetError, match=r"tracking.camera_motion must be one of 'image', 'pose', 'still'"):
         InferSpec.from_dict({"tracking": {"camera_motion": "flow"}}, "x.yaml")
     assert InferSpec.from_dict({"tracking": {"camera_motion": "pose"}}).track_params().camera_motion == "pose"
 
