@@ -11,13 +11,13 @@ Per frame:
    the previous velocity by ``velocity_momentum``; a step whose joints disagree, by more than ``agreement_distance``
    × the person's size, leaves the velocity as it was; a track unseen for longer than ``max_extrapolation`` frames
    stops there), then the camera's;
-3. association, confirmed tracks first: people and confirmed tracks are associated by cost
+3. association, confirmed tracks first (a fragment of a person split off by the decoder, which started a tentative
+   track, must not take the person from their confirmed track): people and confirmed tracks are associated by cost
    ``1 - OKS(predicted pose, person)`` with :func:`scipy.optimize.linear_sum_assignment` (a pair below
-   ``oks_threshold`` is refused); then re-identification: confirmed tracks still unmatched (seen last frame but now
-   poorly matching, e.g. half hidden, or lost) and people still unmatched are paired by the distance between the
-   person's centre and the track's predicted centre, in units of the track's size (``sqrt(area)``), when below
-   ``reid_distance`` (again an optimal assignment); then tentative tracks take people left, by OKS (a fragment of a
-   person split off by the decoder must not take the person from their confirmed track);
+   ``oks_threshold`` is refused); then tentative tracks and the people left, the same way; then re-identification:
+   confirmed tracks still unmatched (seen last frame but now poorly matching, e.g. half hidden, or lost) and people
+   still unmatched are paired by the distance between the person's centre and the track's predicted centre, in units
+   of the track's size (``sqrt(area)``), when below ``reid_distance`` (again an optimal assignment);
 4. every track is carried along with this frame's camera motion (``"pose"``: estimated now from the joints of the
    people matched in both frames, RANSAC, kept only when most people agree; no estimate: the predicted motion for at
    most ``max_extrapolation`` frames, then none), so a person out of the picture or missed by the detector is
@@ -159,9 +159,10 @@ class Tracker:
         tracks = self.tracks
         if n and tracks:
             # confirmed tracks first: a fragment of a person (a split detection) that started a tentative track
-            # must not take the person from their confirmed track
+            # must not take the person from their confirmed track; then tentative tracks, by OKS too
             confirmed = [t for t in tracks if t.id >= 0]
             self._match_oks(confirmed, kps, sig, frame_index, assign, cam)
+            self._match_oks([t for t in tracks if t.id < 0], kps, sig, frame_index, assign, cam)
             # re-identification of lost tracks by distance
             taken = {t.uid for t in assign.values()}
             lost = [t for t in confirmed if t.uid not in taken]
@@ -185,7 +186,6 @@ class Tracker:
                 for r, c in zip(rows, cols):
                     if cost[r, c] <= p.reid_distance:
                         assign[free[c]] = lost[r]
-            self._match_oks([t for t in tracks if t.id < 0], kps, sig, frame_index, assign, cam)
 
         # the camera's motion since the last frame, from the people seen in both; every track moves with it. The
         # prediction of the next frame's motion is a running mean of the estimates (a camera moves smoothly, one
