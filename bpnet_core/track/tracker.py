@@ -187,10 +187,10 @@ class Tracker:
                     if cost[r, c] <= p.reid_distance:
                         assign[free[c]] = lost[r]
 
-        # the camera's motion since the last frame, from the people seen in both; every track moves with it. The
-        # prediction of the next frame's motion is a running mean of the estimates (a camera moves smoothly, one
-        # frame's estimate is noisy); without an estimate that prediction stands in, for at most max_extrapolation
-        # frames (a camera that was moving goes on moving)
+        # the camera's motion since the last frame (measured on the frames, or from the joints of the people seen in
+        # both); every track moves with it. The prediction of the next frame's motion is a running mean of the
+        # estimates (a camera moves smoothly, one frame's estimate is noisy); without an estimate that prediction
+        # stands in, for at most max_extrapolation frames (a camera that was moving goes on moving)
         M = None
         if p.camera_motion != "still":
             M = self._camera_motion(assign, kps) if p.camera_motion == "pose" else measured

@@ -214,6 +214,22 @@ def test_camera_motion_from_the_frames():
     assert m["id_switches"] == 0 and m["predicted_tracks"] == 5 and m["mota"] > 0.95, m
 
 
+def test_retrack_saved_detections():
+    """``retrack`` re-runs the tracker over a ``detections.json`` with other settings (no frames): the same ids as a
+    tracker fed directly."""
+    from bpnet_core.track import retrack
+
+    clip = pan_zoom_people()
+    det = {"categories": [{"keypoints": COCO_KEYPOINTS}], "video": {"width": W, "height": H},
+           "images": [{"frame_index": t, "keypoints": k[:, :, :2].tolist(), "track_ids": [-1] * len(k)}
+                      for t, (k, _) in enumerate(clip)]}  # fmt: skip
+    for mode in ("pose", "still"):
+        ids = [f["track_ids"] for f in retrack(det, {"camera_motion": mode})["images"]]
+        tr = Tracker(TrackParams(camera_motion=mode), COCO_KEYPOINTS)
+        assert ids == [tr.update(k, None, t, (H, W)) for t, (k, _) in enumerate(clip)]
+    assert all(f["track_ids"] == [-1] * len(f["keypoints"]) for f in det["images"])  # the input is left as it was
+
+
 def test_pose_camera_estimate_needs_agreeing_people():
     """Joints moved by one similarity give it back; one person alone gives no estimate; when people disagree (two
     move one way, two another, one more a third way) no similarity has most people's support."""
