@@ -5,8 +5,9 @@ Pipelined (three stages, two bounded queues of ``queue_size`` frames): a backgro
 ``VideoCapture``), keeps every ``stride_frames``-th one and preprocesses it (:meth:`Predictor.prepare_all`); the
 calling thread runs the network (:meth:`Predictor.maps`); a second background thread decodes
 (:meth:`Predictor.result`), tracks (the tracker gets the frame too, to measure the camera's motion), draws and
-writes. The network runtimes and most of OpenCV release the GIL, so the stages overlap. ``pipelined=False`` runs the same steps one after the other in the calling thread (the baseline of
-``bpnet bench --only video``); both give identical outputs. Outputs under ``results_dir``:
+writes. The network runtimes and most of OpenCV release the GIL, so the stages overlap. ``pipelined=False`` runs
+the same steps one after the other in the calling thread (the baseline of ``bpnet bench --only video``); both give
+identical outputs. Outputs under ``results_dir``:
 
 * ``detections.json``: TAO's layout with one ``images`` entry per processed frame (``frame_index``,
   ``timestamp_ms``, ``keypoints``, ``scores``, ``track_ids``) and a ``video`` block (source, fps, size, how it ended);
