@@ -5,9 +5,9 @@ dataset_convert records/s, input pipeline images/s at the demo and full sizes), 
 installed — ``train`` (training images/s, demo and full, and the pipeline/training ratio) and ``inference`` (ms per
 image per backend and precision), and ``real`` (the shipped real networks on real photos: AP and ms per backend and
 precision, INT8 drops and speed-ups, the decoder on real maps), ``video`` (pipelined vs serial frames/s, ID switches
-of the real networks on the pan/zoom clip of a real photo) and, only on request, ``pruning`` (the demo chain for 3
-seeds: AP after retraining with labels only vs distillation). Timings are medians after warm-up; ratios come from the
-same run.
+of the real networks on pan/zoom clips of two real photos, with and without camera-motion compensation) and, only on
+request, ``pruning`` (the demo chain for 3 seeds: AP after retraining with labels only vs distillation). Timings are
+medians after warm-up; ratios come from the same run.
 
 Writes ``bench.json``, ``bench.md`` (Markdown tables) and ``decode_ms.png`` to the output folder.
 """

@@ -4,9 +4,10 @@
 Pipelined (three stages, two bounded queues of ``queue_size`` frames): a background thread reads frames (OpenCV
 ``VideoCapture``), keeps every ``stride_frames``-th one and preprocesses it (:meth:`Predictor.prepare_all`); the
 calling thread runs the network (:meth:`Predictor.maps`); a second background thread decodes
-(:meth:`Predictor.result`), tracks, draws and writes. The network runtimes and most of OpenCV release the GIL, so the
-stages overlap. ``pipelined=False`` runs the same steps one after the other in the calling thread (the baseline of
-``bpnet bench --only video``); both give identical outputs. Outputs under ``results_dir``:
+(:meth:`Predictor.result`), tracks (the tracker gets the frame too, to measure the camera's motion), draws and
+writes. The network runtimes and most of OpenCV release the GIL, so the stages overlap. ``pipelined=False`` runs
+the same steps one after the other in the calling thread (the baseline of ``bpnet bench --only video``); both give
+identical outputs. Outputs under ``results_dir``:
 
 * ``detections.json``: TAO's layout with one ``images`` entry per processed frame (``frame_index``,
   ``timestamp_ms``, ``keypoints``, ``scores``, ``track_ids``) and a ``video`` block (source, fps, size, how it ended);
@@ -242,7 +243,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
 
         def finish(index, ms, image, heat, paf, ref, network_ms):
             res = predictor.result(image, heat, paf, ref, network_ms)
-            ids = tracker.update(res.keypoints, res.scores, index)
+            ids = tracker.update(res.keypoints, res.scores, index, image=image)
             kps = tracker.keypoints if len(res.keypoints) else res.keypoints
             timings.append(res.timings_ms)
             frames_out.append({"frame_index": int(index), "timestamp_ms": round(float(ms), 3),

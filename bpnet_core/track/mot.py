@@ -140,3 +140,27 @@ def evaluate_video_tracking(detections, annotations, min_visible: int = 3, oks_t
                 p[:, i, 2] = np.abs(xy[:, c]).sum(-1) > 0
         pred.append((p, f["track_ids"]))
     return evaluate_mot(gt, pred, oks_threshold=oks_threshold)
+
+
+def retrack(detections, params: dict | None = None) -> dict:
+    """A video run's detections (``detections.json`` of ``bpnet inference --input_type video``, a path or the loaded
+    dict) with their ``track_ids`` replaced by a new :class:`~bpnet_core.track.Tracker` run with ``params`` (the
+    ``tracking:`` block's keys) over their keypoints: other tracker settings on the same detections, without running
+    the network again. The frames are not read, so ``camera_motion: image`` finds no camera motion here (use
+    ``"pose"`` or ``"still"``); the picture's size comes from the file's ``video`` block."""
+    import copy
+
+    from bpnet_core.fileio import read_json
+    from bpnet_core.track.params import TrackParams
+    from bpnet_core.track.tracker import Tracker
+
+    det = copy.deepcopy(detections) if isinstance(detections, dict) else read_json(detections, "detections file")
+    names = det["categories"][0]["keypoints"]
+    video = det.get("video", {})
+    size = (video["height"], video["width"]) if "height" in video and "width" in video else None
+    tracker = Tracker(TrackParams.from_dict(params), names)
+    for f in det["images"]:
+        xy = np.array(f["keypoints"], np.float64).reshape(len(f["keypoints"]), len(names), 2)
+        kp = np.concatenate([xy, (np.abs(xy).sum(-1, keepdims=True) > 0).astype(np.float64)], -1)
+        f["track_ids"] = tracker.update(kp, None, f["frame_index"], size)
+    return det

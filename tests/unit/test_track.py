@@ -1,13 +1,18 @@
-"""Tracking: OKS, the Tracker (association, crossing, re-identification, max_age, min_hits), One Euro smoothing, the
-MOT evaluator, the ``tracking:`` spec block, and zero identity switches on the standard synthetic clip."""
+"""Tracking: OKS, the Tracker (association, crossing, re-identification, max_age, min_hits), camera-motion
+compensation (from the joints and from the frames), One Euro smoothing, the MOT evaluator, the ``tracking:`` spec
+block, and zero identity switches on the standard synthetic clip."""
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
 from bpnet_core.config.schema import InferSpec
 from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
-from bpnet_core.track import OneEuroFilter, Tracker, TrackParams, evaluate_mot, oks, sigmas_for
+from bpnet_core.track import (FlowCameraEstimator, OneEuroFilter, Tracker, TrackParams, estimate_camera_motion,
+                               evaluate_mot, oks, sigmas_for)
 
 
 def body(cx: float, cy: float, h: float = 80.0, rng=None, noise: float = 0.0) -> np.ndarray:
@@ -123,6 +128,122 @@ def test_one_euro_reduces_jitter_on_a_noisy_track():
     assert np.std(xs[50:]) < 0.5
 
 
+# ---------------------------------------------------------------------------------------------------- camera motion
+W, H = 320, 240  # the picture of the camera tests
+PHOTO = Path(__file__).resolve().parents[1] / "fixtures" / "coco_sample" / "000000196141.jpg"
+WORLD = [(40, 120, 70), (110, 110, 80), (180, 125, 75), (250, 115, 80), (320, 120, 70)]  # people standing: x, y, h
+
+
+def camera(t: int, frames: int = 60) -> np.ndarray:
+    """World → picture (2×3) at frame ``t``: still for 5 frames, then zoom 1 → 1.6 → 1 while the view's centre pans
+    right, back left past the start and back (up to ~20 px per frame)."""
+    u = max(t - 5, 0) / (frames - 6)
+    z = 1 + 0.6 * np.sin(np.pi * u)
+    cx, cy = 180 + 110 * np.sin(2 * np.pi * u), 120 + 20 * np.sin(np.pi * u)
+    return np.array([[z, 0, W / 2 - z * cx], [0, z, H / 2 - z * cy]])
+
+
+def pan_zoom_people(frames: int = 60, seed: int = 3) -> list:
+    """Per frame ``(keypoints (P, 17, 3), ids)``: every still person through the frame's camera (plus 0.5 px of
+    joint noise); joints outside the picture are missing, people with fewer than 3 joints inside are gone."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(frames):
+        M = camera(t, frames)
+        kps, ids = [], []
+        for i, (x, y, h) in enumerate(WORLD):
+            k = body(x, y, h)
+            k[:, :2] = k[:, :2] @ M[:, :2].T + M[:, 2] + rng.normal(0, 0.5, (17, 2))
+            inside = (k[:, 0] >= 0) & (k[:, 0] < W) & (k[:, 1] >= 0) & (k[:, 1] < H)
+            k[~inside] = 0
+            if inside.sum() >= 3:
+                kps.append(k)
+                ids.append(i)
+        out.append((np.array(kps).reshape(-1, 17, 3), ids))
+    return out
+
+
+def track_clip(clip, params: dict, images=None) -> dict:
+    tr = Tracker(TrackParams(**params))
+    pred = [(k, tr.update(k, None, t, (H, W), None if images is None else images[t])) for t, (k, _) in enumerate(clip)]
+    return evaluate_mot(clip, pred)
+
+
+def test_pure_camera_pan_zoom_pose_only():
+    """Five people stand still while the camera pans and zooms (every pose through the same similarity); people
+    leave the picture at its edges and come back. The motion is large: a person's pose at the previous frame often
+    has OKS below the association threshold with their pose now. With the camera's motion estimated from the joints
+    of the people in view (no image), no identity switch; without it, people come back away from their tracks and
+    get new ids."""
+    clip = pan_zoom_people()
+    sig = sigmas_for(COCO_KEYPOINTS)
+    gated_out = 0
+    for (k0, i0), (k1, i1) in zip(clip, clip[1:]):
+        for a, g in enumerate(i0):
+            if g in i1:
+                gated_out += oks(k0[a], k1[i1.index(g)], sig) < TrackParams().oks_threshold
+    assert gated_out >= 10
+    assert [len(i) for _, i in clip].count(3) > 20  # two people out of the picture for a while
+    m = track_clip(clip, {"camera_motion": "pose"})
+    assert m["id_switches"] == 0 and m["predicted_tracks"] == 5 and m["mota"] > 0.95, m
+    off = track_clip(clip, {"camera_motion": "still"})
+    assert off["id_switches"] >= 1 and off["predicted_tracks"] > 5, off
+
+
+def test_camera_motion_from_the_frames():
+    """The same camera over a photo (a COCO sample image as the world): the optical-flow estimate (people masked
+    out) recovers each frame-to-frame similarity within 0.5 px over the picture, and the tracker given the frames
+    makes no switch."""
+    world = cv2.resize(cv2.imread(str(PHOTO)), (420, 300), interpolation=cv2.INTER_AREA)
+    frames = [cv2.warpAffine(world, camera(t), (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+              for t in range(60)]  # fmt: skip
+    clip = pan_zoom_people()
+    est = FlowCameraEstimator()
+    corners = np.array([[0, 0], [W, 0], [0, H], [W, H]], np.float64)
+    assert est(frames[0], clip[0][0]) is None  # no previous frame
+    worst = 0.0
+    for t in range(1, 60):
+        M = est(frames[t], clip[t][0])
+        A, B = np.vstack([camera(t), [0, 0, 1]]), np.vstack([camera(t - 1), [0, 0, 1]])
+        true = (A @ np.linalg.inv(B))[:2]
+        assert M is not None, t
+        worst = max(worst, np.abs(corners @ M[:, :2].T + M[:, 2] - (corners @ true[:, :2].T + true[:, 2])).max())
+    assert worst < 0.5, worst
+    assert FlowCameraEstimator()(np.full((H, W, 3), 128, np.uint8)) is None
+    m = track_clip(clip, {"camera_motion": "image"}, frames)
+    assert m["id_switches"] == 0 and m["predicted_tracks"] == 5 and m["mota"] > 0.95, m
+
+
+def test_retrack_saved_detections():
+    """``retrack`` re-runs the tracker over a ``detections.json`` with other settings (no frames): the same ids as a
+    tracker fed directly."""
+    from bpnet_core.track import retrack
+
+    clip = pan_zoom_people()
+    det = {"categories": [{"keypoints": COCO_KEYPOINTS}], "video": {"width": W, "height": H},
+           "images": [{"frame_index": t, "keypoints": k[:, :, :2].tolist(), "track_ids": [-1] * len(k)}
+                      for t, (k, _) in enumerate(clip)]}  # fmt: skip
+    for mode in ("pose", "still"):
+        ids = [f["track_ids"] for f in retrack(det, {"camera_motion": mode})["images"]]
+        tr = Tracker(TrackParams(camera_motion=mode), COCO_KEYPOINTS)
+        assert ids == [tr.update(k, None, t, (H, W)) for t, (k, _) in enumerate(clip)]
+    assert all(f["track_ids"] == [-1] * len(f["keypoints"]) for f in det["images"])  # the input is left as it was
+
+
+def test_pose_camera_estimate_needs_agreeing_people():
+    """Joints moved by one similarity give it back; one person alone gives no estimate; when people disagree (two
+    move one way, two another, one more a third way) no similarity has most people's support."""
+    M = np.array([[1.02, -0.01, 4.0], [0.01, 1.02, -3.0]])
+    people = [body(x, 100)[:, :2] for x in (40, 120, 200, 280)]
+    pairs = [(b, b @ M[:, :2].T + M[:, 2]) for b in people]
+    est, info = estimate_camera_motion(pairs, [50.0] * 4, 0.1, 2)
+    assert np.allclose(est, M, atol=1e-6) and info["supporters"] == 4
+    assert estimate_camera_motion(pairs[:1], [50.0], 0.1, 2)[0] is None
+    moves = [(30, 0), (30, 0), (0, 30), (0, 30)]
+    apart = [(b, b + d) for b, d in zip(people, moves)] + [(people[0] + 200, people[0] + 200 + [-30, -30])]
+    assert estimate_camera_motion(apart, [50.0] * 5, 0.1, 2)[0] is None
+
+
 # ---------------------------------------------------------------------------------------------------- params / spec
 def test_params_are_strict():
     with pytest.raises(BpnetError, match=r"unknown key 'max_ag' \(did you mean 'max_age'\?\)"):
@@ -134,6 +255,9 @@ def test_params_are_strict():
     with pytest.raises(BpnetError, match=r"tracking.oks_threshold must be in \[0, 1\)"):
         InferSpec.from_dict({"tracking": {"oks_threshold": 1.5}}, "x.yaml")
     assert InferSpec.from_dict({"tracking": {"smoothing": True}}).track_params().smoothing is True
+    with pytest.raises(BpnetError, match=r"tracking.camera_motion must be one of 'image', 'pose', 'still'"):
+        InferSpec.from_dict({"tracking": {"camera_motion": "flow"}}, "x.yaml")
+    assert InferSpec.from_dict({"tracking": {"camera_motion": "pose"}}).track_params().camera_motion == "pose"
 
 
 # ---------------------------------------------------------------------------------------------------- MOT metrics
