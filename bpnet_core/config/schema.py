@@ -1041,6 +1041,8 @@ def _error_text(err: dict) -> str:
         text = f"must have at most {ctx.get('max_length')} items"
     elif kind == "string_pattern_mismatch":
         text = "must be a plain file name (no folders)"
+    elif kind == "string_type" and isinstance(err.get("input"), bool):
+        text = "must be a string: YAML reads unquoted on/off/yes/no as true/false, so quote the word"
     elif kind in _TYPE_TEXT:
         text = _TYPE_TEXT[kind]
     else:

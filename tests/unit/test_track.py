@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from bpnet_core.config.schema import InferSpec
 from bpnet_core.data.coco import COCO_KEYPOINTS
@@ -258,6 +259,8 @@ def test_params_are_strict():
     with pytest.raises(BpnetError, match=r"tracking.camera_motion must be one of 'image', 'pose', 'still'"):
         InferSpec.from_dict({"tracking": {"camera_motion": "flow"}}, "x.yaml")
     assert InferSpec.from_dict({"tracking": {"camera_motion": "pose"}}).track_params().camera_motion == "pose"
+    with pytest.raises(BpnetError, match=r"tracking.camera_motion must be a string: YAML reads unquoted on/off"):
+        InferSpec.from_dict(yaml.safe_load("tracking: {camera_motion: off}"), "x.yaml")  # YAML 1.1: off = false
 
 
 # ---------------------------------------------------------------------------------------------------- MOT metrics
