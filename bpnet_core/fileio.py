@@ -159,6 +159,25 @@ def to_bgr8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3])
 
 
+#: the image files bpnet lists in a folder (inference ``dir`` input, calibration, label-free distillation, explorer)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str | os.PathLike, missing: str = "image directory not found",
+                empty: str | None = "no images ({suffixes}) in the directory") -> list[Path]:  # fmt: skip
+    """The image files directly inside ``folder`` (by suffix, hidden files skipped), sorted by name. A missing folder
+    is the one-line error ``folder: missing``; an image-less one ``folder: empty`` (``{suffixes}`` filled in), or an
+    empty list when ``empty`` is ``None``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BpnetError(f"{folder}: {missing}")
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())  # fmt: skip
+    if not files and empty is not None:
+        raise BpnetError(f"{folder}: " + empty.format(suffixes=", ".join(IMAGE_SUFFIXES)))
+    return files
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 BGR (H, W, 3).
 

@@ -227,21 +227,15 @@ def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool
     return SampleLoader(records, pose, pipeline_config_from_spec(spec), augment=(split == "train") if augment is None else augment)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
 def image_folder_loader(spec, pose: PoseConfig, folder: str | Path) -> SampleLoader:
     """A :class:`SampleLoader` over the images of ``folder`` without annotations (label-free distillation): each
     image is augmented like a training image; its labels are empty maps (no person) and its mask is all ones, so
     only a teacher's maps can supervise it (``distillation.weight: 1``)."""
     from types import SimpleNamespace
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BpnetError(f"{folder}: image folder not found")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if not paths:
-        raise BpnetError(f"{folder}: no images (.jpg, .jpeg, .png) for label-free distillation")
+    from bpnet_core.fileio import list_images
+
+    paths = list_images(folder, "image folder not found", "no images ({suffixes}) for label-free distillation")
     empty = np.zeros(0, np.float32)
     records = [{"image_id": i, "image_path": str(p), "mask_path": "", "joints": np.zeros((0, 0, 3), np.float32),
                 "scales": empty, "centers": empty.reshape(0, 2), "person_idx": -1} for i, p in enumerate(paths)]  # fmt: skip

@@ -26,7 +26,6 @@ from bpnet_core.errors import BpnetError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 # ---------------------------------------------------------------------------------------------------- images
@@ -34,13 +33,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def list_images(image_dir: str | os.PathLike) -> list[Path]:
     """The image files directly inside ``image_dir``, sorted by name; a missing or image-less folder is an error."""
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise BpnetError(f"{image_dir}: calibration image directory not found")
-    files = sorted(p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise BpnetError(f"{image_dir}: no calibration images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the directory")
-    return files
+    from bpnet_core import fileio
+
+    return fileio.list_images(image_dir, "calibration image directory not found",
+                              "no calibration images ({suffixes}) in the directory")
 
 
 class CalibrationBatcher:

@@ -13,12 +13,9 @@ from bpnet_core.infer.predictor import ImageResult, make_predictor
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
 def list_inputs(input_type: str, input_path: str | Path, image_root_path: str | Path | None = None) -> list[dict]:
     """The images to process: ``[{"path": Path, "image_id": int | None}]`` for image, dir or json (COCO) inputs."""
-    from bpnet_core.fileio import read_json, safe_join
+    from bpnet_core.fileio import list_images, read_json, safe_join
 
     input_path = Path(input_path)
     if input_type == "image":
@@ -26,11 +23,7 @@ def list_inputs(input_type: str, input_path: str | Path, image_root_path: str | 
             raise BpnetError(f"{input_path}: input image not found")
         return [{"path": input_path, "image_id": None}]
     if input_type == "dir":
-        if not input_path.is_dir():
-            raise BpnetError(f"{input_path}: input directory not found")
-        files = sorted(p for p in input_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise BpnetError(f"{input_path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the directory")
+        files = list_images(input_path, "input directory not found")
         return [{"path": p, "image_id": None} for p in files]
     if input_type == "json":
         data = read_json(input_path, "annotation file")

@@ -46,7 +46,7 @@ import numpy as np
 
 from bpnet_core.decode import ACCEPTED, REJECTED, UNMATCHED, DecodeParams, decode_debug
 from bpnet_core.errors import BpnetError
-from bpnet_core.infer.inference import IMAGE_SUFFIXES
+from bpnet_core.fileio import IMAGE_SUFFIXES, list_images
 from bpnet_core.infer.predictor import ImageResult, Predictor, people_to_photo
 from bpnet_core.meta import RESIZE_MODES
 from bpnet_core.preprocess import to_photo
@@ -80,10 +80,7 @@ STATUS_STYLE = {  # candidate pair status → (BGR colour, line thickness)
 
 def image_list(directory: str | Path, limit: int | None = None) -> list[Path]:
     """The image files of ``directory`` (sorted; at most ``limit``)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise BpnetError(f"{directory}: image directory not found")
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(directory, empty=None)
     return files[:limit] if limit else files
 
 
