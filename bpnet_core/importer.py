@@ -121,7 +121,7 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
     map shapes and value ranges), ``seconds``.
     """
     from bpnet_core.cards import load_card
-    from bpnet_core.fileio import atomic_path
+    from bpnet_core.fileio import atomic_path, make_dir
     from bpnet_core.runners.onnx import check_graph_io
 
     t0 = time.perf_counter()
@@ -139,10 +139,7 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
         raise BpnetError(f"{output}: an OpenVINO IR cannot become ONNX; import it as .xml")
     meta, _ = load_card(card, overrides)
     meta = meta.with_changes(provenance={**meta.provenance, "imported_from": external.name})
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{output.parent}: cannot create the output folder ({exc.strerror})") from None
+    make_dir(output.parent, "output folder")
 
     if src == ".xml":
         model = read_ir(external)

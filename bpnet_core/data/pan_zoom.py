@@ -19,7 +19,6 @@ camera's: the people move, grow and leave the frame at the edges while zoomed in
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import cv2
@@ -70,8 +69,8 @@ def generate_pan_zoom_video(out_dir: str | Path, image: str | Path, annotations:
     """Write the pan/zoom clip of ``image`` (a photo listed in the COCO keypoints file ``annotations``, matched by
     file name) and its ground truth (see the module docstring). ``frame_size``: (H, W), default the photo's size.
     Returns a summary (paths, frames, tracks, person-frames)."""
-    from bpnet_core.data.synthetic_video import _check
-    from bpnet_core.fileio import make_dir, read_json, write_json_atomic
+    from bpnet_core.data.synthetic_video import _check, video_fourcc, write_clip
+    from bpnet_core.fileio import make_dir, read_json
 
     image = Path(image)
     if not image.is_file():
@@ -93,38 +92,18 @@ def generate_pan_zoom_video(out_dir: str | Path, image: str | Path, annotations:
     fh, fw = fh // 2 * 2, fw // 2 * 2  # even sizes for every codec
     if not (isinstance(max_zoom, (int, float)) and 1.0 <= max_zoom <= 8.0):
         raise BpnetError(f"pan_zoom: max_zoom must be in [1, 8] (got {max_zoom!r})")
-    if not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
-        raise BpnetError(f"pan_zoom: fps must be in (0, 1000] (got {fps!r})")
-    suffix = Path(video_name).suffix.lower()
-    fourcc = {".avi": "MJPG", ".mp4": "mp4v", ".mkv": "MJPG"}.get(suffix)
-    if fourcc is None or Path(video_name).name != video_name:
-        raise BpnetError(f"pan_zoom: video_name must be a file name ending .avi, .mp4 or .mkv (got {video_name!r})")
+    fourcc = video_fourcc(video_name, fps, "pan_zoom")
     out = make_dir(out_dir, "output directory")
-    t0 = time.perf_counter()
-    video_path, tmp = out / video_name, out / f".{video_name}.tmp{suffix}"
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (fw, fh))
-    if not writer.isOpened():
-        raise BpnetError(f"{video_path}: OpenCV cannot write {fourcc} video here")
-    images, anns = [], []
-    try:
+
+    def frames():
         for f in range(num_frames):
             M = camera_matrix(f / (num_frames - 1), (ih, iw), (fh, fw), float(max_zoom))
-            writer.write(cv2.warpAffine(photo, M, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-            images.append({"id": f + 1, "file_name": f"frames/{f:06d}.jpg", "frame_index": f,
-                           "timestamp_ms": round(1000.0 * f / fps, 3), "height": fh, "width": fw,
-                           "matrix": [[round(float(v), 6) for v in row] for row in M]})  # fmt: skip
-            for a in people:
-                w = _warp_annotation(a, M, (fh, fw))
-                if w is not None:
-                    anns.append({"id": len(anns) + 1, "image_id": f + 1, "category_id": 1, "iscrowd": 0, **w})
-    finally:
-        writer.release()
-    tmp.replace(video_path)
+            frame = cv2.warpAffine(photo, M, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            warped = [w for w in (_warp_annotation(a, M, (fh, fw)) for a in people) if w is not None]
+            yield frame, warped, {"matrix": [[round(float(v), 6) for v in row] for row in M]}
+
+    info = {"description": f"bpnet pan/zoom clip of {image.name}", "video": video_name, "fps": fps,
+            "num_frames": num_frames, "source_image": image.name, "max_zoom": max_zoom}  # fmt: skip
     category = [c for c in data["categories"] if c.get("id") == 1]
-    gt = {"info": {"description": f"bpnet pan/zoom clip of {image.name}", "video": video_name, "fps": fps,
-                   "num_frames": num_frames, "source_image": image.name, "max_zoom": max_zoom},
-          "images": images, "annotations": anns, "categories": category}  # fmt: skip
-    write_json_atomic(out / "annotations.json", gt, indent=None)
-    return {"video": str(video_path), "annotations": str(out / "annotations.json"), "frames": num_frames,
-            "tracks": len({a["track_id"] for a in anns}), "people": len(anns), "frame_size": [fh, fw],
-            "seconds": time.perf_counter() - t0, "out_dir": str(out)}  # fmt: skip
+    summary = write_clip(out, video_name, fourcc, fps, (fh, fw), frames(), info, category)
+    return {**summary, "frame_size": [fh, fw]}

@@ -152,20 +152,57 @@ def _check(value, name: str, lo: int, hi: int) -> int:
     return int(value)
 
 
+def video_fourcc(video_name: str, fps, who: str) -> str:
+    """The OpenCV codec for ``video_name`` (a bare ``.avi`` / ``.mp4`` / ``.mkv`` file name), ``fps`` checked; errors
+    name ``who`` (the generator)."""
+    if not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
+        raise BpnetError(f"{who}: fps must be in (0, 1000] (got {fps!r})")
+    fourcc = {".avi": "MJPG", ".mp4": "mp4v", ".mkv": "MJPG"}.get(Path(video_name).suffix.lower())
+    if fourcc is None or Path(video_name).name != video_name:
+        raise BpnetError(f"{who}: video_name must be a file name ending .avi, .mp4 or .mkv (got {video_name!r})")
+    return fourcc
+
+
+def write_clip(out: Path, video_name: str, fourcc: str, fps: float, size_hw: tuple[int, int], frames,
+               info: dict, categories: list) -> dict:  # fmt: skip
+    """Write ``out/video_name`` (through a temporary name) from ``frames``, an iterable of ``(frame_bgr, people,
+    image_fields)``, and ``out/annotations.json``: one COCO ``images`` entry per frame (``frames/NNNNNN.jpg``,
+    ``frame_index``, ``timestamp_ms`` + ``image_fields``) and one annotation per person (``people``: dicts with
+    ``track_id``, ``keypoints``, …). Returns the generators' summary."""
+    from bpnet_core.fileio import write_json_atomic
+
+    h, w = size_hw
+    t0 = time.perf_counter()
+    video_path, tmp = out / video_name, out / f".{video_name}.tmp{Path(video_name).suffix.lower()}"
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+    if not writer.isOpened():
+        raise BpnetError(f"{video_path}: OpenCV cannot write {fourcc} video here")
+    images, annotations = [], []
+    try:
+        for f, (frame, people, fields) in enumerate(frames):
+            writer.write(frame)
+            images.append({"id": f + 1, "file_name": f"frames/{f:06d}.jpg", "frame_index": f,
+                           "timestamp_ms": round(1000.0 * f / fps, 3), "height": h, "width": w, **fields})  # fmt: skip
+            for a in people:
+                annotations.append({"id": len(annotations) + 1, "image_id": f + 1, "category_id": 1, "iscrowd": 0,
+                                    **a})  # fmt: skip
+    finally:
+        writer.release()
+    tmp.replace(video_path)
+    data = {"info": info, "images": images, "annotations": annotations, "categories": categories}
+    write_json_atomic(out / "annotations.json", data, indent=None)
+    return {"video": str(video_path), "annotations": str(out / "annotations.json"), "frames": len(images),
+            "tracks": len({a["track_id"] for a in annotations}), "people": len(annotations),
+            "seconds": time.perf_counter() - t0, "out_dir": str(out)}  # fmt: skip
+
+
 def generate_synthetic_video(out_dir: str | Path, num_frames: int = 90, image_size: tuple[int, int] = (256, 256),
                              fps: float = 15.0, seed: int = 0, video_name: str = "clip.avi",
                              write_frames: bool = False) -> dict:  # fmt: skip
     """Write the standard scenario's clip and its ground truth (see the module docstring); returns a summary."""
-    from bpnet_core.fileio import write_json_atomic
-
     num_frames = _check(num_frames, "num_frames", 2, 100000)
     H, W = (_check(v, "image_size", 64, 4096) for v in image_size)
-    if not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
-        raise BpnetError(f"synthetic_video: fps must be in (0, 1000] (got {fps!r})")
-    suffix = Path(video_name).suffix.lower()
-    fourcc = {".avi": "MJPG", ".mp4": "mp4v", ".mkv": "MJPG"}.get(suffix)
-    if fourcc is None or Path(video_name).name != video_name:
-        raise BpnetError(f"synthetic_video: video_name must be a file name ending .avi, .mp4 or .mkv (got {video_name!r})")
+    fourcc = video_fourcc(video_name, fps, "synthetic_video")
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise BpnetError(f"{out}: output path exists and is not a directory")
@@ -175,42 +212,19 @@ def generate_synthetic_video(out_dir: str | Path, num_frames: int = 90, image_si
             (out / "frames").mkdir(exist_ok=True)
     except OSError as exc:
         raise BpnetError(f"{out}: cannot create output directory: {exc.strerror}") from None
-    t0 = time.perf_counter()
     rng = np.random.default_rng([seed, 0])
     background = _background(rng, H, W, (2, 6))
-    video_path = out / video_name
-    tmp = out / f".{video_name}.tmp{suffix}"
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (W, H))
-    if not writer.isOpened():
-        raise BpnetError(f"{video_path}: OpenCV cannot write {fourcc} video here")
-    images, annotations = [], []
-    try:
+
+    def frames():
         for f in range(num_frames):
             frame, anns = render_frame(f, num_frames, H, W, background, seed, np.random.default_rng([seed, 1, f]))
-            writer.write(frame)
-            name = f"frames/{f:06d}.jpg"
             if write_frames:
-                cv2.imwrite(str(out / name), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            images.append({"id": f + 1, "file_name": name, "frame_index": f,
-                           "timestamp_ms": round(1000.0 * f / fps, 3), "height": H, "width": W})  # fmt: skip
-            for a in anns:
-                annotations.append({"id": len(annotations) + 1, "image_id": f + 1, "category_id": 1, "iscrowd": 0,
-                                    **a})  # fmt: skip
-    finally:
-        writer.release()
-    tmp.replace(video_path)
-    data = {
-        "info": {"description": "bpnet synthetic video (standard scenario)", "video": video_name, "fps": fps,
-                 "num_frames": num_frames, "seed": seed},  # fmt: skip
-        "images": images,
-        "annotations": annotations,
-        "categories": [_category()],
-    }
-    write_json_atomic(out / "annotations.json", data, indent=None)
-    secs = time.perf_counter() - t0
-    return {"video": str(video_path), "annotations": str(out / "annotations.json"), "frames": num_frames,
-            "tracks": len({a["track_id"] for a in annotations}), "people": len(annotations), "seconds": secs,
-            "out_dir": str(out)}  # fmt: skip
+                cv2.imwrite(str(out / f"frames/{f:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            yield frame, anns, {}
+
+    info = {"description": "bpnet synthetic video (standard scenario)", "video": video_name, "fps": fps,
+            "num_frames": num_frames, "seed": seed}  # fmt: skip
+    return write_clip(out, video_name, fourcc, fps, (H, W), frames(), info, [_category()])
 
 
 def load_video_ground_truth(annotation_file: str | Path) -> tuple[list[str], list[tuple[np.ndarray, list[int]]]]:

@@ -159,11 +159,7 @@ def deepstream_config(model: str | os.PathLike, output_dir: str | os.PathLike, i
     mc += [f"{k}={_fmt(v)}" for k, v in post.items()]
     mc += [f"jointEdges={a},{b}" for a, b in meta.pose.limbs]
     mc += [f"connections={a},{b}" for a, b in meta.pose.limbs]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{out}: cannot create the output folder ({exc.strerror})") from None
-    pgie = write_text_atomic(out / PGIE_NAME, pgie_text)
+    pgie = write_text_atomic(out / PGIE_NAME, pgie_text)  # creates a missing output folder
     model_config = write_text_atomic(out / MODEL_CONFIG_NAME, "\n".join(mc) + "\n")
     return {"pgie": str(pgie), "model_config": str(model_config), "values": values, "postprocess": post,
             "network_mode": mode}  # fmt: skip

@@ -96,6 +96,7 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
     source on calibration or probe images: SNRs and absolute errors), ``int8`` (kept in float, equalisation,
     sensitivity search) for INT8, ``seconds``."""
     from bpnet_core.export.openvino import ir_bytes
+    from bpnet_core.fileio import make_dir
 
     t0 = time.perf_counter()
     src, out = Path(model), Path(output_file)
@@ -107,10 +108,7 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
         raise BpnetError(f"{src}: an OpenVINO IR exports with --backend openvino only")
     if data_type == "int8" and not cal_image_dir:
         raise BpnetError("--data_type int8 needs calibration images (--cal_image_dir)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{out.parent}: cannot create the output folder ({exc.strerror})") from None
+    make_dir(out.parent, "output folder")
     probe = calibration_batches(meta, cal_image_dir, batches, "channels_last") if cal_image_dir else None
     if probe is None:
         from bpnet_core.export.onnx import parity_image

@@ -290,19 +290,15 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
         raise BpnetError(f"{out}: --sdk_compatible_model writes a .onnx file")
     meta = read_meta(src)
     hw = ox.parse_input_dims(input_dims) or tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
-    proto = onnx.load(str(src))
-    batch = ox.parity_batch(tuple(hw), meta, cal_image_dir)
     if meta.layout != "NHWC":
         raise BpnetError(f"{src}: takes {meta.layout} input; the SDK layout (input_1:0) is NHWC")
+    proto = onnx.load(str(src))
+    batch = ox.parity_batch(tuple(hw), meta, cal_image_dir)
     if input_dims and meta.input_hw is None:  # -d fixes the input size, as TAO's export does (DeepStream's infer-dims)
         proto = fix_input_size(proto, meta, hw)
         meta = meta.with_changes(input_hw=(int(hw[0]), int(hw[1])))
     sdk_proto, sdk, report = make_sdk_model(proto, meta, ratio, batch, name=out.stem)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BpnetError(f"{out.parent}: cannot create the output folder ({exc.strerror})") from None
-    write_bytes_atomic(out, sdk_proto.SerializeToString())
+    write_bytes_atomic(out, sdk_proto.SerializeToString())  # creates a missing output folder
     return {"output_file": str(out), "bytes": out.stat().st_size, "data_type": "fp32", "source": str(src),
             "input_dims": [int(hw[0]), int(hw[1]), 3], "outputs": [o.name for o in sdk_proto.graph.output],
             "sdk": report}  # fmt: skip
