@@ -41,10 +41,10 @@ import keras
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta
+from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
 from bpnet_core.model.backbones import ARCHITECTURES, OUTPUT_STRIDE, LayerFactory, build_backbone
 from bpnet_core.model.stages import initial_stage, layer_stage, output_layer_names, refinement_stage
-from bpnet_core.skeleton import PoseConfig
+from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,6 @@ def check_channels(p: ModelParams, pose: PoseConfig, source: str = "model") -> t
 
 
 def _default_pose() -> PoseConfig:
-    from bpnet_core.skeleton import default_pose_config_path
-
     return PoseConfig.from_json(default_pose_config_path())
 
 
@@ -261,7 +259,6 @@ def save_bpnet_model(model: keras.Model, path: str | os.PathLike, pose: PoseConf
                      normalization: Normalization | None = None) -> Path:  # fmt: skip
     """Save ``model`` as ``.keras`` with its contract (:func:`model_meta`) inside, atomically."""
     from bpnet_core.fileio import save_model_atomic
-    from bpnet_core.meta import keras_members
 
     return save_model_atomic(model, path, keras_members(model_meta(model, pose, normalization, Path(path).stem)))
 
