@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import make_dir
+from bpnet_core.fileio import make_dir, write_json_atomic
 from bpnet_core.paths import PROJECT_ROOT, SHIPPED_TREES
 from bpnet_core.verbosity import filtered_stderr, kernel_arguments, log_level, quiet_environment
 
@@ -151,8 +151,6 @@ def stage_dir(work_dir: str | Path, stem: str) -> Path:
 
 def write_metrics(work_dir: str | Path, stem: str, metrics: dict) -> Path:
     """Write ``WORK_DIR/<stem>/metrics.json`` atomically; returns its path."""
-    from bpnet_core.fileio import write_json_atomic
-
     return write_json_atomic(stage_dir(work_dir, stem) / "metrics.json", metrics)
 
 

@@ -8,6 +8,7 @@
 
 from bpnet_core.config.io import (
     apply_overrides,
+    as_train_spec,
     dump_spec,
     infer_spec_from_model,
     load_dataset_spec,
@@ -35,6 +36,7 @@ __all__ = [
     "SplitPaths",
     "TrainSpec",
     "apply_overrides",
+    "as_train_spec",
     "dump_spec",
     "infer_spec_from_model",
     "load_dataset_spec",

@@ -58,6 +58,7 @@ __all__ = [
     "parse_overrides",
     "apply_overrides",
     "load_train_spec",
+    "as_train_spec",
     "load_infer_spec",
     "load_dataset_spec",
     "dump_spec",
@@ -306,6 +307,21 @@ def load_train_spec(path: str | os.PathLike, overrides=()) -> TrainSpec:
     """Load a training spec (``bpnet_train_*.yaml``, or a shipped one by name): defaults → file → overrides →
     validate; paths absolute."""
     return _load(TrainSpec, path, overrides, "train spec", ("specs", "bpnet_*"))
+
+
+def as_train_spec(spec, overrides=()) -> TrainSpec:
+    """A :class:`TrainSpec` from a path or a loaded spec, with ``overrides`` applied (what ``train()`` accepts)."""
+    if isinstance(spec, (str, os.PathLike)):
+        return load_train_spec(spec, overrides)
+    if not isinstance(spec, TrainSpec):
+        raise BpnetError(f"train() needs a train spec file or a loaded TrainSpec (got {type(spec).__name__})")
+    if overrides is not None and not isinstance(overrides, (dict, str)):
+        overrides = list(overrides)  # read twice below
+    if not overrides:
+        return spec
+    data = apply_overrides(spec.to_dict(), overrides, schema=TrainSpec)
+    keys = tuple(parts for _, parts, _ in parse_overrides(overrides))
+    return TrainSpec.from_dict(data, source=spec.source, spec_dir=spec.spec_dir, override_keys=keys)
 
 
 def load_infer_spec(path: str | os.PathLike, overrides=()) -> InferSpec:

@@ -55,7 +55,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bpnet_core.decode.params import DecodeParams
-from bpnet_core.track.params import TrackParams
+from bpnet_core.track_params import TrackParams
 from bpnet_core.errors import BpnetError
 from bpnet_core.paths import PROJECT_ROOT
 

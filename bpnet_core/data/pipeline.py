@@ -25,7 +25,7 @@ from bpnet_core.data.augment import AugParams, augment
 from bpnet_core.data.coco import dataset_to_pose
 from bpnet_core.data.targets import render_labels, resize_mask
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import read_image, to_bgr8
+from bpnet_core.fileio import list_images, read_image, to_bgr8
 from bpnet_core.meta import Normalization, normalize_pixels
 from bpnet_core.skeleton import PoseConfig
 
@@ -232,8 +232,6 @@ def image_folder_loader(spec, pose: PoseConfig, folder: str | Path) -> SampleLoa
     image is augmented like a training image; its labels are empty maps (no person) and its mask is all ones, so
     only a teacher's maps can supervise it (``distillation.weight: 1``)."""
     from types import SimpleNamespace
-
-    from bpnet_core.fileio import list_images
 
     paths = list_images(folder, "image folder not found", "no images ({suffixes}) for label-free distillation")
     empty = np.zeros(0, np.float32)

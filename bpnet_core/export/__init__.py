@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import make_dir
+from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
 from bpnet_core.export.calibration import (
     CalibrationBatcher,
     calibration_cache_path,
@@ -42,7 +42,7 @@ from bpnet_core.export.calibration import (
     make_batcher,
     sample_calibration_images,
 )
-from bpnet_core.export.quantize import CALIBRATION_METHODS
+from bpnet_core.export.quantize import CALIBRATION_METHODS, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,6 @@ def export_model(
     import onnx
 
     from bpnet_core.export import onnx as ox
-    from bpnet_core.fileio import atomic_path
 
     t0 = time.perf_counter()
     backend, data_type = str(backend).lower(), str(data_type).lower()
@@ -247,8 +246,6 @@ def export_model(
             ox.set_meta(final, meta.with_changes(precision="fp16"))
             onnx.save(final, str(tmp))
         else:
-            from bpnet_core.export.quantize import quantize_int8
-
             if batcher is None and not (ort_cache and ort_cache.is_file()):
                 raise BpnetError("--data_type int8 needs calibration images (--cal_image_dir) or data "
                                  "(--cal_data_file) for ONNX Runtime")  # fmt: skip
@@ -266,7 +263,6 @@ def export_model(
                                                                 data_format)  # fmt: skip
         if plan is not None:
             report["engine"] = _build_engine(proto, engine_file, plan, batcher, trt_cache, force_ptq)
-            from bpnet_core.fileio import write_text_atomic
             from bpnet_core.meta import engine_sidecar
 
             write_text_atomic(engine_sidecar(engine_file), meta.with_changes(

@@ -27,10 +27,16 @@ import numpy as np
 
 from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
-from bpnet_core.export.calibration import list_images
-from bpnet_core.export.int8_real import AGREEMENT_AP_MIN
-from bpnet_core.meta import ModelMeta, read_meta
-from bpnet_core.preprocess import FIXED_SIZE_MODES
+from bpnet_core.export.calibration import CalibrationBatcher, list_images
+from bpnet_core.export.int8_real import (
+    AGREEMENT_AP_MIN,
+    accuracy_controlled_int8,
+    int8_parity,
+    quantize_onnx_int8,
+    quantize_openvino_int8,
+)
+from bpnet_core.meta import ModelMeta, read_ir, read_meta
+from bpnet_core.preprocess import FIXED_SIZE_MODES, prepare
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +46,6 @@ MIN_CHECK_PHOTOS = 20  # fewer calibration photos beyond --batches: the check re
 def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format: str | None = None) -> list:
     """Up to ``count`` calibration batches of one image each, prepared from ``meta`` (NHWC, or NCHW when the
     model's input is NCHW and ``data_format`` is not given)."""
-    from bpnet_core.export.calibration import CalibrationBatcher, list_images
-
     mode = meta.inference.get("keep_aspect_ratio_mode") or "pad_image_input"
     mode = mode if mode in FIXED_SIZE_MODES else "pad_image_input"
     hw = tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
@@ -52,8 +56,6 @@ def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format:
 
 def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dict:
     """Raw output agreement of two runners on the same NHWC batches (:func:`int8_parity`: SNRs, abs errors)."""
-    from bpnet_core.export.int8_real import int8_parity
-
     def on_heat_grid(p: np.ndarray, h: np.ndarray) -> np.ndarray:  # PAFs at a finer stride: area-averaged down
         if p.shape[1:3] == h.shape[1:3]:
             return p
@@ -112,7 +114,6 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
     probe = calibration_batches(meta, cal_image_dir, batches, "channels_last") if cal_image_dir else None
     if probe is None:
         from bpnet_core.export.onnx import parity_image
-        from bpnet_core.preprocess import prepare
 
         hw = tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
         probe = [prepare(parity_image(hw), meta, hw, "pad_image_input").batch]
@@ -135,8 +136,6 @@ def export_imported(model, output_file, backend: str = "onnx", data_type: str = 
             return decoded_agreement(fp32, load_runner(path), check_photos)
 
         if data_type == "int8" and use_people:
-            from bpnet_core.export.int8_real import accuracy_controlled_int8
-
             kwargs = {"method": calibration_method} if backend == "onnx" else {}
             search = accuracy_controlled_int8(src, to_model, lambda path: agreement(path)["AP"], staged,
                                               backend=backend, max_drop=1.0 - AGREEMENT_AP_MIN, reference_score=1.0,
@@ -181,8 +180,6 @@ def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: lis
 
     info = {}
     if data_type == "int8":
-        from bpnet_core.export.int8_real import quantize_onnx_int8
-
         info = {"int8": quantize_onnx_int8(src, staged, batches, method=method)}
         proto = onnx.load(str(staged))
     else:
@@ -195,13 +192,11 @@ def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: lis
 
 def _openvino(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list) -> dict:
     from bpnet_core.export.openvino import onnx_to_openvino, write_ir
-    from bpnet_core.meta import read_ir
 
     if data_type != "int8":
         model = read_ir(src) if src.suffix.lower() == ".xml" else onnx_to_openvino(src)
         write_ir(model, staged, meta, compress_to_fp16=data_type == "fp16")
         return {}
-    from bpnet_core.export.int8_real import quantize_openvino_int8
 
     if src.suffix.lower() == ".xml":
         raise BpnetError(f"{src}: INT8 for OpenVINO starts from the FP32 ONNX model (an IR may be quantised already)")

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import write_json_atomic, write_text_atomic
+from bpnet_core.fileio import read_json, write_json_atomic, write_text_atomic
 
 METRIC_KEYS = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
@@ -27,7 +27,6 @@ def run_evaluation(
     ``metrics.json`` (AP, AP50, … ARl plus counts) and ``per_image.csv`` (people annotated vs found, OKS of matches).
     """
     from bpnet_core.evaluate import KPI_NAMES, evaluate_coco, per_image_table
-    from bpnet_core.fileio import read_json
     from bpnet_core.infer.inference import run_inference
 
     if isinstance(dataset_spec, (str, Path)):

@@ -216,10 +216,3 @@ def build_backbone(x, architecture: str, f: LayerFactory, width: float = 1.0, us
     raise BpnetError(
         f"model.backbone_attributes.architecture must be one of {', '.join(ARCHITECTURES)} (got {architecture!r})"
     )
-
-
-def backbone_layer_names(model: keras.Model) -> list[str]:
-    """Names of the layers that belong to the backbone (everything before ``stage1_``, incl. the reduction conv)."""
-    from bpnet_core.model.stages import layer_stage
-
-    return [layer.name for layer in model.layers if layer_stage(layer.name) == 0]

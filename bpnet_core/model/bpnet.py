@@ -41,10 +41,10 @@ import keras
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta
+from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
 from bpnet_core.model.backbones import ARCHITECTURES, OUTPUT_STRIDE, LayerFactory, build_backbone
 from bpnet_core.model.stages import initial_stage, layer_stage, output_layer_names, refinement_stage
-from bpnet_core.skeleton import PoseConfig
+from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,6 @@ def check_channels(p: ModelParams, pose: PoseConfig, source: str = "model") -> t
 
 
 def _default_pose() -> PoseConfig:
-    from bpnet_core.skeleton import default_pose_config_path
-
     return PoseConfig.from_json(default_pose_config_path())
 
 
@@ -261,7 +259,6 @@ def save_bpnet_model(model: keras.Model, path: str | os.PathLike, pose: PoseConf
                      normalization: Normalization | None = None) -> Path:  # fmt: skip
     """Save ``model`` as ``.keras`` with its contract (:func:`model_meta`) inside, atomically."""
     from bpnet_core.fileio import save_model_atomic
-    from bpnet_core.meta import keras_members
 
     return save_model_atomic(model, path, keras_members(model_meta(model, pose, normalization, Path(path).stem)))
 
@@ -496,35 +493,3 @@ def is_imagenet(value: str | os.PathLike | None) -> bool:
         return False
     p = Path(value)
     return p.name.lower() == IMAGENET and not p.exists()
-
-
-def model_from_spec(spec, pose: PoseConfig | None = None) -> keras.Model:
-    """The model a train spec asks for: ``load_graph`` → the whole ``.keras`` file; else :func:`build_model`, then
-    ``pretrained_weights`` (a file, matched by layer name, or ``imagenet``). A TAO 5 ``.hdf5`` (Keras 2 layer names)
-    goes through :func:`bpnet_core.model.tao.load_tao_hdf5` (with ``load_graph``: its filter counts, all layers)."""
-    pose = pose or _default_pose()
-    weights = getattr(spec, "pretrained_weights", None)
-    if weights:
-        from bpnet_core.meta import check_encrypted
-        from bpnet_core.model.tao import is_tao_hdf5, load_tao_hdf5
-
-        check_encrypted(weights)
-        if is_tao_hdf5(weights):  # a TAO 5 .hdf5: weights through the name map; load_graph takes its widths
-            graph = bool(getattr(spec, "load_graph", False))
-            model = load_tao_hdf5(weights, spec, pose, widths_from_file=graph, strict=graph)
-            log.info("loaded TAO model %s (%d stages)", weights, num_stages(model))
-            return model
-    if getattr(spec, "load_graph", False):
-        if not weights:
-            raise BpnetError(f"{spec.source}: load_graph is true but pretrained_weights is not set")
-        model = load_bpnet_model(weights, pose)
-        log.info("loaded model graph and weights from %s (%d stages)", weights, num_stages(model))
-        return model
-    model = build_model(spec, pose)
-    if weights:
-        if is_imagenet(weights):
-            p = model_params(spec)
-            load_imagenet_weights(model, p.architecture, p.width_multiplier)
-        else:
-            load_pretrained_weights(model, weights)
-    return model

@@ -40,10 +40,20 @@ from typing import Any
 import keras
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.meta import check_encrypted
-from bpnet_core.model.bpnet import _names_list, _shapes, build_model, match_layers, num_stages, read_weights_by_layer
+from bpnet_core.meta import check_encrypted, read_meta
+from bpnet_core.model.bpnet import (
+    _names_list,
+    _shapes,
+    build_model,
+    load_bpnet_model,
+    match_layers,
+    model_meta,
+    num_stages,
+    read_weights_by_layer,
+    spec_normalization,
+)
 from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, is_output_layer, layer_stage
-from bpnet_core.skeleton import PoseConfig
+from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 log = logging.getLogger(__name__)
 
@@ -252,9 +262,6 @@ def load_tao_model(path: str | os.PathLike, train_spec: str | os.PathLike | None
     architecture, pose config and normalisation come from it; without one, the architecture is read off the file
     (:func:`architecture_from_file`), the pose config is the shipped 18-joint one and the normalisation TAO's
     ``x / 256 − 0.5``. Filter counts always follow the file (a model pruned and retrained with TAO loads too)."""
-    from bpnet_core.model.bpnet import model_meta, spec_normalization
-    from bpnet_core.skeleton import default_pose_config_path
-
     path = Path(path)
     check_encrypted(path)
     if not path.is_file():
@@ -287,7 +294,6 @@ def spec_pose(spec) -> PoseConfig:
     """The pose config a (TAO) train spec names; TAO's container paths that do not exist here fall back to the shipped
     18-joint config, with a warning."""
     from bpnet_core.config import resolve_path
-    from bpnet_core.skeleton import default_pose_config_path
 
     pose_path = resolve_path(spec.source, spec.dataloader.pose_config.pose_config_path)
     if pose_path is None or not Path(pose_path).is_file():
@@ -300,9 +306,6 @@ def spec_pose(spec) -> PoseConfig:
 def load_model_file(path: str | os.PathLike, train_spec: str | os.PathLike | None = None, overrides=()):
     """A Keras model file with its contract, ``(keras.Model, ModelMeta)``: bpnet's ``.keras`` (contract inside) or a
     TAO 5 ``.hdf5`` (:func:`load_tao_model`; ``train_spec`` optional). Other suffixes: a one-line error."""
-    from bpnet_core.meta import read_meta
-    from bpnet_core.model.bpnet import load_bpnet_model
-
     path = Path(path)
     check_encrypted(path)
     suffix = path.suffix.lower()

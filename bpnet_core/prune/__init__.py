@@ -5,10 +5,10 @@
   :func:`retrain_pruned` retrains it (``load_graph: true``) in a fresh results folder.
 * :func:`channel_groups` — the channel groups that must be pruned together (element-wise adds, concatenations,
   BN and depthwise convs follow their producers).
-* :func:`conv_flops`, :func:`count_params`, :func:`model_costs`, :func:`latency_ms` — cost figures.
+* :func:`conv_flops`, :func:`count_params`, :func:`model_costs` (:mod:`.flops`), :func:`latency_ms` — cost figures.
 * :func:`measure_model`, :func:`threshold_sweep`, :func:`pick_threshold`, :func:`plot_prune_sweep`,
-  :func:`plot_filter_scores`,
-  :func:`comparison_table` — what notebook 04 measures, plots and tabulates.
+  :func:`plot_filter_scores`, :func:`comparison_table` (:mod:`.sweep`, above :mod:`.flops` and
+  :mod:`.channel_prune`) — what notebook 04 measures, plots and tabulates.
 """
 
 from bpnet_core.prune.channel_prune import (
@@ -27,15 +27,11 @@ from bpnet_core.prune.channel_prune import (
     retained_count,
 )
 from bpnet_core.fileio import save_model_atomic  # re-exported: the atomic .keras writer
-from bpnet_core.prune.flops import (
-    DEFAULT_FLOPS_SIZES,
+from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, model_costs, parse_hw
+from bpnet_core.prune.sweep import (
     comparison_table,
-    conv_flops,
-    count_params,
     latency_ms,
     measure_model,
-    model_costs,
-    parse_hw,
     pick_threshold,
     plot_filter_scores,
     plot_prune_sweep,

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import make_dir
+from bpnet_core.fileio import make_dir, save_model_atomic, write_json_atomic
 from bpnet_core.meta import ModelMeta, keras_members, read_meta
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 
@@ -614,8 +614,6 @@ def prune_and_save(
     check (flags, input model, output folder, ``.keras`` suffix) runs before anything is written, so a failure
     leaves no file behind. Returns the report (with ``output_file`` and ``report_file`` added).
     """
-    from bpnet_core.fileio import save_model_atomic, write_json_atomic
-
     out = _check_output(output_file)
     report_path = Path(report_file) if report_file is not None else out.parent / REPORT_NAME
     if report_path.parent.exists() and not report_path.parent.is_dir():

@@ -151,8 +151,8 @@ def retrack(detections, params: dict | None = None) -> dict:
     import copy
 
     from bpnet_core.fileio import read_json
-    from bpnet_core.track.params import TrackParams
     from bpnet_core.track.tracker import Tracker
+    from bpnet_core.track_params import TrackParams
 
     det = copy.deepcopy(detections) if isinstance(detections, dict) else read_json(detections, "detections file")
     names = det["categories"][0]["keypoints"]

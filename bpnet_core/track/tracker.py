@@ -44,7 +44,7 @@ from bpnet_core.errors import BpnetError
 from bpnet_core.track.camera import MIN_THRESHOLD_PX, FlowCameraEstimator, apply, estimate_camera_motion, scale_of
 from bpnet_core.track.filters import OneEuroFilter
 from bpnet_core.track.oks import oks_matrix, pose_area, pose_center, sigmas_for
-from bpnet_core.track.params import TrackParams
+from bpnet_core.track_params import TrackParams
 
 
 @dataclass

@@ -174,13 +174,13 @@ def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=
     """
     import numpy as np
 
+    from bpnet_core.config import as_train_spec
     from bpnet_core.data.pipeline import loader_from_spec, make_dataset
     from bpnet_core.model import load_bpnet_model, spec_normalization
     from bpnet_core.skeleton import PoseConfig
-    from bpnet_core.train.trainer import load_spec
     from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
 
-    spec = load_spec(spec, overrides)
+    spec = as_train_spec(spec, overrides)
     pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     spec = spec.model_copy(update={"distillation": spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})})
     teacher = load_teacher(spec, pose, spec_normalization(spec))

@@ -69,20 +69,11 @@ STATUS_FILE = "status.json"
 
 
 def load_spec(spec, overrides=()):
-    """A :class:`~bpnet_core.config.TrainSpec` from a path or a loaded spec, with ``overrides`` applied."""
-    from bpnet_core.config import TrainSpec, apply_overrides, load_train_spec, parse_overrides
+    """A :class:`~bpnet_core.config.TrainSpec` from a path or a loaded spec, with ``overrides`` applied
+    (:func:`bpnet_core.config.as_train_spec`)."""
+    from bpnet_core.config import as_train_spec
 
-    if isinstance(spec, (str, os.PathLike)):
-        return load_train_spec(spec, overrides)
-    if not isinstance(spec, TrainSpec):
-        raise BpnetError(f"train() needs a train spec file or a loaded TrainSpec (got {type(spec).__name__})")
-    if overrides is not None and not isinstance(overrides, (dict, str)):
-        overrides = list(overrides)  # read twice below
-    if not overrides:
-        return spec
-    data = apply_overrides(spec.to_dict(), overrides, schema=TrainSpec)
-    keys = tuple(parts for _, parts, _ in parse_overrides(overrides))
-    return TrainSpec.from_dict(data, source=spec.source, spec_dir=spec.spec_dir, override_keys=keys)
+    return as_train_spec(spec, overrides)
 
 
 def prepare_results_dir(path) -> Path:

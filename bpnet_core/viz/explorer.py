@@ -46,7 +46,7 @@ import numpy as np
 
 from bpnet_core.decode import ACCEPTED, REJECTED, UNMATCHED, DecodeParams, decode_debug
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import IMAGE_SUFFIXES, list_images
+from bpnet_core.fileio import IMAGE_SUFFIXES, list_images, read_image, write_bytes_atomic
 from bpnet_core.infer.predictor import ImageResult, Predictor, people_to_photo
 from bpnet_core.meta import RESIZE_MODES
 from bpnet_core.preprocess import to_photo
@@ -320,8 +320,6 @@ class Explorer:
 
     def add_image_bytes(self, name: str, data: bytes) -> Path:
         """Write an uploaded image into the upload folder, add it to the list and show it."""
-        from bpnet_core.fileio import read_image, write_bytes_atomic
-
         if self._upload_dir is None:
             self._upload_dir = Path(tempfile.mkdtemp(prefix="bpnet_explorer_uploads_"))
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(str(name)).name) or "upload.png"
@@ -475,8 +473,6 @@ class Explorer:
 
     def _image(self) -> tuple[str, np.ndarray, np.ndarray]:
         """(path, original BGR image, display-size copy), cached for the current image."""
-        from bpnet_core.fileio import read_image
-
         path = self.controls["image"].value
         if self._image_cache is None or self._image_cache[0] != path:
             img = read_image(path)

@@ -1,4 +1,6 @@
-"""Tracking constants: the ``tracking:`` block of the inference spec (bpnet extension)."""
+"""Tracking constants: the ``tracking:`` block of the inference spec (bpnet extension), read by
+:class:`~bpnet_core.track.Tracker`. Outside the ``track`` package so that the spec schema (:mod:`bpnet_core.config`)
+can embed it without loading the tracker (SciPy, OpenCV)."""
 
 from __future__ import annotations
 
