@@ -65,7 +65,7 @@ class PoseConfig:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_json(cls, path: str | Path) -> "PoseConfig":
+    def from_json(cls, path: str | Path) -> PoseConfig:
         """Load a pose config file (``keypoints``, ``skeleton`` 1-based, ``skeleton_edge_names``), or a shipped one
         by name (``bpnet_18joints.json``; ``bpnet_core.paths.find_shipped``)."""
         path = find_shipped(path)

@@ -25,9 +25,8 @@ import numpy as np
 from bpnet_core.data.coco import COCO_KEYPOINTS, dataset_to_pose
 from bpnet_core.data.targets import render_labels
 from bpnet_core.decode import DecodeParams, decode
-from bpnet_core.skeleton import PoseConfig, default_pose_config_path
-
 from bpnet_core.paths import PROJECT_ROOT as ROOT
+from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 SAMPLE_JSON = ROOT / "tests" / "fixtures" / "coco_sample" / "person_keypoints_val2017_sample.json"
 INPUT_SHAPE = (368, 432)

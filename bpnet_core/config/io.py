@@ -40,8 +40,8 @@ from bpnet_core.config.schema import (
     NotAMapping,
     TrainSpec,
     UnknownKey,
-    _SpecRoot,
     _has_path_marker,
+    _SpecRoot,
     _unwrap,
     dotted,
     resolve_path,
@@ -246,10 +246,7 @@ def apply_overrides(
     path_flags = [_check_override_key(schema, parts) if schema is not None else False for _, parts, _ in parsed]
     for (_key, parts, value), is_path in zip(parsed, path_flags):
         if is_path:
-            if isinstance(value, dict):
-                value = {k: _cwd_path(v) for k, v in value.items()}
-            else:
-                value = _cwd_path(value)
+            value = {k: _cwd_path(v) for k, v in value.items()} if isinstance(value, dict) else _cwd_path(value)
         _set_in(result, parts, value)
     return result
 

@@ -70,7 +70,7 @@ class Peaks:
         return len(self.score)
 
     @staticmethod
-    def empty(num_joints: int) -> "Peaks":
+    def empty(num_joints: int) -> Peaks:
         return Peaks(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
                      [np.zeros(0, np.int64) for _ in range(num_joints)])
 
@@ -190,7 +190,7 @@ def _candidate_cells(low: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndar
     local_max = cv2.dilate(up, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE).reshape(up.shape)
     v, u, joint = np.nonzero((up >= local_max) & (up > floor))
     # ×2 pixel v is cell (v + 0.5)/2 − 0.5 = v/2 − 0.25, whose nearest cell is v // 2
-    key = np.unique(((joint.astype(np.int64) * h + v // 2) * w + u // 2))
+    key = np.unique((joint.astype(np.int64) * h + v // 2) * w + u // 2)
     joint, rest = np.divmod(key, h * w)
     rows, cols = np.divmod(rest, w)
     return rows, cols, joint

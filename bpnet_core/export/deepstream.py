@@ -66,7 +66,7 @@ def _values(meta, model: Path, input_dims, batch_size: int, network_mode: str | 
     if paf.stride >= heat.stride or heat.stride % paf.stride or meta.stage().stage != meta.num_stages:
         raise BpnetError(f"{model}: not an SDK-compatible model (PAF stride {paf.stride}, heatmap stride "
                          f"{heat.stride}); export it with `bpnet export --sdk_compatible_model`")  # fmt: skip
-    if heat.name == paf.name or heat.start or paf.start or "NHWC" != heat.layout or "NHWC" != paf.layout:
+    if heat.name == paf.name or heat.start or paf.start or heat.layout != "NHWC" or paf.layout != "NHWC":
         raise BpnetError(f"{model}: DeepStream's bodypose2d app needs the heatmap and the PAF as two whole NHWC outputs")
     dims = parse_input_dims(input_dims) if input_dims else None
     if meta.input_hw and dims and tuple(dims) != tuple(meta.input_hw):

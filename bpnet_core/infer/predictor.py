@@ -91,7 +91,7 @@ class Predictor:
         self.paf_stride = self.meta.pafs(self.stage).stride
         self.forward_passes = 0
 
-    def with_spec(self, spec) -> "Predictor":
+    def with_spec(self, spec) -> Predictor:
         return Predictor(self.runner, spec)
 
     # ------------------------------------------------------------------ network

@@ -22,6 +22,7 @@ finalised) and the summary says where and why it stopped (Ctrl-C is then re-rais
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import re
@@ -56,10 +57,8 @@ class VideoSource:
         return Path(self.source).stem if self.kind == "file" else re.sub(r"[^A-Za-z0-9]+", "_", self.source)[-40:]
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a capture that fails to close changes nothing for the outputs
             self.cap.release()
-        except Exception:  # noqa: BLE001 - a capture that fails to close changes nothing for the outputs
-            pass
 
 
 def open_video(source: str | int | Path) -> VideoSource:

@@ -41,7 +41,7 @@ class FocalParams:
     gamma: float = 1.0
 
     @classmethod
-    def from_spec(cls, spec) -> "FocalParams | None":
+    def from_spec(cls, spec) -> FocalParams | None:
         """The focal parameters of a train spec, or ``None`` when ``use_focal_loss`` is false."""
         loss = getattr(spec, "loss", spec)
         fp = getattr(loss, "focal_loss_params", None)

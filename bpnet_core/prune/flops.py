@@ -194,7 +194,6 @@ def threshold_sweep(
     the evaluation files under ``eval/``). Returns one row per threshold: ``pruning_threshold``, ``model_file``,
     ``params_ratio``, ``flops_ratio``, ``clamped_layers`` and the measurements (AP before any retraining).
     """
-    from pathlib import Path
 
     from bpnet_core.prune.channel_prune import prune_and_save
 

@@ -23,7 +23,7 @@ class KerasRunner:
         self.source = meta.name
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, train_spec: str | os.PathLike | None = None) -> "KerasRunner":
+    def from_file(cls, path: str | os.PathLike, train_spec: str | os.PathLike | None = None) -> KerasRunner:
         """A bpnet ``.keras`` file, or a TAO 5 ``.hdf5`` (``train_spec`` optional, see
         :func:`~bpnet_core.model.tao.load_tao_model`)."""
         from bpnet_core.model.tao import load_model_file

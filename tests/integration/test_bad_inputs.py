@@ -2,7 +2,6 @@
 code 2, and no partial output."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

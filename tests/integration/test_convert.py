@@ -1,7 +1,6 @@
 """dataset_convert on the real COCO sample: main people, masks, records, determinism, kill/resume, bad input."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -10,7 +10,6 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from bpnet_core.errors import BpnetError  # noqa: E402
 from tests.integration.test_train import full_run, spec_file, tiny_data  # noqa: E402,F401 - shared fixtures
 
 
@@ -82,9 +81,8 @@ def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F8
 
 
 def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):  # noqa: F811
-    from bpnet_core.model import build_model, save_bpnet_model
     from bpnet_core.config import load_train_spec
-    from bpnet_core.model import spec_normalization
+    from bpnet_core.model import build_model, save_bpnet_model, spec_normalization
     from bpnet_core.skeleton import PoseConfig
 
     root = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pytest
 
 from bpnet_core.cli import main
 from bpnet_core.config import load_dataset_spec, load_infer_spec
-from bpnet_core.errors import BpnetError
 from bpnet_core.config.schema import InferSpec
+from bpnet_core.errors import BpnetError
 from bpnet_core.infer import Predictor, run_inference
 from bpnet_core.infer.evaluation import run_evaluation
 from bpnet_core.meta import bpnet_meta

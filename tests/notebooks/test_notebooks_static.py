@@ -39,7 +39,7 @@ def test_one_parameters_cell_of_literals(nb):
         ast.literal_eval(node.value)  # raises if not a literal
         assert not isinstance(node.value, ast.Tuple), f"{nb.name}: no tuples in parameters"
         names.add(node.targets[0].id)
-    assert REQUIRED_PARAMETERS <= names, f"{nb.name}: missing parameters {REQUIRED_PARAMETERS - names}"
+    assert names >= REQUIRED_PARAMETERS, f"{nb.name}: missing parameters {REQUIRED_PARAMETERS - names}"
     assert params[0] is [c for c in all_cells if c["cell_type"] == "code"][0], "parameters must be the first code cell"
 
 
