@@ -6,7 +6,8 @@ normalised by its box, scaled to a random height and placed at a random position
 timing covers the whole :func:`bpnet_core.decode.decode` call (input checks, peak finding with upsampling, line
 integrals, grouping).
 
-    .venv/bin/python -m bench.bench_decode [--repeats 30] [--out runs/bench/decode.json]   (or: bpnet bench --only decode)
+    .venv/bin/python -m bench.bench_decode [--repeats 30] [--out runs/bench/decode.json]
+    (or: bpnet bench --only decode)
 """
 
 from __future__ import annotations

@@ -317,7 +317,8 @@ def infer_spec_from_model(meta, overrides=()) -> InferSpec:
 
 
 def load_dataset_spec(path: str | os.PathLike, overrides=()) -> DatasetSpec:
-    """Load a dataset spec (``coco_spec.json`` or YAML, or a shipped one by name); ``root_directory_path`` becomes absolute."""
+    """Load a dataset spec (``coco_spec.json`` or YAML, or a shipped one by name); ``root_directory_path`` becomes
+    absolute."""
     return _load(DatasetSpec, path, overrides, "dataset spec", ("data_pose_config", "*.json"))
 
 
@@ -349,7 +350,6 @@ def dump_spec(spec: _SpecRoot, path: str | os.PathLike) -> Path:
         f"# Resolved {type(spec).__name__} (defaults -> spec file -> overrides), written by bpnet.\n"
         f"# Source: {spec.source}\n"
     )
-    body = yaml.dump(data, Dumper=_SpecDumper, sort_keys=False, default_flow_style=False, width=120,
-                     allow_unicode=True)
+    body = yaml.dump(data, Dumper=_SpecDumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, header + body)

@@ -117,7 +117,8 @@ def sample_transform(
 def transform_keypoints(
     keypoints: np.ndarray, matrix: np.ndarray, flipped_lr: bool, pose: PoseConfig, input_hw: tuple[int, int]
 ) -> np.ndarray:
-    """Apply ``matrix`` to (P, J, 3) keypoints; swap left/right joints when flipped; drop joints that leave the input."""
+    """Apply ``matrix`` to (P, J, 3) keypoints; swap left/right joints when flipped; drop joints that leave the
+    input."""
     kp = np.array(keypoints, np.float32, copy=True)
     if kp.size == 0:
         return kp.reshape(0, pose.num_joints, 3)

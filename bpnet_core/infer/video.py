@@ -247,7 +247,8 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
             timings.append(res.timings_ms)
             frames_out.append({"frame_index": int(index), "timestamp_ms": round(float(ms), 3),
                                "keypoints": [[[float(x), float(y)] for x, y, _ in kp] for kp in kps],
-                               "scores": [float(s) for s in res.scores], "track_ids": [int(t) for t in ids]})  # fmt: skip
+                               "scores": [float(s) for s in res.scores],
+                               "track_ids": [int(t) for t in ids]})  # fmt: skip
             if writer is not None:
                 writer.write(draw_tracks(image, kps, ids, pose))
             if dump_openpose_json:

@@ -1,4 +1,5 @@
-"""Keras runner: a bpnet ``.keras`` model or a TAO 5 ``.hdf5`` (outputs ``[heat_1..heat_S, paf_1..paf_S]``, TAO order)."""
+"""Keras runner: a bpnet ``.keras`` model or a TAO 5 ``.hdf5`` (outputs ``[heat_1..heat_S, paf_1..paf_S]``, TAO
+order)."""
 
 from __future__ import annotations
 

@@ -60,7 +60,9 @@ def test_deterministic_per_epoch_and_index(spec_and_loader):
     a, b, c = loader.sample(2, epoch=1), loader.sample(2, epoch=1), loader.sample(2, epoch=2)
     np.testing.assert_array_equal(a["image"], b["image"])
     assert not np.array_equal(a["image"], c["image"])
-    assert list(loader.epoch_order(3)) == list(loader.epoch_order(3)) and sorted(loader.epoch_order(3)) == list(range(len(loader)))
+    assert list(loader.epoch_order(3)) == list(loader.epoch_order(3)) and sorted(loader.epoch_order(3)) == list(
+        range(len(loader))
+    )
     assert list(loader.epoch_order(3)) != list(loader.epoch_order(4))
 
 

@@ -21,7 +21,8 @@ def _tiny_model(path):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    dw = rng.normal(size=(C, 1, 3, 3)).astype(np.float32) * np.array([50, 1, 0.2, 0.05], np.float32)[:, None, None, None]
+    channel_scale = np.array([50, 1, 0.2, 0.05], np.float32)[:, None, None, None]
+    dw = rng.normal(size=(C, 1, 3, 3)).astype(np.float32) * channel_scale
     pw = rng.normal(size=(PW, C, 1, 1)).astype(np.float32) * 0.5
     head = rng.normal(size=(HEAD, PW, 1, 1)).astype(np.float32) * 0.1
     inits = [numpy_helper.from_array(dw, "dw_w"), numpy_helper.from_array(pw, "pw_w"),

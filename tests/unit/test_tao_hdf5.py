@@ -176,7 +176,8 @@ def test_other_skeleton_and_more_stages_are_refused(tmp_path, pose):
     with pytest.raises(BpnetError, match=r"5 layers have other shapes: .*stage1/paf_branch/out \(paf_stage1\)"):
         load_tao_hdf5(path, model, pose)
     path = write_tao_hdf5(tmp_path / "s3.hdf5", tao_layers(stages=3, width=0.125, stage_t_k=(3, 3)))
-    with pytest.raises(BpnetError, match=r"TAO model \(3 stages\) does not fit this model \(2 stages.*2 layers not in the file: heatmap_out, paf_out; 8 layers of the file not in the model: "
+    with pytest.raises(BpnetError, match=r"TAO model \(3 stages\) does not fit this model \(2 stages.*"
+                       r"2 layers not in the file: heatmap_out, paf_out; 8 layers of the file not in the model: "
                        r"stage2/paf_branch/out, stage2/heat_branch/out, stage3/conv1"):
         load_tao_hdf5(path, build_model(TINY, pose), pose)
 
@@ -281,7 +282,8 @@ def test_a_tao_hdf5_is_a_model_for_inference_evaluate_prune_and_export(tmp_path,
     infer = tmp_path / "infer.yaml"
     infer.write_text(yaml.safe_dump({"train_spec": str(spec_file), "input_shape": [96, 96]}))
     image = ROOT / "tests" / "fixtures" / "coco_sample" / "000000000785.jpg"
-    assert main(["inference", "-i", str(infer), "-m", str(src), "--input", str(image), "-r", str(tmp_path / "inf")]) == 0
+    args = ["inference", "-i", str(infer), "-m", str(src), "--input", str(image), "-r", str(tmp_path / "inf")]
+    assert main(args) == 0
     assert (tmp_path / "inf" / "detections.json").is_file()
     assert main(["evaluate", "-m", str(src), "--set", "input_shape=[96,96]", "-d",
                  str(ROOT / "data_pose_config" / "coco_real_sample_spec.json"), "-r", str(tmp_path / "ev")]) == 0
