@@ -1,13 +1,15 @@
 """Typed schemas of bpnet's three spec files: train spec, inference spec and dataset spec.
 
-The field names, nesting and ``__class_name__`` labels are TAO BodyPoseNet's (facts file §1.2, §1.5, §1.7), so a
-TAO spec loads unchanged; attribute access mirrors the file (``spec.model.stages``,
-``spec.dataloader.augmentation_config.spatial_aug_params.flip_lr_prob``, ``infer.input_shape``,
-``ds.train_data.images_root_dir_path``). Where a file omits a field, TAO's *code* default applies (the bracketed
-values in facts §1.2), with one documented exception: ``heatmap_gaussian_sigma`` defaults to 7.0 px, the value
-every TAO spec sets, because TAO's code default 0.15 is in the wrong unit for its own label processor.
+The field names, nesting and ``__class_name__`` labels are TAO BodyPoseNet's (the specs of NVIDIA's tao_tutorials,
+``notebooks/tao_launcher_starter_kit/bpnet/``: ``specs/bpnet_train_m1_coco.yaml``, ``specs/infer_spec.yaml``,
+``data_pose_config/coco_spec.json``), so a TAO spec loads unchanged; attribute access mirrors the file
+(``spec.model.stages``, ``spec.dataloader.augmentation_config.spatial_aug_params.flip_lr_prob``, ``infer.input_shape``,
+``ds.train_data.images_root_dir_path``). Where a file omits a field, TAO's *code* default applies (the defaults of its
+spec parser in NVIDIA's tao_tensorflow1_backend, ``nvidia_tao_tf1/cv/bpnet/``), with one documented exception:
+``heatmap_gaussian_sigma`` defaults to 7.0 px, the value every TAO spec sets, because TAO's code default 0.15 is in the
+wrong unit for its own label processor.
 
-Why pydantic v2 and not plain dataclasses (the house style allows both):
+Why pydantic v2 and not plain dataclasses:
 
 * ``extra="forbid"`` plus the error's location tuple give strict keys at every depth for free; we only add the
   "did you mean" hint (:func:`difflib.get_close_matches` over the fields at that location).
@@ -597,7 +599,7 @@ class DistillationConfig(_Block):
 
 
 class TrainSpec(_SpecRoot):
-    """The experiment spec of ``bpnet train`` (TAO ``BpNetTrainer``); facts §1.2."""
+    """The experiment spec of ``bpnet train`` (TAO ``BpNetTrainer``, ``specs/bpnet_train_m1_coco.yaml``)."""
 
     CLASS_NAMES = ("BpNetTrainer",)
     checkpoint_dir: PathStr | None = None
@@ -716,7 +718,8 @@ def _keep_ratio_none(value: Any) -> Any:
 
 
 class InferSpec(_SpecRoot):
-    """The inference spec of ``bpnet inference`` / ``evaluate`` (facts §1.7), plus the ``decoder:`` block."""
+    """The inference spec of ``bpnet inference`` / ``evaluate`` (TAO's ``specs/infer_spec.yaml``), plus the
+    ``decoder:`` block."""
 
     model_path: PathStr | None = None
     train_spec: PathStr | None = None
@@ -859,7 +862,7 @@ class SplitPaths(NamedTuple):
 
 
 class DatasetSpec(_SpecRoot):
-    """The dataset spec of ``bpnet dataset_convert`` (``data_pose_config/coco_spec.json``; facts §1.5)."""
+    """The dataset spec of ``bpnet dataset_convert`` (``data_pose_config/coco_spec.json``, TAO's layout)."""
 
     dataset: Literal["coco"] = "coco"
     root_directory_path: PathStr

@@ -1,6 +1,7 @@
 """``bpnet dataset_convert``: COCO-format annotations → TFRecords of training samples (+ masks), TAO semantics.
 
-What it does, per image (facts file §1.5):
+What it does, per image (as TAO's ``nvidia_tao_tf1/cv/bpnet/dataio/coco_converter.py`` does, in NVIDIA's
+tao_tensorflow1_backend):
 
 * **Main people** (crop centres): ``num_keypoints >= min_acceptable_kpts``, segmentation area >=
   ``min_acceptable_width × min_acceptable_height`` and a centre farther than ``min_acceptable_interperson_dist_ratio

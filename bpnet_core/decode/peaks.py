@@ -1,6 +1,7 @@
 """Joint candidates ("peaks") from the heatmaps, TAO-style, at a fraction of TAO's cost.
 
-What TAO does (facts file §1.7) and what we compute — the same peaks:
+What TAO does (``BpNetPostprocessor``, ``nvidia_tao_tf1/cv/bpnet/inferencer/postprocessor.py`` in NVIDIA's
+tao_tensorflow1_backend) and what we compute — the same peaks:
 
 1. upsample each joint heatmap by ``f = upsampling_factor`` with cubic interpolation (``cv2.resize``, INTER_CUBIC);
 2. smooth it with a Gaussian (``smooth_sigma`` in upsampled pixels, kernel ``2·ceil(2σ/3) + 1`` = 5 for TAO's σ 3);

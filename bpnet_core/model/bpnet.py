@@ -273,7 +273,7 @@ def spec_normalization(spec) -> Normalization:
 
 
 def count_conv_params(model: keras.Model) -> int:
-    """Parameters of the convolution kernels and biases (the figure in the facts' FLOPs table; no BN)."""
+    """Parameters of the convolution kernels and biases, no BN (16.8 M for TAO's 3-stage BpNetLite)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):

@@ -1,8 +1,9 @@
 """TAO 5 ``.hdf5`` models (Keras 2 layer names) loaded into bpnet's Keras 3 model through the name map.
 
 The files are written here with h5py in the layout Keras 2's ``model.save`` uses (``model_weights/<layer>/<layer>/
-kernel:0`` + the ``layer_names`` / ``weight_names`` attributes), with TAO's layer names and shapes as the facts file
-lists them (``deepstream_and_tao_interop.md`` §3) — written out here independently of bpnet's map.
+kernel:0`` + the ``layer_names`` / ``weight_names`` attributes), with TAO's layer names and shapes (TAO's
+``nvidia_tao_tf1/cv/bpnet/models/bpnet_lite_model.py``: ``block_1a_conv_1`` …, ``stage1/conv1`` …, ``paf_out``,
+``heatmap_out``) — written out here independently of bpnet's map.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bpnet_core.model.tao import bpnet_to_tao, is_tao_hdf5, load_tao_hdf5, tao_t
 
 ROOT = Path(__file__).resolve().parents[2]
 TAO_SPEC = ROOT / "specs" / "bpnet_train_m1_coco.yaml"
-TAO_3_STAGE_PARAMS = 16_777_835  # TAO's unit test (facts §3)
+TAO_3_STAGE_PARAMS = 16_777_835  # TAO's unit test: nvidia_tao_tf1/cv/bpnet/models/test_bpnet_lite_model.py
 SUB = "abcd"
 TINY = {"stages": 2, "width_multiplier": 0.125, "stageT_kernel_sizes": [3, 3]}
 
