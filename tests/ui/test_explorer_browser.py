@@ -49,7 +49,7 @@ def prepare_notebook(lab_root: Path, work_dir: Path) -> Path:
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     params = {
-        "WORK_DIR": str(work_dir), "PROFILE": "demo", "SEED": FIVE_SKIERS_INDEX, "VERBOSE": True,
+        "WORK_DIR": str(work_dir), "PROFILE": "demo", "SEED": FIVE_SKIERS_INDEX,
         "INFER_SPEC": str(ROOT / "specs" / "infer_spec_demo.yaml"),
         "FULL_DATASET_SPEC": str(ROOT / "data_pose_config" / "coco_spec.json"),
         "POSE_CONFIG": str(ROOT / "model_pose_config" / "bpnet_18joints.json"), "MODEL_PATH": "",
