@@ -482,8 +482,8 @@ def test_export_of_an_onnx_model_and_to_openvino(fp32_export, model_file, keras_
 
 
 def test_static_batch_size_runs_any_batch_in_chunks(model_file, keras_model, tmp_path):
-    from bpnet_core.deploy import load_runner
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
     export_model(model_file, tmp_path / "b2.onnx", input_dims="64,64,3", static_batch_size=2)
     runner = load_runner(tmp_path / "b2.onnx")
