@@ -45,6 +45,7 @@ def test_targets_blend_teacher_and_labels():
     assert float(np.max(bh)) == 0.5 and float(np.max(bp)) == 0.0
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):  # noqa: F811
     from bpnet_core.train import train
 

@@ -251,6 +251,7 @@ def test_import_tao_cli(tmp_path, capsys):
         assert not bad.exists()
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_a_tao_hdf5_is_a_model_for_inference_evaluate_prune_and_export(tmp_path, capsys):
     """TAO's contract: ``-m model.hdf5`` works for inference / evaluate / prune / export, its architecture read off the
     file (or taken from the inference spec's ``train_spec``), and gives what the ``import_tao``'d model gives."""
