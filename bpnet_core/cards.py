@@ -121,8 +121,8 @@ def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
     heat = MapOutput.from_dict(outs["heatmaps"], f"{where}: outputs.heatmaps", default_layout=layout)
     pafs = MapOutput.from_dict(outs["pafs"], f"{where}: outputs.pafs", default_layout=layout)
     if heat.channels != pose.num_heatmap_channels:
-        raise BpnetError(f"{where}: outputs.heatmaps.channels: {heat.start}..{heat.stop} is {heat.channels} channels but "
-                         f"pose config {pose.name} needs {pose.num_heatmap_channels}")  # fmt: skip
+        raise BpnetError(f"{where}: outputs.heatmaps.channels: {heat.start}..{heat.stop} is {heat.channels} "
+                         f"channels but pose config {pose.name} needs {pose.num_heatmap_channels}")  # fmt: skip
     if pafs.channels != pose.num_paf_channels:
         raise BpnetError(f"{where}: outputs.pafs.channels: {pafs.start}..{pafs.stop} is {pafs.channels} channels but "
                          f"pose config {pose.name} needs {pose.num_paf_channels}")  # fmt: skip
@@ -146,8 +146,11 @@ def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
             input_multiple=int(inp.get("multiple", 8)),
             preprocessing=Preprocessing.from_dict(data.get("preprocessing"), f"{where}: preprocessing"),
             inference=dict(inference),
-            provenance={"card": str(data["name"]), "licence": str(data.get("licence", "")),
-                        "source": data.get("source") or {}},  # fmt: skip
+            provenance={
+                "card": str(data["name"]),
+                "licence": str(data.get("licence", "")),
+                "source": data.get("source") or {},
+            },  # fmt: skip
         )
     except (TypeError, ValueError) as exc:
         raise BpnetError(f"{where}: {exc}") from None

@@ -13,7 +13,8 @@ def _version(module: str) -> str | None:
     try:
         from importlib.metadata import version
 
-        dist = {"cv2": "opencv-python-headless", "tensorflow": "tensorflow-cpu", "tensorrt": "tensorrt"}.get(module, module)
+        dists = {"cv2": "opencv-python-headless", "tensorflow": "tensorflow-cpu", "tensorrt": "tensorrt"}
+        dist = dists.get(module, module)
         try:
             return version(dist)
         except Exception:  # noqa: BLE001 - distribution name differs; fall back to the module attribute

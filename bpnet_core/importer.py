@@ -93,9 +93,8 @@ def _ov_io(model) -> tuple[dict, dict]:
 def self_check(runner) -> dict:
     """Run ``runner`` once at its recommended settings; every map must have input size / its stride and finite
     values. Returns the shapes and value ranges."""
-    from bpnet_core.infer import Predictor
-
     from bpnet_core.export.onnx import parity_image
+    from bpnet_core.infer import Predictor
 
     pre = Predictor(runner).prepare(parity_image((480, 640)))  # a real-looking scene (bpnet's synthetic generator)
     heat, paf = runner.predict(pre.batch)

@@ -105,7 +105,7 @@ class Normalization:
         return {"scale": list(self.scale), "offset": list(self.offset)}
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> "Normalization | None":
+    def from_dict(cls, d: Any, where: str) -> Normalization | None:
         if d is None or (isinstance(d, str) and d.strip().lower() in ("in_graph", "none", "raw")):
             return None
         check_keys(d, {"scale", "offset"}, where)
@@ -151,7 +151,7 @@ class MapOutput:
         return {"name": self.name, "channels": [self.start, self.stop], "stride": self.stride, "layout": self.layout}
 
     @classmethod
-    def from_dict(cls, d: Any, where: str, default_stride: int = 8, default_layout: str = "NHWC") -> "MapOutput":
+    def from_dict(cls, d: Any, where: str, default_stride: int = 8, default_layout: str = "NHWC") -> MapOutput:
         check_keys(d, {"name", "channels", "stride", "layout"}, where)
         if not isinstance(d.get("name"), str) or not d["name"]:
             raise BpnetError(f"{where}.name: the output's name is required")
@@ -182,7 +182,7 @@ class Preprocessing:
         return {"interpolation": self.interpolation, "pad_value": self.pad_value}
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> "Preprocessing":
+    def from_dict(cls, d: Any, where: str) -> Preprocessing:
         d = check_keys(d or {}, {"interpolation", "pad_value"}, where)
         pad = d.get("pad_value", 128.0)
         if isinstance(pad, bool) or not isinstance(pad, (int, float)) or not 0 <= pad <= 255:
@@ -263,7 +263,7 @@ class ModelMeta:
         """uint8 BGR (H, W, 3) → float32 (H, W, 3) in this model's colour order and normalisation (NHWC)."""
         return normalize_pixels(image_bgr, self.color, self.normalization)
 
-    def with_changes(self, **changes) -> "ModelMeta":
+    def with_changes(self, **changes) -> ModelMeta:
         return replace(self, **changes)
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -289,7 +289,7 @@ class ModelMeta:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Any, source: str = "model") -> "ModelMeta":
+    def from_dict(cls, d: Any, source: str = "model") -> ModelMeta:
         where = f"{source}: model contract"
         check_keys(d, {"version", "name", "pose", "input", "outputs", "num_stages", "preprocessing", "inference",
                         "precision", "provenance"}, where)  # fmt: skip
@@ -326,7 +326,7 @@ class ModelMeta:
         )
 
     @classmethod
-    def from_json(cls, text: str, source: str = "model") -> "ModelMeta":
+    def from_json(cls, text: str, source: str = "model") -> ModelMeta:
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:

@@ -102,10 +102,8 @@ def prepare(image_bgr: np.ndarray, meta: ModelMeta, input_shape=(368, 368), mode
     nh = max(1, min(out_hw[0] - oy, int(round(h * sy))))
     nw = max(1, min(out_hw[1] - ox, int(round(w * sx))))
     interp = meta.preprocessing.interpolation
-    if interp == "auto":
-        flag = cv2.INTER_AREA if min(sx, sy) < 1 else cv2.INTER_LINEAR
-    else:
-        flag = _FILTERS[interp]
+    auto = cv2.INTER_AREA if min(sx, sy) < 1 else cv2.INTER_LINEAR
+    flag = auto if interp == "auto" else _FILTERS[interp]
     resized = cv2.resize(image_bgr, (nw, nh), interpolation=flag)
     canvas = np.full((out_hw[0], out_hw[1], 3), meta.preprocessing.pad_value, np.uint8)
     canvas[oy : oy + nh, ox : ox + nw] = resized

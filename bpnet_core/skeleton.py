@@ -65,7 +65,7 @@ class PoseConfig:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_json(cls, path: str | Path) -> "PoseConfig":
+    def from_json(cls, path: str | Path) -> PoseConfig:
         """Load a pose config file (``keypoints``, ``skeleton`` 1-based, ``skeleton_edge_names``), or a shipped one
         by name (``bpnet_18joints.json``; ``bpnet_core.paths.find_shipped``)."""
         path = find_shipped(path)
@@ -152,7 +152,8 @@ class PoseConfig:
         except ValueError:
             hint = difflib.get_close_matches(name, self.joint_names, n=1)
             raise BpnetError(
-                f"{self.source or self.name}: unknown joint {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                f"{self.source or self.name}: unknown joint {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
             ) from None
 
     @property
@@ -161,7 +162,7 @@ class PoseConfig:
         pairs = []
         for i, name in enumerate(self.joint_names):
             if name.startswith("left_"):
-                other = "right_" + name[len("left_"):]
+                other = "right_" + name[len("left_") :]
                 if other in self.joint_names:
                     pairs.append((i, self.joint_names.index(other)))
         return pairs

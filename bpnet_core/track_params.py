@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, fields
 
 from bpnet_core.errors import BpnetError
 
-
 CAMERA_MOTION = ("image", "pose", "still")
 
 
@@ -87,7 +86,7 @@ class TrackParams:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, data: dict | None, where: str = "tracking") -> "TrackParams":
+    def from_dict(cls, data: dict | None, where: str = "tracking") -> TrackParams:
         """Strict: an unknown key is a one-line error with a "did you mean" hint."""
         data = dict(data or {})
         names = cls.field_names()

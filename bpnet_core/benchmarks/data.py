@@ -30,7 +30,8 @@ def bench_convert(work: Path, workers: int | None = None) -> dict:
     dt = time.perf_counter() - t0
     convert_dataset(spec, out / "val", mode="test", generate_masks=True, workers=workers, progress=False)
     return {"images": s["images"], "records": s["records"], "seconds": round(dt, 3),
-            "records_per_second": round(s["records"] / dt, 1), "images_per_second": round(s["images"] / dt, 1)}  # fmt: skip
+            "records_per_second": round(s["records"] / dt, 1),
+            "images_per_second": round(s["images"] / dt, 1)}  # fmt: skip
 
 
 def pipeline_overrides(work: Path) -> dict:

@@ -6,7 +6,8 @@ normalised by its box, scaled to a random height and placed at a random position
 timing covers the whole :func:`bpnet_core.decode.decode` call (input checks, peak finding with upsampling, line
 integrals, grouping).
 
-    .venv/bin/python -m bench.bench_decode [--repeats 30] [--out runs/bench/decode.json]   (or: bpnet bench --only decode)
+    .venv/bin/python -m bench.bench_decode [--repeats 30] [--out runs/bench/decode.json]
+    (or: bpnet bench --only decode)
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import numpy as np
 from bpnet_core.data.coco import COCO_KEYPOINTS, dataset_to_pose
 from bpnet_core.data.targets import render_labels
 from bpnet_core.decode import DecodeParams, decode
-from bpnet_core.skeleton import PoseConfig, default_pose_config_path
-
 from bpnet_core.paths import PROJECT_ROOT as ROOT
+from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 SAMPLE_JSON = ROOT / "tests" / "fixtures" / "coco_sample" / "person_keypoints_val2017_sample.json"
 INPUT_SHAPE = (368, 432)

@@ -153,8 +153,8 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
 
 def markdown(res: dict) -> str:
     cols = list(dict.fromkeys((r["backend"], r["precision"]) for r in res["rows"]))
-    lines = ["**Inference** (ms per image, batch 1, median after warm-up; ONNX Runtime and OpenVINO (f32 hint) on the CPU; "
-             f"{res['tensorrt'] if res['tensorrt_used'] else 'no TensorRT here'}):", "",
+    lines = ["**Inference** (ms per image, batch 1, median after warm-up; ONNX Runtime and OpenVINO (f32 hint) "
+             f"on the CPU; {res['tensorrt'] if res['tensorrt_used'] else 'no TensorRT here'}):", "",
              "| model | input | " + " | ".join(f"{b} {p}" for b, p in cols) + " | ORT INT8 speed-up |",
              "|---|---|" + "---:|" * (len(cols) + 1)]  # fmt: skip
     for name, hw in CASES:

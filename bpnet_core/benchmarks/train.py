@@ -43,7 +43,9 @@ def step_images_per_second(spec_path: str, repeats: int, warmup: int = 2) -> dic
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            loss, _ = bpnet_loss(model(x, training=True), labels, b, regularization=tf.add_n(model.losses) if model.losses else None)
+            loss, _ = bpnet_loss(
+                model(x, training=True), labels, b, regularization=tf.add_n(model.losses) if model.losses else None
+            )
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -68,18 +70,23 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     for name in ("demo", "full"):
         if name in pipe:
             res[name]["pipeline_images_per_second"] = pipe[name]["images_per_second"]
-            res[name]["pipeline_to_training_ratio"] = round(pipe[name]["images_per_second"] / res[name]["images_per_second"], 2)
+            res[name]["pipeline_to_training_ratio"] = round(
+                pipe[name]["images_per_second"] / res[name]["images_per_second"], 2
+            )
     res["markdown"] = markdown(res)
     return res
 
 
 def markdown(res: dict) -> str:
-    lines = ["**Training** (one optimiser step on a batch in memory; pipeline ÷ training ≥ 1 means the input keeps up):",
+    lines = ["**Training** (one optimiser step on a batch in memory; "
+             "pipeline ÷ training ≥ 1 means the input keeps up):",
              "", "| config | input | batch | params | training images/s | pipeline images/s | ratio |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in ("demo", "full"):
         r = res[name]
-        lines.append(f"| {name} ({r['stages']} stages, width ×{r['width_multiplier']}) | {r['input_hw'][0]}×{r['input_hw'][1]} "
+        lines.append(f"| {name} ({r['stages']} stages, width ×{r['width_multiplier']}) "
+                     f"| {r['input_hw'][0]}×{r['input_hw'][1]} "
                      f"| {r['batch_size']} | {r['params'] / 1e6:.2f} M | {r['images_per_second']:.1f} "
-                     f"| {r.get('pipeline_images_per_second', '–')} | {r.get('pipeline_to_training_ratio', '–')} |")  # fmt: skip
+                     f"| {r.get('pipeline_images_per_second', '–')} "
+                     f"| {r.get('pipeline_to_training_ratio', '–')} |")  # fmt: skip
     return "\n".join(lines)

@@ -66,7 +66,10 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 def add_key(parser: argparse.ArgumentParser) -> None:
     """TAO's ``-k/--key``: accepted for command compatibility; bpnet stores models unencrypted."""
     parser.add_argument(
-        "-k", "--key", default="", help="accepted for TAO compatibility and ignored: bpnet models are stored unencrypted"
+        "-k",
+        "--key",
+        default="",
+        help="accepted for TAO compatibility and ignored: bpnet models are stored unencrypted",
     )
 
 
@@ -77,7 +80,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         "card), which --set overrides")  # fmt: skip
     parser.add_argument("-m", "--model_filename", default=None,
                         help="model file (.keras, TAO 5 .hdf5, .onnx, .xml or .engine); overrides the spec's "
-                        "model_path; a .hdf5 takes its architecture from the spec's train_spec, else from the file")  # fmt: skip
+                        "model_path; a .hdf5 takes its architecture from the spec's train_spec, "
+                        "else from the file")  # fmt: skip
 
 
 def predictor_from_args(args, check=None):

@@ -10,8 +10,12 @@ def add_parser(sub) -> None:
                        description="Benchmarks (not tests): decoder ms vs people, data throughput, training and "
                        "inference speed. Medians after warm-up; ratios from the same run.")  # fmt: skip
     p.add_argument("-o", "--output_dir", default="runs/bench")
-    p.add_argument("--only", nargs="+", default=None,
-                   help="parts: decode data train inference real video pruning (pruning: the demo chain for 3 seeds, ~30 min)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="parts: decode data train inference real video pruning (pruning: the demo chain for 3 seeds, ~30 min)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run, not for reporting)")
     add_common(p)
     p.set_defaults(func=run)

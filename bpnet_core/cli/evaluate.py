@@ -8,7 +8,8 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("evaluate", help="COCO keypoint AP on the dataset's test split",
                        description="Run inference over the test split of a dataset spec and evaluate with "
-                       "pycocotools (iouType=keypoints); writes results.csv, metrics.json and per_image.csv.")  # fmt: skip
+                       "pycocotools (iouType=keypoints); writes results.csv, metrics.json "
+                       "and per_image.csv.")  # fmt: skip
     add_model_flags(p)
     p.add_argument("-d", "--dataset_spec", required=True, help="dataset spec (coco_spec.json)")
     p.add_argument("--dataset", default="coco", choices=["coco"], help="dataset format (TAO flag)")

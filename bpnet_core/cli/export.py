@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
         "contract, and INT8 must pass a parity check against FP32. Nothing is written when a check fails.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("-m", "--model", required=True, help="model: .keras, a TAO 5 .hdf5, or a bpnet .onnx / .xml (imported) model")
+    p.add_argument(
+        "-m", "--model", required=True, help="model: .keras, a TAO 5 .hdf5, or a bpnet .onnx / .xml (imported) model"
+    )
     p.add_argument("-o", "--output_file", required=True, help="file to write: .onnx, or .xml for --backend openvino")
     p.add_argument("-t", "--backend", default="onnx", choices=["onnx", "tfonnx", "openvino", "uff"],
                    help="onnx (ONNX Runtime; tfonnx = onnx), openvino (OpenVINO IR); uff is not supported")
@@ -93,25 +95,32 @@ def run(args) -> int:
         return 0
     if "onnx_vs_keras" in r or "backend" in r:  # OpenVINO, or a re-exported .onnx / .xml model
         p = r["parity"]
-        line = (f"{r['data_type']} {r['backend']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB); vs the FP32 source: "
-                f"SNR {p['snr_db']:.1f} dB, max abs diff {p['max_abs']:.2e}")
+        line = (
+            f"{r['data_type']} {r['backend']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB); vs the FP32 source: "
+            f"SNR {p['snr_db']:.1f} dB, max abs diff {p['max_abs']:.2e}"
+        )
         int8 = r.get("int8", {})
         if r["data_type"] == "int8":
             groups = int8.get("search", {}).get("groups_float")
             kept = len(int8.get("kept_float") or {})
-            line += (f"; kept in float: {kept} nodes" + (f" in {len(groups)} layer groups ({', '.join(groups)})" if groups
-                     else "") if kept else "; everything in INT8")  # fmt: skip
+            line += (f"; kept in float: {kept} nodes"
+                     + (f" in {len(groups)} layer groups ({', '.join(groups)})" if groups else "")
+                     if kept else "; everything in INT8")  # fmt: skip
             if "agreement" in r:
                 line += f"; its people vs FP32's on calibration photos: AP {r['agreement']['AP']:.2f}"
         print(line)
         return 0
     dims = "x".join(str(d) for d in r["input_dims"]) if r["input_dims"] else "dynamic HxW"
-    line = (f"{r['data_type']} ONNX ({dims}, {len(r['outputs'])} outputs, {r['bytes'] / 1e6:.1f} MB) → "
-            f"{r['output_file']}; ONNX vs Keras max abs diff {r['parity']['max_abs_diff']:.2e}")
+    line = (
+        f"{r['data_type']} ONNX ({dims}, {len(r['outputs'])} outputs, {r['bytes'] / 1e6:.1f} MB) → "
+        f"{r['output_file']}; ONNX vs Keras max abs diff {r['parity']['max_abs_diff']:.2e}"
+    )
     if "sdk" in r:
         s = r["sdk"]
-        line += (f"; SDK-compatible (PAF x{s['upsample_ratio']} → stride {s['paf_stride']}), vs the normal export: "
-                 f"max abs diff {s['max_abs_diff']:.1e}")
+        line += (
+            f"; SDK-compatible (PAF x{s['upsample_ratio']} → stride {s['paf_stride']}), vs the normal export: "
+            f"max abs diff {s['max_abs_diff']:.1e}"
+        )
     if "deployed_vs_keras" in r:
         line += f", {r['data_type']} vs Keras {r['deployed_vs_keras']['max_abs_diff']:.2e}"
     cal = r.get("calibration", {})

@@ -7,7 +7,8 @@ def add_parser(sub) -> None:
     from bpnet_core.cli import add_common, add_key, add_model_flags
 
     p = sub.add_parser("inference", help="detect poses in an image, a directory or a COCO json of images",
-                       description="Run a model (.keras, TAO 5 .hdf5, .onnx, .xml or .engine) and the PAF decoder over images; writes "
+                       description="Run a model (.keras, TAO 5 .hdf5, .onnx, .xml or .engine) and the PAF decoder "
+                       "over images; writes "
                        "detections.json (TAO layout) and, with --dump_visualizations, images_annotated/.")  # fmt: skip
     add_model_flags(p)
     p.add_argument("--input_type", default="image", choices=["image", "dir", "json", "video"])
@@ -36,7 +37,8 @@ def run(args) -> int:
     s = run_inference(None, predictor, args.input_type, args.input, args.results_dir, args.image_root_path,
                       args.dump_visualizations, args.dump_openpose_json)  # fmt: skip
     print(f"{s['people']} people in {s['processed']}/{s['images']} images ({len(s['skipped'])} skipped); "
-          f"network {s['network_ms_median'] or 0:.1f} ms, decode {s['decode_ms_median'] or 0:.1f} ms per image (median) "
+          f"network {s['network_ms_median'] or 0:.1f} ms, decode {s['decode_ms_median'] or 0:.1f} ms "
+          "per image (median) "
           f"→ {s['results_dir']}/detections.json")  # fmt: skip
     return 0
 
@@ -61,6 +63,8 @@ def _run_video(args) -> int:
                             stride_frames=args.stride_frames, dump_visualizations=args.dump_visualizations,
                             dump_openpose_json=args.dump_openpose_json)  # fmt: skip
     fps = s["frames_per_second"] or 0.0
-    print(f"{s['people']} people, {s['tracks']} tracks in {s['frames']} frames ({fps:.1f} frames/s; "
-          f"{s['stopped']}) → {s['results_dir']}/detections.json")
+    print(
+        f"{s['people']} people, {s['tracks']} tracks in {s['frames']} frames ({fps:.1f} frames/s; "
+        f"{s['stopped']}) → {s['results_dir']}/detections.json"
+    )
     return 0

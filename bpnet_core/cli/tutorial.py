@@ -51,7 +51,9 @@ def _no_overrides(args) -> None:
     from bpnet_core.errors import BpnetError
 
     if args.overrides:
-        raise BpnetError("tutorial reads no spec: --set is not accepted here (notebook parameters are in the notebooks)")
+        raise BpnetError(
+            "tutorial reads no spec: --set is not accepted here (notebook parameters are in the notebooks)"
+        )
 
 
 def run_init(args) -> int:

@@ -40,8 +40,8 @@ from bpnet_core.config.schema import (
     NotAMapping,
     TrainSpec,
     UnknownKey,
-    _SpecRoot,
     _has_path_marker,
+    _SpecRoot,
     _unwrap,
     dotted,
     resolve_path,
@@ -247,10 +247,7 @@ def apply_overrides(
     path_flags = [_check_override_key(schema, parts) if schema is not None else False for _, parts, _ in parsed]
     for (_key, parts, value), is_path in zip(parsed, path_flags):
         if is_path:
-            if isinstance(value, dict):
-                value = {k: _cwd_path(v) for k, v in value.items()}
-            else:
-                value = _cwd_path(value)
+            value = {k: _cwd_path(v) for k, v in value.items()} if isinstance(value, dict) else _cwd_path(value)
         _set_in(result, parts, value)
     return result
 
@@ -336,7 +333,8 @@ def infer_spec_from_model(meta, overrides=()) -> InferSpec:
 
 
 def load_dataset_spec(path: str | os.PathLike, overrides=()) -> DatasetSpec:
-    """Load a dataset spec (``coco_spec.json`` or YAML, or a shipped one by name); ``root_directory_path`` becomes absolute."""
+    """Load a dataset spec (``coco_spec.json`` or YAML, or a shipped one by name); ``root_directory_path`` becomes
+    absolute."""
     return _load(DatasetSpec, path, overrides, "dataset spec", ("data_pose_config", "*.json"))
 
 
@@ -368,7 +366,6 @@ def dump_spec(spec: _SpecRoot, path: str | os.PathLike) -> Path:
         f"# Resolved {type(spec).__name__} (defaults -> spec file -> overrides), written by bpnet.\n"
         f"# Source: {spec.source}\n"
     )
-    body = yaml.dump(data, Dumper=_SpecDumper, sort_keys=False, default_flow_style=False, width=120,
-                     allow_unicode=True)
+    body = yaml.dump(data, Dumper=_SpecDumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, header + body)

@@ -1,13 +1,15 @@
 """Typed schemas of bpnet's three spec files: train spec, inference spec and dataset spec.
 
-The field names, nesting and ``__class_name__`` labels are TAO BodyPoseNet's (facts file §1.2, §1.5, §1.7), so a
-TAO spec loads unchanged; attribute access mirrors the file (``spec.model.stages``,
-``spec.dataloader.augmentation_config.spatial_aug_params.flip_lr_prob``, ``infer.input_shape``,
-``ds.train_data.images_root_dir_path``). Where a file omits a field, TAO's *code* default applies (the bracketed
-values in facts §1.2), with one documented exception: ``heatmap_gaussian_sigma`` defaults to 7.0 px, the value
-every TAO spec sets, because TAO's code default 0.15 is in the wrong unit for its own label processor.
+The field names, nesting and ``__class_name__`` labels are TAO BodyPoseNet's (the specs of NVIDIA's tao_tutorials,
+``notebooks/tao_launcher_starter_kit/bpnet/``: ``specs/bpnet_train_m1_coco.yaml``, ``specs/infer_spec.yaml``,
+``data_pose_config/coco_spec.json``), so a TAO spec loads unchanged; attribute access mirrors the file
+(``spec.model.stages``, ``spec.dataloader.augmentation_config.spatial_aug_params.flip_lr_prob``, ``infer.input_shape``,
+``ds.train_data.images_root_dir_path``). Where a file omits a field, TAO's *code* default applies (the defaults of its
+spec parser in NVIDIA's tao_tensorflow1_backend, ``nvidia_tao_tf1/cv/bpnet/``), with one documented exception:
+``heatmap_gaussian_sigma`` defaults to 7.0 px, the value every TAO spec sets, because TAO's code default 0.15 is in the
+wrong unit for its own label processor.
 
-Why pydantic v2 and not plain dataclasses (the house style allows both):
+Why pydantic v2 and not plain dataclasses:
 
 * ``extra="forbid"`` plus the error's location tuple give strict keys at every depth for free; we only add the
   "did you mean" hint (:func:`difflib.get_close_matches` over the fields at that location).
@@ -35,9 +37,10 @@ import difflib
 import os
 import re
 import types
-from dataclasses import MISSING, fields as dc_fields
+from dataclasses import MISSING
+from dataclasses import fields as dc_fields
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -55,9 +58,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bpnet_core.decode.params import DecodeParams
-from bpnet_core.track_params import TrackParams
 from bpnet_core.errors import BpnetError
 from bpnet_core.paths import PROJECT_ROOT
+from bpnet_core.track_params import TrackParams
 
 __all__ = [
     "SHIPPED_DIRS",
@@ -194,7 +197,7 @@ class _Block(BaseModel):
     #: Allowed ``__class_name__`` values; the block's own class name when TAO gives it none.
     CLASS_NAMES: ClassVar[tuple[str, ...]] = ()
 
-    class_name: Optional[str] = Field(default=None, alias="__class_name__")
+    class_name: str | None = Field(default=None, alias="__class_name__")
 
     @classmethod
     def allowed_class_names(cls) -> tuple[str, ...]:
@@ -202,7 +205,7 @@ class _Block(BaseModel):
 
     @field_validator("class_name")
     @classmethod
-    def _check_class_name(cls, value: Optional[str]) -> Optional[str]:
+    def _check_class_name(cls, value: str | None) -> str | None:
         if value is None:
             return cls.model_fields["class_name"].default
         allowed = cls.allowed_class_names()
@@ -225,8 +228,8 @@ class _Block(BaseModel):
 class _SpecRoot(_Block):
     """A whole spec file: remembers where it was loaded from, compares by value."""
 
-    _source: Optional[str] = PrivateAttr(default=None)
-    _spec_dir: Optional[Path] = PrivateAttr(default=None)
+    _source: str | None = PrivateAttr(default=None)
+    _spec_dir: Path | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str:
@@ -234,7 +237,7 @@ class _SpecRoot(_Block):
         return self._source or "<dict>"
 
     @property
-    def spec_dir(self) -> Optional[Path]:
+    def spec_dir(self) -> Path | None:
         """Absolute folder of the spec file (``None`` when built in code)."""
         return self._spec_dir
 
@@ -293,7 +296,7 @@ def _drop_null_labels(obj: Any) -> Any:
 
 class FinetuningConfig(_Block):
     is_finetune_exp: Bool = False
-    checkpoint_path: Optional[PathStr] = None
+    checkpoint_path: PathStr | None = None
     ckpt_epoch_num: Int = Field(0, ge=0)
 
 
@@ -325,10 +328,10 @@ class DatasetSpecs(_Block):
 class DatasetConfig(_Block):
     """Where the converted records live. ``*_records_path`` entries are relative to their ``*_folder_path``."""
 
-    root_data_path: Optional[PathStr] = None
-    train_records_folder_path: Optional[PathStr] = None
+    root_data_path: PathStr | None = None
+    train_records_folder_path: PathStr | None = None
     train_records_path: list[str] = Field(default_factory=lambda: ["train-fold-000-of-001"], min_length=1)
-    val_records_folder_path: Optional[PathStr] = None
+    val_records_folder_path: PathStr | None = None
     val_records_path: list[str] = Field(default_factory=lambda: ["val-fold-000-of-001"])
     dataset_specs: DatasetSpecs = Field(default_factory=DatasetSpecs)
 
@@ -349,21 +352,21 @@ class SpatialAugParams(_Block):
     flip_lr_prob: Prob = 0.0
     flip_tb_prob: Prob = 0.0
     rotate_deg_max: Float = Field(0.0, ge=-180.0, le=180.0)
-    rotate_deg_min: Optional[Float] = Field(None, ge=-180.0, le=180.0)
+    rotate_deg_min: Float | None = Field(None, ge=-180.0, le=180.0)
     zoom_prob: Prob = 0.0
     zoom_ratio_min: PosFloat = 1.0
     zoom_ratio_max: PosFloat = 1.0
     translate_max_x: Float = 0.0
-    translate_min_x: Optional[Float] = None
+    translate_min_x: Float | None = None
     translate_max_y: Float = 0.0
-    translate_min_y: Optional[Float] = None
+    translate_min_y: Float | None = None
     use_translate_ratio: Bool = False
     translate_ratio_max: Float = 0.0
-    translate_ratio_min: Optional[Float] = 0.0
+    translate_ratio_min: Float | None = 0.0
     target_person_scale: PosFloat = 0.6
 
     @model_validator(mode="after")
-    def _ranges(self) -> "SpatialAugParams":
+    def _ranges(self) -> SpatialAugParams:
         for lo, hi in [
             ("rotate_deg_min", "rotate_deg_max"),
             ("translate_min_x", "translate_max_x"),
@@ -390,8 +393,8 @@ class AugmentationConfig(_Block):
         "person_centric"
     )
     spatial_aug_params: SpatialAugParams = Field(default_factory=SpatialAugParams)
-    identity_spatial_aug_params: Optional[SpatialAugParams] = None  # TAO: always the identity; kept for files
-    color_aug_params: Optional[dict[str, Any]] = None  # accepted for TAO files; TAO never implemented it
+    identity_spatial_aug_params: SpatialAugParams | None = None  # TAO: always the identity; kept for files
+    color_aug_params: dict[str, Any] | None = None  # accepted for TAO files; TAO never implemented it
 
 
 class LabelProcessorConfig(_Block):
@@ -416,7 +419,7 @@ class DataloaderConfig(_Block):
     label_processor_config: LabelProcessorConfig = Field(default_factory=LabelProcessorConfig)
 
     @model_validator(mode="after")
-    def _stride(self) -> "DataloaderConfig":
+    def _stride(self) -> DataloaderConfig:
         dims = self.image_config.image_dims
         th, tw = self.pose_config.target_shape
         related = ("pose_config.target_shape",)
@@ -455,7 +458,7 @@ class BackboneAttributes(_Block):
     nlayers: Int = 19
 
     @model_validator(mode="after")
-    def _vgg19(self) -> "BackboneAttributes":
+    def _vgg19(self) -> BackboneAttributes:
         if self.architecture == "vgg" and self.nlayers != 19:
             raise SpecValueError("nlayers", f"must be 19 for architecture 'vgg' (got {self.nlayers})")
         return self
@@ -479,7 +482,7 @@ class ModelConfig(_Block):
     width_multiplier: Float = Field(1.0, gt=0.0, le=4.0)  # bpnet extension: scales every conv's filter count
 
     @model_validator(mode="after")
-    def _shapes(self) -> "ModelConfig":
+    def _shapes(self) -> ModelConfig:
         if self.paf_channels % 2:
             raise SpecValueError("paf_channels", f"must be even (x, y per limb) (got {self.paf_channels})")
         for name in ("stage1_kernel_sizes", "stageT_kernel_sizes"):
@@ -496,18 +499,18 @@ class LearningRateSchedule(_Block):
     ``base_learning_rate``) × ``decay_rate`` ^ (epoch / ``decay_epochs``), floored at ``min_learning_rate``."""
 
     CLASS_NAMES = ("SoftstartAnnealingLearningRateSchedule", "BpNetExponentialDecayLRSchedule")
-    class_name: Optional[str] = Field(default="SoftstartAnnealingLearningRateSchedule", alias="__class_name__")
+    class_name: str | None = Field(default="SoftstartAnnealingLearningRateSchedule", alias="__class_name__")
     soft_start: Float = Field(0.05, ge=0.0, le=1.0)
     annealing: Float = Field(0.5, ge=0.0, le=1.0)
     base_learning_rate: PosFloat = 2e-5
     min_learning_rate: PosFloat = 8e-8
-    last_step: Optional[Int] = Field(None, ge=1)  # null: num_epoch × steps_per_epoch, computed by the trainer
-    learning_rate: Optional[PosFloat] = None  # exponential decay: TAO's name for the start value
-    decay_epochs: Optional[PosFloat] = None
-    decay_rate: Optional[Float] = Field(None, gt=0.0, le=1.0)
+    last_step: Int | None = Field(None, ge=1)  # null: num_epoch × steps_per_epoch, computed by the trainer
+    learning_rate: PosFloat | None = None  # exponential decay: TAO's name for the start value
+    decay_epochs: PosFloat | None = None
+    decay_rate: Float | None = Field(None, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "LearningRateSchedule":
+    def _consistent(self) -> LearningRateSchedule:
         if self.min_learning_rate > self.start_learning_rate:
             raise SpecValueError(
                 "min_learning_rate",
@@ -535,9 +538,9 @@ class OptimizerConfig(_Block):
     momentum and per-layer gradient weights) or ``Adam``; ``momentum``/``use_nesterov`` only apply to the first."""
 
     CLASS_NAMES = ("WeightedMomentumOptimizer", "Adam")
-    class_name: Optional[str] = Field(default="WeightedMomentumOptimizer", alias="__class_name__")
+    class_name: str | None = Field(default="WeightedMomentumOptimizer", alias="__class_name__")
     learning_rate_schedule: LearningRateSchedule = Field(default_factory=LearningRateSchedule)
-    grad_weights_dict: Optional[dict[str, Float]] = None
+    grad_weights_dict: dict[str, Float] | None = None
     weight_default_value: Float = Field(1.0, ge=0.0)
     momentum: Float = Field(0.9, ge=0.0, lt=1.0)
     use_nesterov: Bool = False
@@ -578,15 +581,15 @@ class DistillationConfig(_Block):
             augmented like training images) instead of the spec's train records. Needs ``weight: 1``.
     """
 
-    teacher_model: Optional[PathStr] = None
+    teacher_model: PathStr | None = None
     weight: Float = Field(0.5, ge=0.0, le=1.0)
     stages: Literal["all", "last"] = "all"
     maps: Literal["both", "heatmaps", "pafs"] = "both"
     from_pruned: Bool = False
-    image_folder: Optional[PathStr] = None
+    image_folder: PathStr | None = None
 
     @model_validator(mode="after")
-    def _cross(self) -> "DistillationConfig":
+    def _cross(self) -> DistillationConfig:
         if self.image_folder and self.weight != 1.0:
             raise SpecValueError("weight", f"must be 1 for label-free distillation from image_folder (got "
                                  f"{self.weight:g}): the folder has no labels", ("image_folder",))  # fmt: skip
@@ -596,10 +599,10 @@ class DistillationConfig(_Block):
 
 
 class TrainSpec(_SpecRoot):
-    """The experiment spec of ``bpnet train`` (TAO ``BpNetTrainer``); facts §1.2."""
+    """The experiment spec of ``bpnet train`` (TAO ``BpNetTrainer``, ``specs/bpnet_train_m1_coco.yaml``)."""
 
     CLASS_NAMES = ("BpNetTrainer",)
-    checkpoint_dir: Optional[PathStr] = None
+    checkpoint_dir: PathStr | None = None
     log_every_n_secs: Float = Field(1.0, ge=0.0)
     checkpoint_n_epoch: Int = Field(1, ge=1)
     num_epoch: Int = Field(2, ge=1)
@@ -608,11 +611,11 @@ class TrainSpec(_SpecRoot):
     validation_every_n_epoch: Int = Field(20, ge=0)  # 0: no validation during training
     max_ckpt_to_keep: Int = Field(5, ge=1)
     random_seed: Int = Field(42, ge=0)
-    pretrained_weights: Optional[PathStr] = None
+    pretrained_weights: PathStr | None = None
     load_graph: Bool = False
     finetuning_config: FinetuningConfig = Field(default_factory=FinetuningConfig)
     use_stagewise_lr_multipliers: Bool = False
-    inference_spec: Optional[PathStr] = None
+    inference_spec: PathStr | None = None
     final_model_name: str = Field("bpnet_model", min_length=1, pattern=r"^[^/\\]+$")
     dataloader: DataloaderConfig = Field(default_factory=DataloaderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -621,7 +624,7 @@ class TrainSpec(_SpecRoot):
     distillation: DistillationConfig = Field(default_factory=DistillationConfig)  # bpnet extension
 
     @model_validator(mode="after")
-    def _cross(self) -> "TrainSpec":
+    def _cross(self) -> TrainSpec:
         if self.num_epoch % self.checkpoint_n_epoch:
             raise SpecValueError(
                 "num_epoch",
@@ -715,16 +718,17 @@ def _keep_ratio_none(value: Any) -> Any:
 
 
 class InferSpec(_SpecRoot):
-    """The inference spec of ``bpnet inference`` / ``evaluate`` (facts §1.7), plus the ``decoder:`` block."""
+    """The inference spec of ``bpnet inference`` / ``evaluate`` (TAO's ``specs/infer_spec.yaml``), plus the
+    ``decoder:`` block."""
 
-    model_path: Optional[PathStr] = None
-    train_spec: Optional[PathStr] = None
+    model_path: PathStr | None = None
+    train_spec: PathStr | None = None
     input_shape: list[PosInt] = Field(default_factory=lambda: [256, 256], min_length=2, max_length=2)
     keep_aspect_ratio_mode: Annotated[
-        Optional[Literal["adjust_network_input", "pad_image_input", "fixed_height", "stretch", "letterbox"]],
+        Literal["adjust_network_input", "pad_image_input", "fixed_height", "stretch", "letterbox"] | None,
         BeforeValidator(_keep_ratio_none),
     ] = "adjust_network_input"
-    output_stage_to_use: Optional[Int] = Field(None, ge=1)  # null: the last stage
+    output_stage_to_use: Int | None = Field(None, ge=1)  # null: the last stage
     output_upsampling_factor: list[Annotated[int, Strict(), Field(ge=1)]] = Field(
         default_factory=lambda: [8, 8], min_length=2, max_length=2
     )
@@ -737,7 +741,7 @@ class InferSpec(_SpecRoot):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
-    def _cross(self) -> "InferSpec":
+    def _cross(self) -> InferSpec:
         a, b = self.output_upsampling_factor
         if a != b:
             raise SpecValueError("output_upsampling_factor", f"must use one factor for both axes (got [{a}, {b}])")
@@ -800,7 +804,7 @@ class Category(_Block):
     skeleton_edge_names: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Category":
+    def _consistent(self) -> Category:
         n = len(self.keypoints)
         if self.num_joints != n:
             raise SpecValueError(
@@ -835,7 +839,7 @@ class VisibilityFlags(_Block):
     )
 
     @model_validator(mode="after")
-    def _mapped_names_exist(self) -> "VisibilityFlags":
+    def _mapped_names_exist(self) -> VisibilityFlags:
         for name in self.mapping:
             if name not in self.value:
                 raise SpecValueError(
@@ -858,7 +862,7 @@ class SplitPaths(NamedTuple):
 
 
 class DatasetSpec(_SpecRoot):
-    """The dataset spec of ``bpnet dataset_convert`` (``data_pose_config/coco_spec.json``; facts §1.5)."""
+    """The dataset spec of ``bpnet dataset_convert`` (``data_pose_config/coco_spec.json``, TAO's layout)."""
 
     dataset: Literal["coco"] = "coco"
     root_directory_path: PathStr

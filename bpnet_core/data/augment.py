@@ -46,7 +46,7 @@ class AugParams:
     target_person_scale: float = 0.6
 
     @classmethod
-    def from_spec(cls, params) -> "AugParams":
+    def from_spec(cls, params) -> AugParams:
         names = cls.__dataclass_fields__
         if params is None:
             return cls()
@@ -54,7 +54,7 @@ class AugParams:
         return cls(**{k: get(k, getattr(cls, k)) for k in names if get(k, None) is not None})
 
     @classmethod
-    def identity(cls) -> "AugParams":
+    def identity(cls) -> AugParams:
         """No randomness: used for validation and for pictures of the plain crop."""
         return cls(flip_lr_prob=0.0, flip_tb_prob=0.0, rotate_deg_max=0.0, rotate_deg_min=0.0, zoom_prob=0.0,
                    translate_max_x=0.0, translate_min_x=0.0, translate_max_y=0.0, translate_min_y=0.0,
@@ -117,7 +117,8 @@ def sample_transform(
 def transform_keypoints(
     keypoints: np.ndarray, matrix: np.ndarray, flipped_lr: bool, pose: PoseConfig, input_hw: tuple[int, int]
 ) -> np.ndarray:
-    """Apply ``matrix`` to (P, J, 3) keypoints; swap left/right joints when flipped; drop joints that leave the input."""
+    """Apply ``matrix`` to (P, J, 3) keypoints; swap left/right joints when flipped; drop joints that leave the
+    input."""
     kp = np.array(keypoints, np.float32, copy=True)
     if kp.size == 0:
         return kp.reshape(0, pose.num_joints, 3)

@@ -1,6 +1,7 @@
 """``bpnet dataset_convert``: COCO-format annotations → TFRecords of training samples (+ masks), TAO semantics.
 
-What it does, per image (facts file §1.5):
+What it does, per image (as TAO's ``nvidia_tao_tf1/cv/bpnet/dataio/coco_converter.py`` does, in NVIDIA's
+tao_tensorflow1_backend):
 
 * **Main people** (crop centres): ``num_keypoints >= min_acceptable_kpts``, segmentation area >=
   ``min_acceptable_width × min_acceptable_height`` and a centre farther than ``min_acceptable_interperson_dist_ratio
@@ -191,8 +192,8 @@ def _process_image(job: _Job) -> dict:
             out["skipped"].append({"image_id": img["id"], "file": str(image_path), "reason": f"broken image: {exc}"})
             return out
         if decoded.shape[:2] != (h, w):
-            out["skipped"].append({"image_id": img["id"], "file": str(image_path),
-                                   "reason": f"size {decoded.shape[1]}x{decoded.shape[0]} differs from annotation {w}x{h}"})
+            reason = f"size {decoded.shape[1]}x{decoded.shape[0]} differs from annotation {w}x{h}"
+            out["skipped"].append({"image_id": img["id"], "file": str(image_path), "reason": reason})
             return out
         raw = image_path.read_bytes() if job.embed_images else None
 
@@ -221,10 +222,14 @@ def _process_image(job: _Job) -> dict:
         joints[outside] = 0.0
     boxes = np.array([a["bbox"] for a in labelled], np.float64).reshape(-1, 4)
     scales = boxes[:, 3] if len(boxes) else np.zeros(0)
-    centers = np.stack([boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2], 1) if len(boxes) else np.zeros((0, 2))
+    centers = (
+        np.stack([boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2], 1) if len(boxes) else np.zeros((0, 2))
+    )
 
     def record(centre: int) -> dict:
-        order = [centre] + [i for i in range(len(labelled)) if i != centre] if centre >= 0 else list(range(len(labelled)))
+        order = (
+            [centre] + [i for i in range(len(labelled)) if i != centre] if centre >= 0 else list(range(len(labelled)))
+        )
         rec = {
             "frame/image_id": int(img["id"]), "frame/height": h, "frame/width": w,
             "frame/image_path": str(image_path), "frame/mask_path": mask_path, "dataset": "coco",
@@ -446,7 +451,9 @@ def read_records(paths: list[str | Path]) -> list[dict]:
                 if "frame/image_raw" in ex:
                     rec["image_raw"] = ex["frame/image_raw"].bytes_list.value[0]
                 n = len(rec["scales"])
-                rec["joints"] = rec["joints"].reshape(n, -1, 3).astype(np.float32) if n else np.zeros((0, 0, 3), np.float32)
+                rec["joints"] = (
+                    rec["joints"].reshape(n, -1, 3).astype(np.float32) if n else np.zeros((0, 0, 3), np.float32)
+                )
                 out.append(rec)
         except tf.errors.DataLossError:
             raise BpnetError(f"{path}: TFRecord file is corrupt or truncated") from None

@@ -28,13 +28,12 @@ import http.client
 import logging
 import os
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, read_json, safe_join, write_json_atomic
@@ -224,7 +223,7 @@ def fetch(url: str, part_path: Path, progress: bool = True, retries: int = 3, ti
                         size += len(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
-                except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as exc:
+                except (http.client.IncompleteRead, ConnectionError, TimeoutError) as exc:
                     last_error = f"connection dropped at byte {size}: {type(exc).__name__}"
                     log.warning("%s: %s; resuming", url, last_error)
                     continue

@@ -224,7 +224,8 @@ def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool
         else (dc.val_records_folder_path, dc.val_records_path)
     )  # fmt: skip
     records = read_records(record_files(folder, list(names)))
-    return SampleLoader(records, pose, pipeline_config_from_spec(spec), augment=(split == "train") if augment is None else augment)
+    augment = (split == "train") if augment is None else augment
+    return SampleLoader(records, pose, pipeline_config_from_spec(spec), augment=augment)
 
 
 def image_folder_loader(spec, pose: PoseConfig, folder: str | Path) -> SampleLoader:
@@ -236,7 +237,8 @@ def image_folder_loader(spec, pose: PoseConfig, folder: str | Path) -> SampleLoa
     paths = list_images(folder, "image folder not found", "no images ({suffixes}) for label-free distillation")
     empty = np.zeros(0, np.float32)
     records = [{"image_id": i, "image_path": str(p), "mask_path": "", "joints": np.zeros((0, 0, 3), np.float32),
-                "scales": empty, "centers": empty.reshape(0, 2), "person_idx": -1} for i, p in enumerate(paths)]  # fmt: skip
+                "scales": empty, "centers": empty.reshape(0, 2), "person_idx": -1}
+               for i, p in enumerate(paths)]  # fmt: skip
     no_dataset = SimpleNamespace(categories=[SimpleNamespace(keypoints=[])], visibility_flags=None)  # no annotations
     cfg = pipeline_config_from_spec(spec, no_dataset)
     if cfg.aug_mode == "person_centric":  # no person to centre on: the whole image, as the other modes treat it

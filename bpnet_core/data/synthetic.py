@@ -231,47 +231,6 @@ def generate_synthetic_coco(
     return summary
 
 
-def draw_annotations(image: np.ndarray, anns: list[dict], category: dict | None = None) -> np.ndarray:
-    """A copy of a BGR ``image`` with COCO keypoint annotations drawn (for a quick look in a notebook).
-
-    Limbs are drawn in orange on the figure's left side and blue on its right; visible keypoints are filled
-    dots, occluded ones (v = 1) rings. Unlabelled people are outlined in yellow, crowd regions in red.
-    """
-    from pycocotools import mask as mask_utils
-
-    category = category or _category()
-    skeleton = [(a - 1, b - 1) for a, b in category["skeleton"]]
-    names = category["keypoints"]
-    out = image.copy()
-    h, w = out.shape[:2]
-    for ann in anns:
-        seg = ann.get("segmentation")
-        labelled = ann.get("num_keypoints", 0) > 0
-        if ann.get("iscrowd") or not labelled:
-            if isinstance(seg, dict):
-                m = mask_utils.decode(seg if isinstance(seg["counts"], (str, bytes)) else
-                                      mask_utils.frPyObjects(seg, h, w))
-            else:
-                m = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(seg, h, w)))
-            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, (0, 0, 255) if ann.get("iscrowd") else (0, 255, 255), 1)
-            continue
-        kp = np.asarray(ann["keypoints"], float).reshape(-1, 3)
-        for a, b in skeleton:
-            if kp[a, 2] > 0 and kp[b, 2] > 0:
-                left = names[a].startswith("left") or names[b].startswith("left")
-                right = names[a].startswith("right") or names[b].startswith("right")
-                color = (0, 140, 255) if left and not right else (255, 120, 0) if right and not left else (0, 220, 0)
-                cv2.line(out, (int(round(kp[a, 0])), int(round(kp[a, 1]))),
-                         (int(round(kp[b, 0])), int(round(kp[b, 1]))), color, 1, cv2.LINE_AA)
-        for j, (x, y, v) in enumerate(kp):
-            if v > 0:
-                color = (0, 140, 255) if names[j].startswith("left") else \
-                    (255, 120, 0) if names[j].startswith("right") else (0, 220, 0)
-                cv2.circle(out, (int(round(x)), int(round(y))), 2, color, -1 if v == 2 else 1, cv2.LINE_AA)
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ checks, layout
 def _check_count(n: Any, name: str) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):

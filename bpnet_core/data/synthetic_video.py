@@ -63,9 +63,8 @@ def _people_at(frame: int, num_frames: int, H: int, W: int) -> list[dict]:
     last = max(num_frames - 1, 1)
     for tid, hf, yf, x0, x1, f0, f1, cycle in STANDARD:
         a, b = f0 * last, f1 * last
-        if not a <= frame <= b:
-            if tid != _LEAVE[0]:
-                continue
+        if not a <= frame <= b and tid != _LEAVE[0]:
+            continue
         if tid == _LEAVE[0] and frame > b:
             _, la, lb, lx0, lx1 = _LEAVE
             fa, fb = la * last, lb * last

@@ -110,7 +110,7 @@ def score_pairs(
     t = np.linspace(0.0, 1.0, n, dtype=np.float32)
     keep = np.arange(m)
     may_fail = n - required_count(params)  # samples a valid pair may lose
-    if prefilter and 0 <= may_fail and 2 * (may_fail + 1) < n:
+    if prefilter and may_fail >= 0 and 2 * (may_fail + 1) < n:
         # two probe stages of may_fail + 1 interior samples each; a pair is dropped as soon as more than may_fail of
         # its probed samples fail (it could not reach the required count)
         order = np.round(np.linspace(0, n - 1, 2 * (may_fail + 1) + 2)[1:-1]).astype(np.intp)

@@ -1,4 +1,5 @@
-"""Decoder constants, with TAO BodyPoseNet's defaults (facts file §1.7)."""
+"""Decoder constants, with TAO BodyPoseNet's defaults (``BpNetPostprocessor`` in NVIDIA's tao_tensorflow1_backend,
+``nvidia_tao_tf1/cv/bpnet/inferencer/postprocessor.py``)."""
 
 from __future__ import annotations
 

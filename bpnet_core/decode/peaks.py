@@ -1,6 +1,7 @@
 """Joint candidates ("peaks") from the heatmaps, TAO-style, at a fraction of TAO's cost.
 
-What TAO does (facts file §1.7) and what we compute — the same peaks:
+What TAO does (``BpNetPostprocessor``, ``nvidia_tao_tf1/cv/bpnet/inferencer/postprocessor.py`` in NVIDIA's
+tao_tensorflow1_backend) and what we compute — the same peaks:
 
 1. upsample each joint heatmap by ``f = upsampling_factor`` with cubic interpolation (``cv2.resize``, INTER_CUBIC);
 2. smooth it with a Gaussian (``smooth_sigma`` in upsampled pixels, kernel ``2·ceil(2σ/3) + 1`` = 5 for TAO's σ 3);
@@ -70,7 +71,7 @@ class Peaks:
         return len(self.score)
 
     @staticmethod
-    def empty(num_joints: int) -> "Peaks":
+    def empty(num_joints: int) -> Peaks:
         return Peaks(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
                      [np.zeros(0, np.int64) for _ in range(num_joints)])
 
@@ -190,7 +191,7 @@ def _candidate_cells(low: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndar
     local_max = cv2.dilate(up, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE).reshape(up.shape)
     v, u, joint = np.nonzero((up >= local_max) & (up > floor))
     # ×2 pixel v is cell (v + 0.5)/2 − 0.5 = v/2 − 0.25, whose nearest cell is v // 2
-    key = np.unique(((joint.astype(np.int64) * h + v // 2) * w + u // 2))
+    key = np.unique((joint.astype(np.int64) * h + v // 2) * w + u // 2)
     joint, rest = np.divmod(key, h * w)
     rows, cols = np.divmod(rest, w)
     return rows, cols, joint

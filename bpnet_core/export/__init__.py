@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
 from bpnet_core.export.calibration import (
     CalibrationBatcher,
     calibration_cache_path,
@@ -43,6 +42,7 @@ from bpnet_core.export.calibration import (
     sample_calibration_images,
 )
 from bpnet_core.export.quantize import CALIBRATION_METHODS, quantize_int8
+from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -227,9 +227,10 @@ def export_model(
         report["outputs"] = [o.name for o in proto.graph.output]
 
     batcher = None
-    if data_type == "int8" or (plan and plan.precision == "int8"):
-        if cal_image_dir or (cal_data_file and Path(cal_data_file).is_file()):
-            batcher = make_batcher(work_hw, cal_image_dir, cal_data_file, batch_size, batches, meta, data_format)
+    if (data_type == "int8" or (plan and plan.precision == "int8")) and (
+        cal_image_dir or (cal_data_file and Path(cal_data_file).is_file())
+    ):
+        batcher = make_batcher(work_hw, cal_image_dir, cal_data_file, batch_size, batches, meta, data_format)
     trt_cache = ort_cache = None
     if data_type == "int8":
         if engine_file:

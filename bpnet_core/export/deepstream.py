@@ -66,8 +66,10 @@ def _values(meta, model: Path, input_dims, batch_size: int, network_mode: str | 
     if paf.stride >= heat.stride or heat.stride % paf.stride or meta.stage().stage != meta.num_stages:
         raise BpnetError(f"{model}: not an SDK-compatible model (PAF stride {paf.stride}, heatmap stride "
                          f"{heat.stride}); export it with `bpnet export --sdk_compatible_model`")  # fmt: skip
-    if heat.name == paf.name or heat.start or paf.start or "NHWC" != heat.layout or "NHWC" != paf.layout:
-        raise BpnetError(f"{model}: DeepStream's bodypose2d app needs the heatmap and the PAF as two whole NHWC outputs")
+    if heat.name == paf.name or heat.start or paf.start or heat.layout != "NHWC" or paf.layout != "NHWC":
+        raise BpnetError(
+            f"{model}: DeepStream's bodypose2d app needs the heatmap and the PAF as two whole NHWC outputs"
+        )
     dims = parse_input_dims(input_dims) if input_dims else None
     if meta.input_hw and dims and tuple(dims) != tuple(meta.input_hw):
         raise BpnetError(f"-d/--input_dims {dims[0]},{dims[1]},3: {model} is built for "
@@ -87,8 +89,10 @@ def _values(meta, model: Path, input_dims, batch_size: int, network_mode: str | 
     if int8_calib_file and mode != "int8":
         raise BpnetError(f"--int8_calib_file is for --network_mode int8 (got {mode})")
     if mode == "int8" and meta.precision != "int8" and not int8_calib_file:
-        raise BpnetError(f"--network_mode int8: {model} is a float model; give --int8_calib_file (a TensorRT "
-                         "calibration cache, e.g. from `bpnet export --engine_file ... --data_type int8`)")
+        raise BpnetError(
+            f"--network_mode int8: {model} is a float model; give --int8_calib_file (a TensorRT "
+            "calibration cache, e.g. from `bpnet export --engine_file ... --data_type int8`)"
+        )
     if int8_calib_file and not Path(int8_calib_file).is_file():
         raise BpnetError(f"{int8_calib_file}: --int8_calib_file not found")
     if mode != "int8" and meta.precision == "int8":
@@ -143,7 +147,8 @@ def deepstream_config(model: str | os.PathLike, output_dir: str | os.PathLike, i
     cp = configparser.ConfigParser(interpolation=None)
     cp.optionxform = str
     cp["property"] = {k: str(v) for k, v in values.items()}
-    lines = [f"# nvinfer primary config for {model.name} (written by bpnet deepstream_config from the model's contract)",
+    lines = [f"# nvinfer primary config for {model.name} "
+             "(written by bpnet deepstream_config from the model's contract)",
              f"# input {meta.input_name} {meta.layout} {meta.color}; normalisation (x - offsets) * net-scale-factor; "
              f"DeepStream letterboxes ({h}x{w}, centred, black bands)"]  # fmt: skip
     import io
@@ -154,8 +159,10 @@ def deepstream_config(model: str | os.PathLike, output_dir: str | os.PathLike, i
 
     post = {"numJoints": meta.pose.num_joints, **DEEPSTREAM_POSTPROCESS,
             "featUpsamplingFactor": heat.stride // paf.stride, "batchSize": batch_size}  # fmt: skip
-    mc = [f"# bodypose2d post-processing for {model.name} (bpnet deepstream_config); pose config {meta.pose.name}",
-          f"# jointEdges: the {meta.pose.num_limbs} limbs in PAF channel order, 0-based joints"]
+    mc = [
+        f"# bodypose2d post-processing for {model.name} (bpnet deepstream_config); pose config {meta.pose.name}",
+        f"# jointEdges: the {meta.pose.num_limbs} limbs in PAF channel order, 0-based joints",
+    ]
     mc += [f"{k}={_fmt(v)}" for k, v in post.items()]
     mc += [f"jointEdges={a},{b}" for a, b in meta.pose.limbs]
     mc += [f"connections={a},{b}" for a, b in meta.pose.limbs]

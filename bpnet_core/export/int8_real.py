@@ -49,8 +49,9 @@ from bpnet_core.errors import BpnetError
 #: Minimum output signal-to-noise ratio (dB, ``10·log10(Σ fp32² / Σ (int8 − fp32)²)``, taken separately over the
 #: heatmap and the PAF channels, the smaller one counts) for an INT8 model to pass. On mobilenet_thin (6
 #: calibration images) it ranks the quantisations as AP does: naive MinMax −18 dB (AP 0.0), equalised −10 dB
-#: (AP 0.10), heads in float +6.7 dB (ORT, AP 0.25) / +13.5 dB (OpenVINO, AP 0.265 vs FP32 0.291). No PTQ variant tried reached AP within 0.02 of FP32,
-#: so this value is set above every measured failure, not fitted on a measured success.
+#: (AP 0.10), heads in float +6.7 dB (ORT, AP 0.25) / +13.5 dB (OpenVINO, AP 0.265 vs FP32 0.291). No PTQ variant
+#: tried reached AP within 0.02 of FP32, so this value is set above every measured failure, not fitted on a measured
+#: success.
 PARITY_SNR_DB_MIN = 15.0
 
 #: Minimum agreement AP (:func:`bpnet_core.evaluate.agreement.agreement_ap`: the INT8 model's decoded people scored
@@ -207,13 +208,18 @@ def _set(inits, nh, name, value):
     inits[name].CopyFrom(nh.from_array(np.asarray(value, np.float32), old.name))
 
 
+def _as_list(outputs) -> list:
+    """One output array, or a list / tuple of them, as a list."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 def int8_parity(fp32_outputs, int8_outputs, num_heatmaps: int) -> dict:
     """Agreement of INT8 with FP32 outputs (lists of arrays, channels last: heatmaps then PAFs).
 
     Returns SNRs in dB (heatmaps, PAFs, the minimum of both), the max/mean/99.9-percentile absolute errors, and
     ``passed`` = min SNR ≥ :data:`PARITY_SNR_DB_MIN`."""
-    a = [np.asarray(x, np.float64) for x in (fp32_outputs if isinstance(fp32_outputs, (list, tuple)) else [fp32_outputs])]
-    b = [np.asarray(x, np.float64) for x in (int8_outputs if isinstance(int8_outputs, (list, tuple)) else [int8_outputs])]
+    a = [np.asarray(x, np.float64) for x in _as_list(fp32_outputs)]
+    b = [np.asarray(x, np.float64) for x in _as_list(int8_outputs)]
     if len(a) != len(b) or not a or any(x.shape != y.shape for x, y in zip(a, b)):
         raise BpnetError("fp32_outputs and int8_outputs must be non-empty lists of arrays with matching shapes")
     c = a[0].shape[-1]
@@ -396,7 +402,9 @@ def quantize_openvino_int8(ov_model, calibration_batches, *, ignored=None, prese
     resolved = sorted({n for n in names for g in ignored if n == g or n.startswith(g + "/")})
     missing = [g for g in ignored if not any(n == g or n.startswith(g + "/") for n in names)]
     if missing:
-        raise BpnetError(f"ignored names node {missing[0]!r} which is not in the OpenVINO model ({len(missing)} unknown)")
+        raise BpnetError(
+            f"ignored names node {missing[0]!r} which is not in the OpenVINO model ({len(missing)} unknown)"
+        )
     presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
     if str(preset).lower() not in presets:
         raise BpnetError(f"preset must be 'performance' or 'mixed' (got {preset!r})")

@@ -164,8 +164,8 @@ def to_sdk_graph(proto, meta, ratio: int, name: str | None = None):
             pre = f"{target.split('/')[0]}_slice"
             g.initializer.extend([numpy_helper.from_array(np.array([v], np.int64), f"{pre}/{k}")
                                   for k, v in (("starts", part.start), ("ends", part.stop), ("axes", 3))])  # fmt: skip
-            g.node.append(helper.make_node("Slice", [part.name, f"{pre}/starts", f"{pre}/ends", f"{pre}/axes"], [target],
-                                           name=f"{pre}/Slice"))  # fmt: skip
+            g.node.append(helper.make_node("Slice", [part.name, f"{pre}/starts", f"{pre}/ends", f"{pre}/axes"],
+                                           [target], name=f"{pre}/Slice"))  # fmt: skip
         paf_src = "paf_slice"
         heat_dims = [d for d in outs[heat.name].type.tensor_type.shape.dim]
         g.output.append(helper.make_tensor_value_info(SDK_HEATMAP, TensorProto.FLOAT, [
@@ -196,7 +196,9 @@ def to_sdk_graph(proto, meta, ratio: int, name: str | None = None):
     try:
         onnx.checker.check_model(m)
     except Exception as exc:  # noqa: BLE001 - the checker raises several types
-        raise BpnetError(f"{meta.name}: the SDK-compatible graph is invalid ({str(exc).splitlines()[0][:160]})") from None
+        raise BpnetError(
+            f"{meta.name}: the SDK-compatible graph is invalid ({str(exc).splitlines()[0][:160]})"
+        ) from None
     return m, new_meta
 
 
@@ -231,9 +233,13 @@ def make_sdk_model(proto, meta, ratio: int, batch: np.ndarray, name: str | None 
     sdk_proto, sdk = to_sdk_graph(proto, meta, ratio, name)
     ref_sess = onnx_session(proto)
     heat, paf = meta.stage().heatmaps, meta.stage().pafs
-    got = dict(zip([o.name for o in ref_sess.get_outputs()],
-                   ref_sess.run(None, {ref_sess.get_inputs()[0].name: np.ascontiguousarray(batch, np.float32)})))
-    ref = {"heat": got[heat.name][..., heat.start:heat.stop], "paf": got[paf.name][..., paf.start:paf.stop]}
+    got = dict(
+        zip(
+            [o.name for o in ref_sess.get_outputs()],
+            ref_sess.run(None, {ref_sess.get_inputs()[0].name: np.ascontiguousarray(batch, np.float32)}),
+        )
+    )
+    ref = {"heat": got[heat.name][..., heat.start : heat.stop], "paf": got[paf.name][..., paf.start : paf.stop]}
     report = compare_with_reference(ref, onnx_session(sdk_proto), batch, ratio, "heat", "paf")
     report["upsample_ratio"] = ratio
     report["paf_stride"] = sdk.pafs().stride

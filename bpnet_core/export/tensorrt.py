@@ -204,7 +204,7 @@ def build_engine(
     if plan.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
     if plan.strict:
-        flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None) or getattr(trt.BuilderFlag, "STRICT_TYPES")
+        flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None) or trt.BuilderFlag.STRICT_TYPES
         config.set_flag(flag)
     profile = builder.create_optimization_profile()
     profile.set_shape(plan.input_name, plan.min_shape, plan.opt_shape, plan.max_shape)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.infer.predictor import ImageResult, make_predictor
+from bpnet_core.infer.predictor import ImageResult, make_predictor, photo_mapping
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def run_inference(
     ``None`` for the model's recommended settings. Returns a summary (also ``inference_summary.json``)."""
     from tqdm.auto import tqdm
 
-    from bpnet_core.data.coco import COCO_KEYPOINTS, pose_to_dataset
+    from bpnet_core.data.coco import COCO_KEYPOINTS
+    from bpnet_core.evaluate.coco_eval import people_to_coco_results
     from bpnet_core.fileio import make_dir, read_image, write_bytes_atomic, write_json_atomic
     from bpnet_core.viz.draw import draw_people, to_png
 
@@ -91,13 +92,8 @@ def run_inference(
         }
         if item["image_id"] is not None:
             entry["image_id"] = item["image_id"]
-            ds_kps = pose_to_dataset(res.keypoints, names, pose)
-            for kp, score in zip(ds_kps, res.scores):
-                flat = []
-                for x, y, c in kp:
-                    flat += [float(x), float(y), 1 if c > 0 else 0]
-                coco_results.append({"image_id": item["image_id"], "category_id": 1, "keypoints": flat,
-                                     "score": float(score)})  # fmt: skip
+            to_photo = photo_mapping(res.matrix, image.shape[:2])
+            coco_results += people_to_coco_results(item["image_id"], res.people, pose, names, scale_xy=to_photo)
         if dump_visualizations:
             entry["viz_id"] = idx
             write_bytes_atomic(viz_dir / f"{idx}.png", to_png(draw_people(image, res.keypoints, pose, res.scores)))

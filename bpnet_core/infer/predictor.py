@@ -51,15 +51,29 @@ class ImageResult:
         return float(self.matrix[0, 0])
 
 
+def photo_mapping(matrix: np.ndarray, image_hw: tuple[int, int]):
+    """The map network-input xy (..., 2) → photo pixels, clipped to the photo (``scale_xy`` of
+    :func:`bpnet_core.evaluate.people_to_coco_results`; what :func:`people_to_photo` applies)."""
+
+    def to_clipped_photo(xy: np.ndarray) -> np.ndarray:
+        out = to_photo(xy, matrix)
+        out[..., 0] = np.clip(out[..., 0], 0, image_hw[1] - 1)
+        out[..., 1] = np.clip(out[..., 1], 0, image_hw[0] - 1)
+        return out
+
+    return to_clipped_photo
+
+
 def people_to_photo(people: list, matrix: np.ndarray, image_hw: tuple[int, int], num_joints: int) -> np.ndarray:
     """Decoded people (network-input pixels) → keypoints (P, J, 3) in photo pixels, clipped to the photo."""
     kps = np.zeros((len(people), num_joints, 3), np.float32)
+    mapping = photo_mapping(matrix, image_hw)
     for n, person in enumerate(people):
         kp = np.asarray(person.keypoints, np.float32)
         present = kp[:, 2] > 0
-        xy = to_photo(kp[:, :2], matrix)
-        kps[n, :, 0] = np.clip(xy[:, 0], 0, image_hw[1] - 1) * present
-        kps[n, :, 1] = np.clip(xy[:, 1], 0, image_hw[0] - 1) * present
+        xy = mapping(kp[:, :2])
+        kps[n, :, 0] = xy[:, 0] * present
+        kps[n, :, 1] = xy[:, 1] * present
         kps[n, :, 2] = kp[:, 2] * present
     return kps
 
@@ -91,7 +105,7 @@ class Predictor:
         self.paf_stride = self.meta.pafs(self.stage).stride
         self.forward_passes = 0
 
-    def with_spec(self, spec) -> "Predictor":
+    def with_spec(self, spec) -> Predictor:
         return Predictor(self.runner, spec)
 
     # ------------------------------------------------------------------ network

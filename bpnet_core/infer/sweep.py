@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
-from bpnet_core.data.coco import pose_to_dataset
+from bpnet_core.evaluate.coco_eval import people_to_coco_results
 from bpnet_core.fileio import read_image, read_json, safe_join
-from bpnet_core.infer.predictor import people_to_photo
+from bpnet_core.infer.predictor import photo_mapping
 
 
 def cached_predictions(predictor, annotation_file, images_dir, max_images: int | None = None) -> list[dict]:
@@ -31,12 +29,8 @@ def decode_cached(cache: list[dict], predictor, params, dataset_keypoints: list[
     pose = predictor.pose
     for c in cache:
         people = predictor.decode(c["heatmaps"], c["pafs"], params)
-        kps = pose_to_dataset(people_to_photo(people, c["matrix"], c["image_hw"], pose.num_joints), dataset_keypoints,
-                              pose)  # fmt: skip
-        for kp, person in zip(kps, people):
-            flat = np.concatenate([kp[:, :2], (kp[:, 2:] > 0).astype(np.float32)], axis=1).reshape(-1)
-            results.append({"image_id": c["image_id"], "category_id": 1, "keypoints": [float(v) for v in flat],
-                            "score": float(person.score)})  # fmt: skip
+        to_photo = photo_mapping(c["matrix"], c["image_hw"])
+        results += people_to_coco_results(c["image_id"], people, pose, dataset_keypoints, scale_xy=to_photo)
     return results
 
 

@@ -22,6 +22,7 @@ finalised) and the summary says where and why it stopped (Ctrl-C is then re-rais
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import re
@@ -56,10 +57,8 @@ class VideoSource:
         return Path(self.source).stem if self.kind == "file" else re.sub(r"[^A-Za-z0-9]+", "_", self.source)[-40:]
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a capture that fails to close changes nothing for the outputs
             self.cap.release()
-        except Exception:  # noqa: BLE001 - a capture that fails to close changes nothing for the outputs
-            pass
 
 
 def open_video(source: str | int | Path) -> VideoSource:
@@ -248,7 +247,8 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
             timings.append(res.timings_ms)
             frames_out.append({"frame_index": int(index), "timestamp_ms": round(float(ms), 3),
                                "keypoints": [[[float(x), float(y)] for x, y, _ in kp] for kp in kps],
-                               "scores": [float(s) for s in res.scores], "track_ids": [int(t) for t in ids]})  # fmt: skip
+                               "scores": [float(s) for s in res.scores],
+                               "track_ids": [int(t) for t in ids]})  # fmt: skip
             if writer is not None:
                 writer.write(draw_tracks(image, kps, ids, pose))
             if dump_openpose_json:

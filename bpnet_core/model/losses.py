@@ -10,7 +10,7 @@ factor below. The terms are returned one by one (``heatmap_stage1`` … ``paf_st
 
 ``weight[b]`` is 1 in TAO. bpnet extension (``loss.heatmap_loss_weight``, ``loss.paf_loss_weight``): the PAF terms
 are ~4/5 of the loss early in training while it is the heatmaps that limit accuracy (joints found but placed
-coarsely), so the demo spec weights the heatmap terms ×3; measured on the demo profile in issue #5's note.
+coarsely), so the demo spec weights the heatmap terms ×3 (both measured in demo-profile training runs).
 
 Focal weighting (TAO ``BpNetLoss.focal_loss``; ``loss.focal_loss_params``): a cell whose label exceeds
 ``bkg_thresh`` is foreground, and
@@ -41,7 +41,7 @@ class FocalParams:
     gamma: float = 1.0
 
     @classmethod
-    def from_spec(cls, spec) -> "FocalParams | None":
+    def from_spec(cls, spec) -> FocalParams | None:
         """The focal parameters of a train spec, or ``None`` when ``use_focal_loss`` is false."""
         loss = getattr(spec, "loss", spec)
         fp = getattr(loss, "focal_loss_params", None)

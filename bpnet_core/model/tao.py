@@ -120,7 +120,7 @@ def is_tao_hdf5(path: str | os.PathLike) -> bool:
 
     try:
         with h5py.File(path, "r") as h5:
-            root = h5["model_weights"] if "model_weights" in h5 else h5
+            root = h5.get("model_weights", h5)
             names = [v.decode() if isinstance(v, bytes) else str(v) for v in root.attrs.get("layer_names", [])]
     except (OSError, KeyError):
         return False

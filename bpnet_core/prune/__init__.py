@@ -11,6 +11,7 @@
   :mod:`.channel_prune`) — what notebook 04 measures, plots and tabulates.
 """
 
+from bpnet_core.fileio import save_model_atomic  # re-exported: the atomic .keras writer
 from bpnet_core.prune.channel_prune import (
     EQUALIZATION_CRITERIA,
     NORMALIZERS,
@@ -23,10 +24,9 @@ from bpnet_core.prune.channel_prune import (
     normalize_scores,
     prune_and_save,
     prune_model,
-    retrain_pruned,
     retained_count,
+    retrain_pruned,
 )
-from bpnet_core.fileio import save_model_atomic  # re-exported: the atomic .keras writer
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, model_costs, parse_hw
 from bpnet_core.prune.sweep import (
     comparison_table,

@@ -1,6 +1,6 @@
 """What a model costs: parameters and convolution FLOPs at a given input size.
 
-FLOPs follow the facts sheet's convention: convolution multiply-accumulates only (Conv2D, DepthwiseConv2D,
+FLOPs follow the usual convention for these networks: convolution multiply-accumulates only (Conv2D, DepthwiseConv2D,
 Conv2DTranspose; no BN, activations or concatenations), and FLOPs = 2 × MACs. The spatial size of every convolution's
 output at the requested input size comes from Keras' symbolic shape inference (no arrays are computed), so the
 figures are exact for any graph and input size, e.g. ≈ 60.7 GMAC for TAO's 3-stage network at 368×368.

@@ -20,6 +20,7 @@ from bpnet_core.meta import read_meta
 from bpnet_core.prune.channel_prune import _kind, filter_norms, normalize_scores, prune_and_save
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, model_costs, parse_hw, size_key
 
+
 def latency_ms(model, input_hw=(128, 128), runs: int = 9, warmup: int = 3, batch: int = 1, seed: int = 0) -> float:
     """Median wall time in milliseconds of one forward pass (``tf.function``-compiled, inference mode).
 

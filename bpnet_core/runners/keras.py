@@ -1,4 +1,5 @@
-"""Keras runner: a bpnet ``.keras`` model or a TAO 5 ``.hdf5`` (outputs ``[heat_1..heat_S, paf_1..paf_S]``, TAO order)."""
+"""Keras runner: a bpnet ``.keras`` model or a TAO 5 ``.hdf5`` (outputs ``[heat_1..heat_S, paf_1..paf_S]``, TAO
+order)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class KerasRunner:
         self.source = meta.name
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, train_spec: str | os.PathLike | None = None) -> "KerasRunner":
+    def from_file(cls, path: str | os.PathLike, train_spec: str | os.PathLike | None = None) -> KerasRunner:
         """A bpnet ``.keras`` file, or a TAO 5 ``.hdf5`` (``train_spec`` optional, see
         :func:`~bpnet_core.model.tao.load_tao_model`)."""
         from bpnet_core.model.tao import load_model_file

@@ -36,7 +36,8 @@ class RenderedMapsSource:
     needs_transforms = True
 
     def __init__(self, annotation_file: str | Path, images_dir: str | Path, pose: PoseConfig, stride: int = 8,
-                 sigma: float = 7.0, paf_ortho_dist_thresh: float = 1.0, visibility_flags: dict | None = None):  # fmt: skip
+                 sigma: float = 7.0, paf_ortho_dist_thresh: float = 1.0,
+                 visibility_flags: dict | None = None):  # fmt: skip
         self.pose, self.sigma, self.paf_thresh = pose, float(sigma), paf_ortho_dist_thresh
         self.meta: ModelMeta = bpnet_meta(pose, 1, ["heatmap_out", "paf_out"], stride=int(stride), name="rendered maps")
         self.source = "rendered maps"

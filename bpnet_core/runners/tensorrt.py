@@ -6,6 +6,7 @@ An engine has one input size (its optimisation profile's H×W); the contract com
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -175,7 +176,5 @@ class TensorRTRunner:
 
     def __del__(self):
         for ptr, _ in getattr(self, "_buffers", {}).values():
-            try:
+            with contextlib.suppress(Exception):  # best effort at interpreter shutdown
                 self.cuda.free(ptr)
-            except Exception:  # noqa: BLE001 - best effort at interpreter shutdown
-                pass

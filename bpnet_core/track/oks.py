@@ -57,7 +57,9 @@ def oks_matrix(a: np.ndarray, b: np.ndarray, sigmas: np.ndarray, areas_a=None) -
         return out
     var = (2 * np.asarray(sigmas, np.float64)) ** 2
     area_b = np.array([pose_area(p) for p in b])
-    area_a = np.array([pose_area(p) for p in a]) if areas_a is None else np.maximum(np.asarray(areas_a, float), MIN_AREA)
+    area_a = (
+        np.array([pose_area(p) for p in a]) if areas_a is None else np.maximum(np.asarray(areas_a, float), MIN_AREA)
+    )
     d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)  # (N, M, J)
     common = (a[:, None, :, 2] > 0) & (b[None, :, :, 2] > 0)
     s2 = area_a[:, None] if areas_a is not None else (area_a[:, None] + area_b[None, :]) / 2

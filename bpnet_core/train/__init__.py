@@ -8,6 +8,7 @@ Importing this package does not import TensorFlow; :mod:`.schedules` and :mod:`.
 
 from __future__ import annotations
 
+from bpnet_core.fileio import save_model_atomic  # re-exported: the atomic .keras writer
 from bpnet_core.train.trainer import (
     CHECKPOINT_SUBDIR,
     PARAMS_FILE,
@@ -17,7 +18,6 @@ from bpnet_core.train.trainer import (
     load_spec,
     prepare_results_dir,
     restore_latest,
-    save_model_atomic,
     train,
 )
 

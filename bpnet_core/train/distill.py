@@ -182,12 +182,13 @@ def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=
 
     spec = as_train_spec(spec, overrides)
     pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
-    spec = spec.model_copy(update={"distillation": spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})})
+    distillation = spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})
+    spec = spec.model_copy(update={"distillation": distillation})
     teacher = load_teacher(spec, pose, spec_normalization(spec))
     student = load_bpnet_model(student_model, pose)
     loader = loader_from_spec(spec, pose, split)
     images, labels = next(iter(make_dataset(loader, index + 1, epoch=0)))
-    x = np.asarray(images)[index:index + 1]
+    x = np.asarray(images)[index : index + 1]
     t_heat, t_paf = (np.asarray(m[0]) for m in teacher.maps(x))
     s_out = student(x, training=False)
     n_s = len(s_out) // 2

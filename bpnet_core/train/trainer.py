@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import read_json, save_model_atomic, write_json_atomic
+from bpnet_core.fileio import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,14 @@ def train(
 
     from bpnet_core.config import dump_spec, validate_against_pose
     from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec, make_dataset
-    from bpnet_core.model import FocalParams, loss_terms, model_from_spec, save_bpnet_model, spec_normalization, weighted_sum
+    from bpnet_core.model import (
+        FocalParams,
+        loss_terms,
+        model_from_spec,
+        save_bpnet_model,
+        spec_normalization,
+        weighted_sum,
+    )
     from bpnet_core.skeleton import PoseConfig
     from bpnet_core.train.distill import distillation_targets, load_teacher, staged_loss_terms
     from bpnet_core.train.optimizers import build_optimizer, gradient_multipliers, scale_gradients
@@ -684,7 +691,6 @@ def _validation_loss(val_loader, batch_size: int, eval_step) -> dict:
 def _image_summary(writer, model, strategy, images, labels, cfg, step: int) -> None:
     """Input, label and predicted maps of the first image of the batch, as one TensorBoard image."""
     import numpy as np
-    import tensorflow as tf
 
     local = strategy.experimental_local_results
     img = np.asarray(local(images)[0][:1])

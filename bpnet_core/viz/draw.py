@@ -49,8 +49,8 @@ def draw_people(
         for k, (a, b) in enumerate(pose.limbs):
             if kp[a, 2] > min_conf and kp[b, 2] > min_conf:
                 color = limb_colors[k] if color_by == "limb" else pcolors[p]
-                cv2.line(img, (int(round(kp[a, 0])), int(round(kp[a, 1]))), (int(round(kp[b, 0])), int(round(kp[b, 1]))),
-                         color, t + 1, cv2.LINE_AA)  # fmt: skip
+                cv2.line(img, (int(round(kp[a, 0])), int(round(kp[a, 1]))),
+                         (int(round(kp[b, 0])), int(round(kp[b, 1]))), color, t + 1, cv2.LINE_AA)  # fmt: skip
         for j in range(pose.num_joints):
             if kp[j, 2] > min_conf:
                 c = (int(round(kp[j, 0])), int(round(kp[j, 1])))
@@ -82,8 +82,8 @@ def draw_tracks(image: np.ndarray, people_keypoints: np.ndarray, track_ids: list
         color = track_color(int(tid))
         for a, b in pose.limbs:
             if kp[a, 2] > 0 and kp[b, 2] > 0:
-                cv2.line(img, (int(round(kp[a, 0])), int(round(kp[a, 1]))), (int(round(kp[b, 0])), int(round(kp[b, 1]))),
-                         color, t + 1, cv2.LINE_AA)  # fmt: skip
+                cv2.line(img, (int(round(kp[a, 0])), int(round(kp[a, 1]))),
+                         (int(round(kp[b, 0])), int(round(kp[b, 1]))), color, t + 1, cv2.LINE_AA)  # fmt: skip
         present = kp[kp[:, 2] > 0]
         for x, y, _ in present:
             cv2.circle(img, (int(round(x)), int(round(y))), t + 1, color, -1, cv2.LINE_AA)
@@ -93,7 +93,9 @@ def draw_tracks(image: np.ndarray, people_keypoints: np.ndarray, track_ids: list
     return img
 
 
-def put_label(img: np.ndarray, text: str, org: tuple[int, int], color=(255, 255, 255), scale: float | None = None) -> None:
+def put_label(
+    img: np.ndarray, text: str, org: tuple[int, int], color=(255, 255, 255), scale: float | None = None
+) -> None:
     """Text on a dark box, readable on any background (in place)."""
     s = scale or max(0.35, min(img.shape[:2]) / 700)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, 1)
@@ -108,7 +110,9 @@ def colorize(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0, colormap:
     return cv2.applyColorMap((v * 255).astype(np.uint8), colormap)
 
 
-def overlay_map(image: np.ndarray, values: np.ndarray, alpha: float = 0.55, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
+def overlay_map(
+    image: np.ndarray, values: np.ndarray, alpha: float = 0.55, vmin: float = 0.0, vmax: float = 1.0
+) -> np.ndarray:
     """Blend a (low-resolution) map over ``image``, resized to the image (heatmaps, masks)."""
     h, w = image.shape[:2]
     up = cv2.resize(np.asarray(values, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)

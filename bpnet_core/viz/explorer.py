@@ -52,7 +52,13 @@ from bpnet_core.meta import RESIZE_MODES
 from bpnet_core.preprocess import to_photo
 from bpnet_core.skeleton import PoseConfig
 from bpnet_core.viz.draw import (
-    draw_paf_arrows, draw_people, overlay_map, overlay_pafs, person_colors, put_label, to_png,
+    draw_paf_arrows,
+    draw_people,
+    overlay_map,
+    overlay_pafs,
+    person_colors,
+    put_label,
+    to_png,
 )  # fmt: skip
 
 log = logging.getLogger(__name__)

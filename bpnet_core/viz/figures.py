@@ -39,7 +39,8 @@ def label_panel(
 
 
 def dataset_gallery(images: list[np.ndarray], keypoints: list[np.ndarray], pose: PoseConfig,
-                    masks: list[np.ndarray | None] | None = None, cols: int = 4, cell: int = 192) -> np.ndarray:  # fmt: skip
+                    masks: list[np.ndarray | None] | None = None, cols: int = 4,
+                    cell: int = 192) -> np.ndarray:  # fmt: skip
     """Images with skeletons drawn and loss-masked regions tinted red."""
     tiles = []
     for n, (img, kp) in enumerate(zip(images, keypoints)):
@@ -49,8 +50,9 @@ def dataset_gallery(images: list[np.ndarray], keypoints: list[np.ndarray], pose:
 
 
 def augmentation_gallery(loader, index: int = 0, n: int = 8, cols: int = 4, mode: str | None = None) -> np.ndarray:
-    """``n`` augmented versions (epochs 0..n−1) of record ``index`` from a :class:`~bpnet_core.data.pipeline.SampleLoader`,
-    each with its keypoints and the loss mask, optionally in another augmentation ``mode``."""
+    """``n`` augmented versions (epochs 0..n−1) of record ``index`` from a
+    :class:`~bpnet_core.data.pipeline.SampleLoader`, each with its keypoints and the loss mask, optionally in another
+    augmentation ``mode``."""
     old = loader.cfg.aug_mode
     if mode:
         loader.cfg.aug_mode = mode

@@ -2,7 +2,6 @@
 code 2, and no partial output."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -91,7 +90,8 @@ def _mutate_annotations(tmp, fn):
 
 CASES = [
     # id, verb, argv builder(tmp) -> list, expected text in the message
-    ("truncated-annotation-json", "dataset_convert", lambda t: convert(coco_spec(t, annotations='{"images": [{"id"'), t),
+    ("truncated-annotation-json", "dataset_convert",
+     lambda t: convert(coco_spec(t, annotations='{"images": [{"id"'), t),
      "malformed annotation file"),
     ("zero-byte-annotation-json", "dataset_convert", lambda t: convert(coco_spec(t, annotations=""), t), "is empty"),
     ("path-traversal-file_name", "dataset_convert",
@@ -112,7 +112,8 @@ CASES = [
     ("output-dir-is-a-file", "dataset_convert",
      lambda t: ["dataset_convert", "-d", str(coco_spec(t)), "-o", str(write(t / "afile", "x") / "train")],
      "exists and is not a directory"),
-    ("infer-spec-typo", "inference", lambda t: infer(infer_spec(t, ("paf_threshold", "paf_treshold")), "m.keras", IMG, t),
+    ("infer-spec-typo", "inference",
+     lambda t: infer(infer_spec(t, ("paf_threshold", "paf_treshold")), "m.keras", IMG, t),
      "paf_threshold"),
     ("infer-spec-wrong-type", "inference",
      lambda t: infer(infer_spec(t, ("heatmap_threshold: 0.1", "heatmap_threshold: high")), "m.keras", IMG, t),
@@ -135,7 +136,8 @@ CASES = [
                                                                                   "bpnet_18joints.json"), IMG, t),
      "m17.keras: the model predicts 18 heatmap / 38 PAF channels but pose config"),
     ("evaluate-dataset-spec-missing", "evaluate",
-     lambda t: ["evaluate", "-i", str(infer_spec(t)), "-m", "m.keras", "-d", str(t / "none.json"), "-r", str(t / "out")],
+     lambda t: ["evaluate", "-i", str(infer_spec(t)), "-m", "m.keras", "-d", str(t / "none.json"),
+                "-r", str(t / "out")],
      "not found"),
     ("train-spec-too-many-stages", "train",
      lambda t: ["train", "-e", str(ROOT / "specs" / "bpnet_train_m1_demo.yaml"), "-r", str(t / "out"), "--set",

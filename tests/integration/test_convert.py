@@ -1,7 +1,6 @@
 """dataset_convert on the real COCO sample: main people, masks, records, determinism, kill/resume, bad input."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -60,7 +59,9 @@ def test_records_follow_main_person_rules(converted):
     data = json.loads(SAMPLE_JSON.read_text())
     expected = 0
     for im in data["images"]:
-        anns = [a for a in data["annotations"] if a["image_id"] == im["id"] and not a["iscrowd"] and a["num_keypoints"] > 0]
+        anns = [
+            a for a in data["annotations"] if a["image_id"] == im["id"] and not a["iscrowd"] and a["num_keypoints"] > 0
+        ]
         expected += len(select_main_people(anns, 5, 32 * 32, 0.3))
     assert summary["records"] == expected > 0
     assert summary["images"] == 36 and summary["people"] == 80
@@ -171,7 +172,10 @@ def _broken_jpeg(data, root):
 @pytest.mark.parametrize(
     "mutate, match",
     [
-        (lambda d, r: (r / "val2017" / d["images"][0]["file_name"]).unlink(), "image of annotation image id .* not found"),
+        (
+            lambda d, r: (r / "val2017" / d["images"][0]["file_name"]).unlink(),
+            "image of annotation image id .* not found",
+        ),
         (lambda d, r: d["images"][0].update(file_name="../../etc/passwd"), "escapes the image root"),
         (lambda d, r: d.update(images=[], annotations=[]), "has no images"),
         (lambda d, r: d["annotations"][0].update(keypoints=[1, 2]), r"annotations\[0\].keypoints has 2 values"),
@@ -190,7 +194,9 @@ def test_bad_annotations_give_one_line_error_and_no_output(tmp_path, capsys, mut
     assert not any(out.iterdir()), "nothing may be written"
 
 
-@pytest.mark.parametrize("content", ['{"images": [', "", '{"images": [], "annotations": [] '], ids=["truncated", "empty", "unclosed"])
+@pytest.mark.parametrize(
+    "content", ['{"images": [', "", '{"images": [], "annotations": [] '], ids=["truncated", "empty", "unclosed"]
+)
 def test_malformed_annotation_json(tmp_path, capsys, content):
     spec_path = make_dataset(tmp_path, image_ids={139})
     (tmp_path / "coco" / "annotations" / "person_keypoints_val2017.json").write_text(content)

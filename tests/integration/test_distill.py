@@ -10,7 +10,6 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from bpnet_core.errors import BpnetError  # noqa: E402
 from tests.integration.test_train import full_run, spec_file, tiny_data  # noqa: E402,F401 - shared fixtures
 
 
@@ -27,7 +26,10 @@ def test_targets_blend_teacher_and_labels():
     from bpnet_core.train.distill import Teacher, distillation_targets
 
     inp = keras.Input((8, 8, 3))
-    ones, same = keras.layers.Lambda(lambda x: x[..., :1] * 0 + 1.0)(inp), keras.layers.Lambda(lambda x: x[..., :1])(inp)
+    ones, same = (
+        keras.layers.Lambda(lambda x: x[..., :1] * 0 + 1.0)(inp),
+        keras.layers.Lambda(lambda x: x[..., :1])(inp),
+    )
     model = keras.Model(inp, [ones, same, ones, same])  # stage 1 = 1.0, stage 2 (the last) = its input
     meta = SimpleNamespace(normalization=Normalization((128.0,) * 3, (0.0,) * 3), color="RGB")
     teacher = Teacher(Path("t.keras"), meta, Normalization((256.0,) * 3, (0.0,) * 3), model=model)
@@ -37,10 +39,13 @@ def test_targets_blend_teacher_and_labels():
         bh, bp, _, _ = distillation_targets(teacher, images, labels, labels, DistillationConfig(weight=w))
         np.testing.assert_allclose(bh.numpy(), expect)
         np.testing.assert_allclose(bp.numpy(), expect)
-    bh, bp, _, _ = distillation_targets(teacher, images, labels, labels, DistillationConfig(weight=1.0, maps="heatmaps"))
+    bh, bp, _, _ = distillation_targets(
+        teacher, images, labels, labels, DistillationConfig(weight=1.0, maps="heatmaps")
+    )
     assert float(np.max(bh)) == 0.5 and float(np.max(bp)) == 0.0
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):  # noqa: F811
     from bpnet_core.train import train
 
@@ -57,7 +62,9 @@ def _bad(spec_file, tmp_path, overrides, capsys):  # noqa: F811
     from bpnet_core.cli import main
 
     out = tmp_path / "results"
-    rc = main(["train", "-e", str(spec_file), "-r", str(out), "--no_progress", *sum((["--set", o] for o in overrides), [])])
+    rc = main(
+        ["train", "-e", str(spec_file), "-r", str(out), "--no_progress", *sum((["--set", o] for o in overrides), [])]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert not out.exists(), "nothing may be written"
@@ -82,14 +89,16 @@ def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F8
 
 
 def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):  # noqa: F811
-    from bpnet_core.model import build_model, save_bpnet_model
     from bpnet_core.config import load_train_spec
-    from bpnet_core.model import spec_normalization
+    from bpnet_core.model import build_model, save_bpnet_model, spec_normalization
     from bpnet_core.skeleton import PoseConfig
 
     root = Path(__file__).resolve().parents[2]
     coco17 = PoseConfig.from_json(root / "model_pose_config" / "coco_17joints.json")
-    spec = load_train_spec(spec_file, [f"model.heat_channels={coco17.num_heatmap_channels}", f"model.paf_channels={coco17.num_paf_channels}"])
+    spec = load_train_spec(
+        spec_file,
+        [f"model.heat_channels={coco17.num_heatmap_channels}", f"model.paf_channels={coco17.num_paf_channels}"],
+    )
     other = tmp_path / "coco17.keras"
     save_bpnet_model(build_model(spec.model, coco17), other, coco17, spec_normalization(spec))
     line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={other}"], capsys)
@@ -107,8 +116,9 @@ def test_label_free_folder_without_images(spec_file, full_run, tmp_path, capsys)
     line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}", "distillation.weight=1",
                                       f"distillation.image_folder={empty}"], capsys)  # fmt: skip
     assert "no_images" in line and "no images" in line
-    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}", "distillation.weight=0.5",
-                                      f"distillation.image_folder={empty}"], capsys)  # fmt: skip
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}",
+                                      "distillation.weight=0.5", f"distillation.image_folder={empty}"],
+                capsys)  # fmt: skip
     assert "distillation.weight" in line and "label-free" in line
 
 
@@ -120,8 +130,10 @@ def _map_error(student_path, teacher, images) -> float:
     out = student(images, training=False)
     n = len(out) // 2
     t_heat, t_paf = teacher.maps(images)
-    return float(np.mean((np.asarray(out[n - 1]) - np.asarray(t_heat)) ** 2)
-                 + np.mean((np.asarray(out[-1]) - np.asarray(t_paf)) ** 2))
+    return float(
+        np.mean((np.asarray(out[n - 1]) - np.asarray(t_heat)) ** 2)
+        + np.mean((np.asarray(out[-1]) - np.asarray(t_paf)) ** 2)
+    )
 
 
 @pytest.mark.slow
@@ -164,7 +176,9 @@ def test_label_free_distillation_from_a_real_teacher(spec_file, tmp_path):  # no
     s = train(spec, tmp_path / "run", progress=False)
     history = [h["loss"] for h in json.loads((tmp_path / "run" / "status.json").read_text())["history"]]
     before, after = _map_error(untrained, teacher, images), _map_error(s["final_model"], teacher, images)
-    print(f"label-free: {s['step']} steps in {s['seconds']:.0f} s, loss per epoch {history}, "
-          f"map error vs teacher on 36 photos {before:.5f} -> {after:.5f}")
+    print(
+        f"label-free: {s['step']} steps in {s['seconds']:.0f} s, loss per epoch {history}, "
+        f"map error vs teacher on 36 photos {before:.5f} -> {after:.5f}"
+    )
     assert history[-1] < history[0], history
     assert after < 0.8 * before, (before, after)

@@ -10,8 +10,8 @@ import pytest
 
 from bpnet_core.cli import main
 from bpnet_core.config import load_dataset_spec, load_infer_spec
-from bpnet_core.errors import BpnetError
 from bpnet_core.config.schema import InferSpec
+from bpnet_core.errors import BpnetError
 from bpnet_core.infer import Predictor, run_inference
 from bpnet_core.infer.evaluation import run_evaluation
 from bpnet_core.meta import bpnet_meta
@@ -118,11 +118,17 @@ def test_inference_dir_with_broken_image_and_visualisations(tmp_path, spec, runn
         shutil.copy(SAMPLE / name, src / name)
     (src / "broken.jpg").write_bytes(b"\xff\xd8garbage")
     # the rendered-maps runner knows images by path: register the copies
-    runner.people[str((src / "000000000785.jpg").resolve())] = runner.people[str((SAMPLE / "000000000785.jpg").resolve())]
-    runner.people[str((src / "000000040083.jpg").resolve())] = runner.people[str((SAMPLE / "000000040083.jpg").resolve())]
+    runner.people[str((src / "000000000785.jpg").resolve())] = runner.people[
+        str((SAMPLE / "000000000785.jpg").resolve())
+    ]
+    runner.people[str((src / "000000040083.jpg").resolve())] = runner.people[
+        str((SAMPLE / "000000040083.jpg").resolve())
+    ]
     s = run_inference(spec, runner, "dir", src, tmp_path / "out", dump_visualizations=True, dump_openpose_json=True,
                       progress=False)  # fmt: skip
-    assert s["images"] == 3 and s["processed"] == 2 and len(s["skipped"]) == 1 and "broken.jpg" in s["skipped"][0]["file"]
+    assert (
+        s["images"] == 3 and s["processed"] == 2 and len(s["skipped"]) == 1 and "broken.jpg" in s["skipped"][0]["file"]
+    )
     assert s["people"] == 3  # 1 + 2 labelled people
     assert sorted(p.name for p in (tmp_path / "out" / "images_annotated").iterdir()) == ["0.png", "1.png"]
     op = json.loads((tmp_path / "out" / "openpose_json" / "000000040083_keypoints.json").read_text())
@@ -153,8 +159,15 @@ def test_wrong_channel_count_is_reported(pose):
         infer(Wrong(), np.zeros((64, 64, 3), np.uint8), (64, 64))
 
 
-@pytest.mark.parametrize("model, match", [("missing.keras", "model file not found"), ("bad.keras", "not a loadable Keras model"),
-                                          ("bad.onnx", "not a loadable ONNX model"), ("m.pt", "unknown model type")])
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        ("missing.keras", "model file not found"),
+        ("bad.keras", "not a loadable Keras model"),
+        ("bad.onnx", "not a loadable ONNX model"),
+        ("m.pt", "unknown model type"),
+    ],
+)
 def test_bad_model_files(tmp_path, capsys, model, match):
     for name in ["bad.keras", "bad.onnx", "m.pt"]:
         (tmp_path / name).write_bytes(b"not a model")

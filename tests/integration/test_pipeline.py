@@ -1,6 +1,5 @@
 """The training input pipeline on records converted from the real COCO sample."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +34,9 @@ def test_sample_shapes_and_value_ranges(spec_and_loader, pose):
     h, w = spec.dataloader.image_config.image_dims.height, spec.dataloader.image_config.image_dims.width
     g = (h // spec.stride, w // spec.stride)
     assert s["image"].shape == (h, w, 3) and s["image"].dtype == np.float32
-    assert -0.51 <= s["image"].min() and s["image"].max() <= 0.5  # rgb/256 - 0.5
+    assert s["image"].min() >= -0.51 and s["image"].max() <= 0.5  # rgb/256 - 0.5
     assert s["heatmaps"].shape == g + (pose.num_heatmap_channels,) and s["pafs"].shape == g + (pose.num_paf_channels,)
-    assert s["mask"].shape == g + (1,) and 0 <= s["mask"].min() and s["mask"].max() <= 1
+    assert s["mask"].shape == g + (1,) and s["mask"].min() >= 0 and s["mask"].max() <= 1
     assert s["heatmaps"][:, :, :-1].max() > 0.5  # the centre person is in the crop
 
 
@@ -61,7 +60,9 @@ def test_deterministic_per_epoch_and_index(spec_and_loader):
     a, b, c = loader.sample(2, epoch=1), loader.sample(2, epoch=1), loader.sample(2, epoch=2)
     np.testing.assert_array_equal(a["image"], b["image"])
     assert not np.array_equal(a["image"], c["image"])
-    assert list(loader.epoch_order(3)) == list(loader.epoch_order(3)) and sorted(loader.epoch_order(3)) == list(range(len(loader)))
+    assert list(loader.epoch_order(3)) == list(loader.epoch_order(3)) and sorted(loader.epoch_order(3)) == list(
+        range(len(loader))
+    )
     assert list(loader.epoch_order(3)) != list(loader.epoch_order(4))
 
 

@@ -23,6 +23,7 @@ def _run(args, cwd):
                           cwd=cwd, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_dataset_convert_prints_only_bpnet_lines(tmp_path):
     gen = _run(["synthetic_data", "-o", "data", "--num_train", "4", "--num_val", "2", "--image_size", "64", "64",
                 "--workers", "1", "--no_progress"], tmp_path)  # fmt: skip

@@ -247,7 +247,8 @@ def test_decode_and_runners_keep_their_layer():
     (except the Keras runner, whose job it is); the Predictor imports no TensorFlow either."""
     upward = ("bpnet_core.tutorial", "bpnet_core.viz", "bpnet_core.benchmarks", "bpnet_core.cli", "bpnet_core.deploy",
               "bpnet_core.train", "bpnet_core.export", "bpnet_core.prune")  # fmt: skip
-    files = sorted((ROOT / "bpnet_core" / "decode").glob("*.py")) + sorted((ROOT / "bpnet_core" / "runners").glob("*.py"))
+    files = sorted((ROOT / "bpnet_core" / "decode").glob("*.py"))
+    files += sorted((ROOT / "bpnet_core" / "runners").glob("*.py"))
     files += [ROOT / "bpnet_core" / "infer" / "predictor.py", ROOT / "bpnet_core" / "meta.py",
               ROOT / "bpnet_core" / "preprocess.py"]  # fmt: skip
     for f in files:

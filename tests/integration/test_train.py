@@ -135,6 +135,7 @@ def test_training_writes_every_output(full_run):
     assert "loss/total" in _event_tags(results / "logs" / "val")
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_resume_after_interruption_equals_uninterrupted(full_run, spec_file, tmp_path):
     """1 epoch, 'crash', same command again → identical weights, step and learning rate as 2 epochs in one go."""
     from bpnet_core.train import train
@@ -151,6 +152,7 @@ def test_resume_after_interruption_equals_uninterrupted(full_run, spec_file, tmp
     assert [h["epoch"] for h in status["history"]] == [1, 2]
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_corrupt_latest_checkpoint_falls_back_with_warning(full_run, spec_file, tmp_path, caplog):
     from bpnet_core.train import train
 
@@ -170,6 +172,7 @@ def test_corrupt_latest_checkpoint_falls_back_with_warning(full_run, spec_file, 
         train(spec_file, results, progress=False)
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_retrain_whole_graph(full_run, spec_file, tmp_path):
     """``load_graph: true`` loads the whole .keras model (the retrain-after-pruning path), whatever model.stages
     says; plain ``pretrained_weights`` is covered by tests/unit/test_model.py."""
@@ -249,6 +252,7 @@ DISTRIBUTED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_two_logical_devices_use_mirrored_strategy(spec_file, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     env.pop("TF_CONFIG", None)

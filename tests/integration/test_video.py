@@ -178,8 +178,10 @@ def test_bad_video_inputs(case, expect, clip, tmp_path, monkeypatch, capsys):
         src = "rtsp://127.0.0.1:9/x"
         monkeypatch.setattr(cv2, "VideoCapture", lambda *a: FakeCapture(opened=False))
     if case == "tracking_key":  # the spec is read from the model's card: give it a model
-        runner = RenderedMapsSource(SAMPLE_JSON, SAMPLE, __import__("bpnet_core.skeleton").skeleton.PoseConfig.from_json(
-            ROOT / "model_pose_config" / "bpnet_18joints.json"))  # fmt: skip
+        pose = __import__("bpnet_core.skeleton").skeleton.PoseConfig.from_json(
+            ROOT / "model_pose_config" / "bpnet_18joints.json"
+        )
+        runner = RenderedMapsSource(SAMPLE_JSON, SAMPLE, pose)
         monkeypatch.setattr("bpnet_core.runners.load_runner", lambda *a, **k: runner)
     res = tmp_path / "res"
     rc = main(["inference", "--input_type", "video", "--input", src, "-m", "x.onnx", "-r", str(res)] + extra)

@@ -2,7 +2,8 @@
 heatmap-threshold slider and check that the explorer's picture and people table were re-rendered by the kernel.
 
 The notebook copy points at the committed COCO sample and starts on a real network (Open Model Zoo's
-human-pose-estimation-0001, imported from the shipped IR; no notebook 00 run and no trained model needed). Artefacts: screenshots in the test's tmp dir, the explorer's also in runs/ui/.
+human-pose-estimation-0001, imported from the shipped IR; no notebook 00 run and no trained model needed).
+Artefacts: screenshots in the test's tmp dir, the explorer's also in runs/ui/.
 """
 
 from __future__ import annotations
@@ -48,11 +49,12 @@ def prepare_notebook(lab_root: Path, work_dir: Path) -> Path:
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     params = {
-        "WORK_DIR": str(work_dir), "PROFILE": "demo", "SEED": FIVE_SKIERS_INDEX, "VERBOSE": True,
+        "WORK_DIR": str(work_dir), "PROFILE": "demo", "SEED": FIVE_SKIERS_INDEX,
         "INFER_SPEC": str(ROOT / "specs" / "infer_spec_demo.yaml"),
         "FULL_DATASET_SPEC": str(ROOT / "data_pose_config" / "coco_spec.json"),
         "POSE_CONFIG": str(ROOT / "model_pose_config" / "bpnet_18joints.json"), "MODEL_PATH": "",
-        "INPUT_SIZE": 256, "IMAGE_SETS": ["coco_sample"], "REAL_MODELS": True, "SAMPLE_DIR": str(SAMPLE), "MAX_IMAGES": 60,
+        "INPUT_SIZE": 256, "IMAGE_SETS": ["coco_sample"], "REAL_MODELS": True, "SAMPLE_DIR": str(SAMPLE),
+        "MAX_IMAGES": 60,
         "DISPLAY_SIZE": 400, "TIMING_REPEATS": 1,
     }  # fmt: skip
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -113,8 +115,13 @@ def test_explorer_in_jupyterlab(jupyter_lab, browser, tmp_path):
     driver = browser
     try:
         driver.get(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-        wait_for("the notebook's kernel", lambda: (lambda s: s if s.get("ready") and s.get("kernel") == "idle"
-                                                   else None)(driver.execute_script(NOTEBOOK_STATE_JS)), 180)
+        wait_for(
+            "the notebook's kernel",
+            lambda: (lambda s: s if s.get("ready") and s.get("kernel") == "idle" else None)(
+                driver.execute_script(NOTEBOOK_STATE_JS)
+            ),
+            180,
+        )
         driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells'); return true;")
 
         def finished():

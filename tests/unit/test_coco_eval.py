@@ -9,7 +9,13 @@ import pytest
 from bpnet_core.data.coco import COCO_KEYPOINTS, dataset_to_pose
 from bpnet_core.errors import BpnetError
 from bpnet_core.evaluate import (
-    KPI_NAMES, STAT_KEYS, evaluate_coco, kpi_dict, oks, people_to_coco_results, per_image_table,
+    KPI_NAMES,
+    STAT_KEYS,
+    evaluate_coco,
+    kpi_dict,
+    oks,
+    people_to_coco_results,
+    per_image_table,
 )  # fmt: skip
 
 
@@ -131,10 +137,11 @@ def test_per_image_table(gt):
 
 
 def test_oks_matches_pycocotools(gt):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
     import contextlib
     import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     results = gt_as_results(gt, jitter=3.0, seed=1)
     with contextlib.redirect_stdout(io.StringIO()):

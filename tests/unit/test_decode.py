@@ -8,7 +8,15 @@ import pytest
 
 from bpnet_core.data.targets import render_heatmaps, render_labels
 from bpnet_core.decode import (
-    ACCEPTED, REJECTED, UNMATCHED, DecodeParams, Person, decode, decode_debug, find_peaks, validate_maps,
+    ACCEPTED,
+    REJECTED,
+    UNMATCHED,
+    DecodeParams,
+    Person,
+    decode,
+    decode_debug,
+    find_peaks,
+    validate_maps,
 )  # fmt: skip
 from bpnet_core.decode.paf_score import match_greedy, score_limb, score_pairs, valid_pairs
 from bpnet_core.errors import BpnetError

@@ -158,7 +158,7 @@ def test_heatmap_threshold_and_min_parts_behave_as_documented(gt_decodable, samp
     assert ap_strict < evaluate_coco(gt_decodable, perfect)["AP"] - 0.5
     # min_parts = 18: only complete 18-joint people survive
     complete = 0
-    for image_id, heat, paf, _ in sample:
+    for _image_id, heat, paf, _ in sample:
         people = decode(heat, paf, pose, DecodeParams(min_parts=18))
         assert all(p.num_parts == 18 for p in people)
         complete += len(people)

@@ -364,7 +364,8 @@ def test_deployable_card_imports_and_runs_an_nvidia_layout_onnx(model_file, pose
     assert meta.preprocessing.pad_value == 0
     runner = load_runner(out)
     result = Predictor(runner)(read_image(PHOTO))  # 427x640 photo → 288x384 letterbox: 256x384 content, 16 px bands
-    assert result.input_hw == (288, 384) and result.heatmaps.shape == (36, 48, 19) and result.pafs.shape[:2] == (144, 192)
+    assert result.input_hw == (288, 384) and result.heatmaps.shape == (36, 48, 19)
+    assert result.pafs.shape[:2] == (144, 192)
     assert np.isclose(result.scale, 0.6) and np.isclose(result.matrix[1, 2], 16.0, atol=0.5)
     # the imported file computes what the SDK export computes
     x = np.random.default_rng(2).uniform(-0.5, 0.5, (1, 288, 384, 3)).astype(np.float32)
@@ -397,7 +398,7 @@ def test_deployable_card_refuses_swapped_or_missing_outputs(model_file, pose, tm
         assert list(out.iterdir()) == []
 
 
-# ---------------------------------------------------------------------------------------------------- DeepStream configs
+# ------------------------------------------------------------------------------------------------ DeepStream configs
 
 
 def _pgie(path) -> dict:

@@ -193,6 +193,7 @@ def test_calibration_images_cli(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------- ONNX export
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_fp32_export_parity_metadata_and_runner(fp32_export, keras_model, pose):
     from bpnet_core.runners import load_runner
 
@@ -218,6 +219,7 @@ def test_fp32_export_parity_metadata_and_runner(fp32_export, keras_model, pose):
         runner.predict(x, stage=3)
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_dynamic_channels_first_and_last_stage_only(model_file, keras_model, tmp_path):
     from bpnet_core.export import export_model
     from bpnet_core.runners import load_runner
@@ -237,6 +239,7 @@ def test_dynamic_channels_first_and_last_stage_only(model_file, keras_model, tmp
         runner.predict(x, stage=1)
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_fp16_export_keeps_float32_io(model_file, fp32_export, tmp_path):
     from bpnet_core.export import export_model
     from bpnet_core.runners import load_runner
@@ -249,6 +252,7 @@ def test_fp16_export_keeps_float32_io(model_file, fp32_export, tmp_path):
     assert r["bytes"] < 0.6 * fp32_export[1]["bytes"]
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_int8_export_calibrates_and_reuses_its_cache(model_file, cal_dir, tmp_path):
     from bpnet_core.export import export_model
     from bpnet_core.runners import load_runner
@@ -269,6 +273,7 @@ def test_int8_export_calibrates_and_reuses_its_cache(model_file, cal_dir, tmp_pa
         assert again["calibration"]["calibration_cache"]["reused"]
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp_path, capsys):
     from bpnet_core.cli import main
     from bpnet_core.export import export_model
@@ -293,6 +298,7 @@ def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp
                  "--force_ptq"]) == 0  # fmt: skip
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_parity_failure_writes_nothing(model_file, tmp_path):
     from bpnet_core.export import export_model
 
@@ -349,6 +355,7 @@ def test_onnx_that_is_not_a_bpnet_model(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "no bpnet model contract" in err[0] and "import_model" in err[0]
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_inference_with_a_fixed_shape_onnx_forces_pad_image_input(fp32_export, pose):
     from bpnet_core.config.schema import InferSpec
     from bpnet_core.fileio import read_image
@@ -442,6 +449,7 @@ def test_export_cli_bad_input(extra, words, model_file, tmp_path, capsys, monkey
     assert no_onnx_left(out)
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_export_cli_int8_with_broken_calibration_images(model_file, cal_dir, tmp_path, capsys):
     from bpnet_core.cli import main
 
@@ -455,6 +463,7 @@ def test_export_cli_int8_with_broken_calibration_images(model_file, cal_dir, tmp
     assert np.load(tmp_path / "c.npy").shape == (6, 64, 64, 3)
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_export_of_an_onnx_model_and_to_openvino(fp32_export, model_file, keras_model, tmp_path):
     """A bpnet .onnx file exports again (here to FP16); a .keras model exports to an OpenVINO IR that matches its
     ONNX export within 1e-3; other inputs and output suffixes are refused."""
@@ -481,9 +490,10 @@ def test_export_of_an_onnx_model_and_to_openvino(fp32_export, model_file, keras_
     assert not (tmp_path / "m2.onnx").exists()
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 def test_static_batch_size_runs_any_batch_in_chunks(model_file, keras_model, tmp_path):
-    from bpnet_core.deploy import load_runner
     from bpnet_core.export import export_model
+    from bpnet_core.runners import load_runner
 
     export_model(model_file, tmp_path / "b2.onnx", input_dims="64,64,3", static_batch_size=2)
     runner = load_runner(tmp_path / "b2.onnx")
@@ -493,6 +503,7 @@ def test_static_batch_size_runs_any_batch_in_chunks(model_file, keras_model, tmp
     assert h.shape[0] == 3 and np.allclose(p, np.asarray(keras_model(x)[3]), atol=1e-4)
 
 
+@pytest.mark.slow  # tf2onnx conversion (and calibration): seconds each on 2 cores
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_other_calibration_methods(method, model_file, cal_dir, tmp_path):
     import onnx

@@ -29,7 +29,7 @@ def test_odd_colour_modes_are_converted(tmp_path, mode):
     ext = "jpg" if mode in ("CMYK", "L") else "png"
     p = tmp_path / f"img_{mode.replace(';', '')}.{ext}"
     arr = np.random.default_rng(1).integers(0, 255, (30, 20, 3), dtype=np.uint8)
-    im = Image.fromarray(arr).convert(mode) if mode != "I;16" else Image.fromarray((arr[:, :, 0].astype(np.uint16) * 257))
+    im = Image.fromarray(arr).convert(mode) if mode != "I;16" else Image.fromarray(arr[:, :, 0].astype(np.uint16) * 257)
     im.save(p)
     img = read_image(p)
     assert img.shape == (30, 20, 3) and img.dtype == np.uint8

@@ -14,18 +14,19 @@ from bpnet_core.errors import BpnetError
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-C, O, HEAD, HM = 4, 8, 5, 2  # channels, pointwise outputs, head outputs, "heatmap" channels of the head
+C, PW, HEAD, HM = 4, 8, 5, 2  # channels, pointwise outputs, head outputs, "heatmap" channels of the head
 
 
 def _tiny_model(path):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    dw = rng.normal(size=(C, 1, 3, 3)).astype(np.float32) * np.array([50, 1, 0.2, 0.05], np.float32)[:, None, None, None]
-    pw = rng.normal(size=(O, C, 1, 1)).astype(np.float32) * 0.5
-    head = rng.normal(size=(HEAD, O, 1, 1)).astype(np.float32) * 0.1
+    channel_scale = np.array([50, 1, 0.2, 0.05], np.float32)[:, None, None, None]
+    dw = rng.normal(size=(C, 1, 3, 3)).astype(np.float32) * channel_scale
+    pw = rng.normal(size=(PW, C, 1, 1)).astype(np.float32) * 0.5
+    head = rng.normal(size=(HEAD, PW, 1, 1)).astype(np.float32) * 0.1
     inits = [numpy_helper.from_array(dw, "dw_w"), numpy_helper.from_array(pw, "pw_w"),
-             numpy_helper.from_array(np.zeros(O, np.float32), "pw_b"), numpy_helper.from_array(head, "head_w"),
+             numpy_helper.from_array(np.zeros(PW, np.float32), "pw_b"), numpy_helper.from_array(head, "head_w"),
              ]  # fmt: skip
     nodes = [
         helper.make_node("Transpose", ["x"], ["xc"], name="to_nchw", perm=[0, 3, 1, 2]),

@@ -59,6 +59,21 @@ def test_loss_matches_numpy_reference():
                                                                               * labels["mask"])), rel=1e-6)  # fmt: skip
 
 
+def test_the_trainers_loss_is_bpnet_loss():
+    """The training step sums :func:`staged_loss_terms` (one target per stage) with :func:`weighted_sum` and divides by
+    the batch; with the labels as every stage's target that is :func:`bpnet_loss`, term by term and in total."""
+    from bpnet_core.model import weighted_sum
+    from bpnet_core.train.distill import staged_loss_terms
+
+    rng = np.random.default_rng(5)
+    outputs, labels = random_batch(rng)
+    staged = staged_loss_terms(outputs, [labels["heatmaps"]] * 2, [labels["pafs"]] * 2, labels["mask"])
+    total, terms = bpnet_loss(outputs, labels, batch_size=3, heatmap_weight=3.0, paf_weight=0.5)
+    assert list(staged) == list(terms)
+    assert {k: float(v) / 3 for k, v in staged.items()} == pytest.approx({k: float(v) for k, v in terms.items()})
+    assert float(weighted_sum(staged, 3.0, 0.5)) / 3 == pytest.approx(float(total), rel=1e-6)
+
+
 def test_branch_weights_scale_heatmap_and_paf_terms():
     rng = np.random.default_rng(4)
     outputs, labels = random_batch(rng)

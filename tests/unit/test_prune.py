@@ -252,7 +252,7 @@ def test_equalization_criteria_decide_shared_channels(mnv2):
 # ------------------------------------------------------------------------------------------------ FLOPs, latency
 
 
-def test_flops_match_the_facts_table(pose):
+def test_flops_match_tao_bpnetlite(pose):
     """TAO's BpNetLite (3 stages, full width) at 368x368: 60.7 GMAC and 16.8 M conv parameters."""
     from bpnet_core.model import count_conv_params
 

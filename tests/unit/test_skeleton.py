@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ def test_18_joint_config_matches_tao(pose):
     assert pose.num_heatmap_channels == 19 and pose.num_paf_channels == 38
     assert pose.paf_channels(3) == (6, 7)
     # 1-based skeleton in the file and the edge names agree with the 0-based limbs
-    data = json.loads(open(pose.source).read())
+    data = json.loads(Path(pose.source).read_text())
     assert [(a - 1, b - 1) for a, b in data["skeleton"]] == pose.limbs
     assert [tuple(pair) for pair in data["skeleton_edge_names"]] == [
         (pose.joint_names[a], pose.joint_names[b]) for a, b in pose.limbs

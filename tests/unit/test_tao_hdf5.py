@@ -1,8 +1,9 @@
 """TAO 5 ``.hdf5`` models (Keras 2 layer names) loaded into bpnet's Keras 3 model through the name map.
 
 The files are written here with h5py in the layout Keras 2's ``model.save`` uses (``model_weights/<layer>/<layer>/
-kernel:0`` + the ``layer_names`` / ``weight_names`` attributes), with TAO's layer names and shapes as the facts file
-lists them (``deepstream_and_tao_interop.md`` §3) — written out here independently of bpnet's map.
+kernel:0`` + the ``layer_names`` / ``weight_names`` attributes), with TAO's layer names and shapes (TAO's
+``nvidia_tao_tf1/cv/bpnet/models/bpnet_lite_model.py``: ``block_1a_conv_1`` …, ``stage1/conv1`` …, ``paf_out``,
+``heatmap_out``) — written out here independently of bpnet's map.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bpnet_core.model.tao import bpnet_to_tao, is_tao_hdf5, load_tao_hdf5, tao_t
 
 ROOT = Path(__file__).resolve().parents[2]
 TAO_SPEC = ROOT / "specs" / "bpnet_train_m1_coco.yaml"
-TAO_3_STAGE_PARAMS = 16_777_835  # TAO's unit test (facts §3)
+TAO_3_STAGE_PARAMS = 16_777_835  # TAO's unit test: nvidia_tao_tf1/cv/bpnet/models/test_bpnet_lite_model.py
 SUB = "abcd"
 TINY = {"stages": 2, "width_multiplier": 0.125, "stageT_kernel_sizes": [3, 3]}
 
@@ -176,7 +177,8 @@ def test_other_skeleton_and_more_stages_are_refused(tmp_path, pose):
     with pytest.raises(BpnetError, match=r"5 layers have other shapes: .*stage1/paf_branch/out \(paf_stage1\)"):
         load_tao_hdf5(path, model, pose)
     path = write_tao_hdf5(tmp_path / "s3.hdf5", tao_layers(stages=3, width=0.125, stage_t_k=(3, 3)))
-    with pytest.raises(BpnetError, match=r"TAO model \(3 stages\) does not fit this model \(2 stages.*2 layers not in the file: heatmap_out, paf_out; 8 layers of the file not in the model: "
+    with pytest.raises(BpnetError, match=r"TAO model \(3 stages\) does not fit this model \(2 stages.*"
+                       r"2 layers not in the file: heatmap_out, paf_out; 8 layers of the file not in the model: "
                        r"stage2/paf_branch/out, stage2/heat_branch/out, stage3/conv1"):
         load_tao_hdf5(path, build_model(TINY, pose), pose)
 
@@ -249,6 +251,7 @@ def test_import_tao_cli(tmp_path, capsys):
         assert not bad.exists()
 
 
+@pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_a_tao_hdf5_is_a_model_for_inference_evaluate_prune_and_export(tmp_path, capsys):
     """TAO's contract: ``-m model.hdf5`` works for inference / evaluate / prune / export, its architecture read off the
     file (or taken from the inference spec's ``train_spec``), and gives what the ``import_tao``'d model gives."""
@@ -281,7 +284,8 @@ def test_a_tao_hdf5_is_a_model_for_inference_evaluate_prune_and_export(tmp_path,
     infer = tmp_path / "infer.yaml"
     infer.write_text(yaml.safe_dump({"train_spec": str(spec_file), "input_shape": [96, 96]}))
     image = ROOT / "tests" / "fixtures" / "coco_sample" / "000000000785.jpg"
-    assert main(["inference", "-i", str(infer), "-m", str(src), "--input", str(image), "-r", str(tmp_path / "inf")]) == 0
+    args = ["inference", "-i", str(infer), "-m", str(src), "--input", str(image), "-r", str(tmp_path / "inf")]
+    assert main(args) == 0
     assert (tmp_path / "inf" / "detections.json").is_file()
     assert main(["evaluate", "-m", str(src), "--set", "input_shape=[96,96]", "-d",
                  str(ROOT / "data_pose_config" / "coco_real_sample_spec.json"), "-r", str(tmp_path / "ev")]) == 0

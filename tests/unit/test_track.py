@@ -12,8 +12,16 @@ import yaml
 from bpnet_core.config.schema import InferSpec
 from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
-from bpnet_core.track import (FlowCameraEstimator, OneEuroFilter, Tracker, TrackParams, estimate_camera_motion,
-                               evaluate_mot, oks, sigmas_for)
+from bpnet_core.track import (
+    FlowCameraEstimator,
+    OneEuroFilter,
+    Tracker,
+    TrackParams,
+    estimate_camera_motion,
+    evaluate_mot,
+    oks,
+    sigmas_for,
+)
 
 
 def body(cx: float, cy: float, h: float = 80.0, rng=None, noise: float = 0.0) -> np.ndarray:
