@@ -32,7 +32,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bpnet_core.data.synthetic import _background, _category, _composite, _render_figure, _sample_pose
+from bpnet_core.data.synthetic.body import _sample_pose
+from bpnet_core.data.synthetic.render import _composite, _render_figure
+from bpnet_core.data.synthetic.scene import _background
+from bpnet_core.data.synthetic.writer import _category
 from bpnet_core.errors import BpnetError
 
 #: (track_id, height as a fraction of H, centre y fraction, x start fraction, x end fraction, first frame fraction,

@@ -198,7 +198,7 @@ def parity_image(input_hw: tuple[int, int], image_dir: str | os.PathLike | None 
                 continue
     h, w = input_hw
     try:
-        from bpnet_core.data.synthetic import _render_scene
+        from bpnet_core.data.synthetic.scene import _render_scene
 
         return _render_scene(np.random.default_rng(seed), h, w)[0]
     except Exception:  # noqa: BLE001 - any failure of the generator: fall back to noise
