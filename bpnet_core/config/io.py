@@ -33,22 +33,21 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
-from bpnet_core.config.schema import (
-    SHIPPED_DIRS,
-    DatasetSpec,
-    InferSpec,
+from bpnet_core.config.blocks import SpecRoot
+from bpnet_core.config.dataset_spec import DatasetSpec
+from bpnet_core.config.fields import SHIPPED_DIRS, resolve_path
+from bpnet_core.config.infer_spec import InferSpec
+from bpnet_core.config.keys import (
     NotAMapping,
-    TrainSpec,
     UnknownKey,
-    _has_path_marker,
-    _SpecRoot,
-    _unwrap,
     dotted,
-    resolve_path,
+    has_path_marker,
     schema_lookup,
     split_key,
     unknown_key_message,
+    unwrap_annotation,
 )
+from bpnet_core.config.train_spec import TrainSpec
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json, write_text_atomic
 from bpnet_core.paths import find_shipped, not_found_hint
@@ -68,7 +67,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OVERRIDE_SOURCE = "--set"
-S = TypeVar("S", bound=_SpecRoot)
+S = TypeVar("S", bound=SpecRoot)
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -261,11 +260,11 @@ def _resolve_paths(block: Any, anchor: Path | None) -> None:
         value = getattr(block, name)
         if value is None:
             continue
-        if _has_path_marker(fi.annotation, list(fi.metadata)):
+        if has_path_marker(fi.annotation, list(fi.metadata)):
             setattr(block, name, os.fspath(resolve_path(anchor, value)))
             continue
-        base = _unwrap(fi.annotation)
-        if isinstance(value, dict) and _has_path_marker(getattr(base, "__args__", (None, None))[-1], []):
+        base = unwrap_annotation(fi.annotation)
+        if isinstance(value, dict) and has_path_marker(getattr(base, "__args__", (None, None))[-1], []):
             setattr(block, name, {k: os.fspath(resolve_path(anchor, v)) for k, v in value.items()})
         elif isinstance(value, BaseModel):
             _resolve_paths(value, anchor)
@@ -353,7 +352,7 @@ def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
 _SpecDumper.add_representer(list, _represent_list)
 
 
-def dump_spec(spec: _SpecRoot, path: str | os.PathLike) -> Path:
+def dump_spec(spec: SpecRoot, path: str | os.PathLike) -> Path:
     """Write the resolved ``spec`` as YAML to ``path`` atomically (the folder is created if needed).
 
     Every default is written out; path fields are absolute, so the file reloads to an equal spec from anywhere.
