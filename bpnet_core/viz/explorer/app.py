@@ -1,34 +1,5 @@
-"""An interactive inference explorer (ipywidgets): pick an image and a network, move the decoder's knobs, and see
-the people, any joint's heatmap, any limb's PAF and the candidate connections the decoder accepted or rejected.
-
-```python
-from bpnet_core.viz.explorer import Explorer
-ex = Explorer({"rendered maps": runner}, image_paths, pose, infer_spec=spec)
-ex.widget                                   # display it (the last expression of a notebook cell)
-ex.controls["heatmap_threshold"].value = 0.3   # the same as moving the slider
-ex.forward_passes, ex.decodes, ex.people    # counters and the decoded people
-ex.timing_report()                          # decoder-only update vs full update, ms
-```
-
-Three kinds of control, three costs (the whole point of the design):
-
-* **network controls** (image, model, input size, aspect mode, output stage, multi-scale and scales, flip test): a new
-  forward pass (the maps of the last pass are cached under these settings; setting a control to the value it has
-  costs nothing);
-* **decoder controls** (heatmap / PAF thresholds, min parts, min person score, upsampling factor): the cached maps
-  are decoded again with :func:`~bpnet_core.decode.decode_debug`; no forward pass;
-* **view controls** (layer, joint, limb): only a picture is redrawn.
-
-Pictures are PNG bytes (:func:`bpnet_core.viz.draw.to_png`) in ``ipywidgets.Image`` widgets; the people table and the
-timings are ``HTML``. ipywidgets is imported only when an :class:`Explorer` is built, so importing this module needs
-no widget library (and pulls in no TensorFlow).
-
-Coordinate systems: the decoder works in network-input pixels, the people are reported in original-image pixels
-(:attr:`ImageResult.keypoints <bpnet_core.infer.inference.ImageResult>`), and the pictures are drawn at display size
-(the image scaled so that its longer side is ``display_size``). Map cell (i, j) is centred on input pixel
-(j·s + (s − 1)/2, i·s + (s − 1)/2) (stride s); maps are resized to input pixels with that convention (OpenCV's
-pixel-centre resize does exactly this), cropped to the image content (padding dropped) and resized to display size.
-"""
+"""The :class:`Explorer` itself: its widgets (controls, layout, upload), their wiring to the three refresh levels,
+and the cached forward pass and decoder run behind the views (see :mod:`bpnet_core.viz.explorer`)."""
 
 from __future__ import annotations
 
@@ -44,27 +15,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bpnet_core.decode import ACCEPTED, REJECTED, UNMATCHED, DecodeParams, decode_debug
+from bpnet_core.decode import DecodeParams, decode_debug
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import IMAGE_SUFFIXES, list_images, read_image, write_bytes_atomic
+from bpnet_core.fileio import IMAGE_SUFFIXES, read_image, write_bytes_atomic
 from bpnet_core.infer.predictor import ImageResult, Predictor, people_to_photo
 from bpnet_core.meta import RESIZE_MODES
-from bpnet_core.preprocess import to_photo
 from bpnet_core.skeleton import PoseConfig
-from bpnet_core.viz.draw import (
-    draw_paf_arrows,
-    draw_people,
-    overlay_map,
-    overlay_pafs,
-    person_colors,
-    put_label,
-    to_png,
-)  # fmt: skip
+from bpnet_core.viz.draw import to_png
+from bpnet_core.viz.explorer.views import ALL_JOINTS, ALL_LIMBS, BACKGROUND, ExplorerViews
 
 log = logging.getLogger(__name__)
-
-__all__ = ["DECODER_CONTROLS", "Explorer", "NETWORK_CONTROLS", "VIEW_CONTROLS", "build_explorer", "image_list",
-           "rendered_runner"]  # fmt: skip
 
 #: controls whose change needs a new forward pass
 NETWORK_CONTROLS = ("image", "model", "input_size", "aspect_mode", "stage", "multi_scale", "scales", "flip_test")
@@ -75,32 +35,7 @@ VIEW_CONTROLS = ("layer", "joint", "limb")
 
 VIEW, DECODE, NETWORK = 0, 1, 2  # refresh levels: each includes the ones below
 LAYERS = ("heatmap", "PAF colour", "PAF arrows", "candidates")
-ALL_JOINTS, BACKGROUND, ALL_LIMBS = -2, -1, -1
 ASPECT_MODES = RESIZE_MODES
-STATUS_STYLE = {  # candidate pair status → (BGR colour, line thickness)
-    REJECTED: ((60, 60, 230), 1),
-    UNMATCHED: ((0, 200, 255), 1),
-    ACCEPTED: ((80, 230, 80), 2),
-}
-
-
-def image_list(directory: str | Path, limit: int | None = None) -> list[Path]:
-    """The image files of ``directory`` (sorted; at most ``limit``)."""
-    files = list_images(directory, empty=None)
-    return files[:limit] if limit else files
-
-
-def rendered_runner(sources: list[tuple[str | Path, str | Path]], pose: PoseConfig, stride: int = 8):
-    """One :class:`~bpnet_core.runners.RenderedMapsSource` covering several ``(annotation_file, images_dir)`` pairs
-    (images of none of them get empty maps: no people)."""
-    from bpnet_core.runners import RenderedMapsSource
-
-    if not sources:
-        raise BpnetError("rendered_runner needs at least one (annotation_file, images_dir) pair")
-    runner = RenderedMapsSource(*sources[0], pose, stride=stride)
-    for ann, images_dir in sources[1:]:
-        runner.add(ann, images_dir)
-    return runner
 
 
 def _parse_scales(text: str) -> list[float]:
@@ -113,11 +48,7 @@ def _parse_scales(text: str) -> list[float]:
     return sorted(set(values))
 
 
-def _css(bgr) -> str:
-    return f"rgb({bgr[2]},{bgr[1]},{bgr[0]})"
-
-
-class Explorer:
+class Explorer(ExplorerViews):
     """The explorer: ``widget`` (display it), ``controls`` (by name), the views and counters.
 
     ``runners``: name → runner (see :mod:`bpnet_core.runners`). ``images``: a list of paths (labelled
@@ -533,193 +464,3 @@ class Explorer:
         self.draws += 1
         self.timings_ms["draw"] = (time.perf_counter() - t0) * 1000
         self.timing.value = self._timing_html()
-
-    # ------------------------------------------------------------------------------------------------ pictures
-    def _to_display(self, xy: np.ndarray) -> np.ndarray:
-        """Network-input pixels (N, 2) → display pixels."""
-        _, img, disp = self._image()
-        return to_photo(xy, self.result.matrix).reshape(-1, 2) * (disp.shape[1] / img.shape[1])
-
-    def map_to_display(self, maps: np.ndarray, stride: int | None = None) -> np.ndarray:
-        """Maps at network-output resolution (h, w[, C]) of ``stride`` (default: the heatmaps') → display size,
-        padding cropped off."""
-        s = int(stride or self._strides[0])
-        _, img, disp = self._image()
-        h, w = maps.shape[:2]
-        up = cv2.resize(np.ascontiguousarray(maps, np.float32), (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-        y0, x0, y1, x1 = self._box
-        return cv2.resize(up[y0:y1, x0:x1], (disp.shape[1], disp.shape[0]), interpolation=cv2.INTER_LINEAR)
-
-    def _people_picture(self) -> np.ndarray:
-        _, img, disp = self._image()
-        f = disp.shape[1] / img.shape[1]
-        kps = self.keypoints.copy()
-        kps[:, :, :2] *= f
-        pic = draw_people(disp, kps, self.pose, [p.score for p in self.people], color_by="person")
-        p = self.params
-        n = len(self.people)
-        put_label(pic, f"{n} {'person' if n == 1 else 'people'} | heatmap>{p.heatmap_threshold:.2f} "
-                  f"paf>{p.paf_threshold:.2f} parts>={p.min_parts}", (4, pic.shape[0] - 6), scale=0.4)  # fmt: skip
-        return pic
-
-    def _map_picture(self) -> np.ndarray:
-        layer = self.controls["layer"].value
-        _, _, disp = self._image()
-        res = self.result
-        if layer == "heatmap":
-            return self._heatmap_picture(disp, res.heatmaps)
-        limb = int(self.controls["limb"].value)
-        limbs = range(self.pose.num_limbs) if limb == ALL_LIMBS else [limb]
-        name = "all limbs" if limb == ALL_LIMBS else self._limb_name(limb)
-        if layer == "PAF colour":
-            field = sum(res.pafs[:, :, 2 * k : 2 * k + 2] for k in limbs)
-            pic = overlay_pafs(disp, self.map_to_display(field, self._strides[1]), limbs=[0])
-            put_label(pic, f"PAF {name} (hue = direction)", (4, 14), scale=0.4)
-            return pic
-        if layer == "PAF arrows":
-            pic = (disp * 0.6).astype(np.uint8)
-            _, img, _ = self._image()
-            stride = self._strides[1] * disp.shape[1] / img.shape[1] / self.result.matrix[0, 0]
-            for k in limbs:
-                pic = draw_paf_arrows(pic, res.pafs, k, stride, color=self.pose.limb_colors()[k])
-            put_label(pic, f"PAF arrows {name}", (4, 14), scale=0.4)
-            return pic
-        return self._candidates_picture(disp, list(limbs), name)
-
-    def _heatmap_picture(self, disp: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
-        joint = int(self.controls["joint"].value)
-        if joint == ALL_JOINTS:
-            values, name = heatmaps[:, :, :-1].max(axis=2), "all joints (max)"
-        elif joint == BACKGROUND:
-            values, name = heatmaps[:, :, -1], "background"
-        else:
-            values, name = heatmaps[:, :, joint], self.pose.joint_names[joint]
-        pic = overlay_map(disp, self.map_to_display(values))
-        peaks = self.debug.peaks
-        sel = np.ones(len(peaks), bool) if joint == ALL_JOINTS else peaks.joint == joint
-        if joint != BACKGROUND:
-            for x, y in self._to_display(peaks.xy[sel]):
-                cv2.drawMarker(pic, (int(round(x)), int(round(y))), (255, 255, 255), cv2.MARKER_CROSS, 8, 1)
-        put_label(pic, f"heatmap: {name} | {int(sel.sum()) if joint != BACKGROUND else 0} peaks", (4, 14), scale=0.4)
-        return pic
-
-    def _candidates_picture(self, disp: np.ndarray, limbs: list[int], name: str) -> np.ndarray:
-        pic = (disp * 0.5).astype(np.uint8)
-        peaks = self.debug.peaks
-        xy = np.round(self._to_display(peaks.xy)).astype(int)
-        counts = {ACCEPTED: 0, UNMATCHED: 0, REJECTED: 0}
-        joints = set()
-        for k in limbs:
-            dbg = self.debug.limbs[k]
-            joints.update(self.pose.limbs[k])
-            if dbg is None:
-                continue
-            for status in (REJECTED, UNMATCHED, ACCEPTED):  # accepted drawn last, on top
-                counts[status] += int((dbg.status == status).sum())
-                if status == REJECTED and len(limbs) > 1:
-                    continue  # every limb's rejected pairs at once hide the picture: pick one limb to see them
-                color, thick = STATUS_STYLE[status]
-                for i in np.nonzero(dbg.status == status)[0]:
-                    a, b = xy[dbg.start[i]], xy[dbg.end[i]]
-                    cv2.line(pic, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thick, cv2.LINE_AA)
-        for j in sorted(joints):
-            for pid in peaks.by_joint[j]:
-                cv2.circle(pic, (int(xy[pid][0]), int(xy[pid][1])), 3, (255, 255, 255), -1, cv2.LINE_AA)
-        put_label(pic, f"candidates {name}", (4, 14), scale=0.4)
-        put_label(pic, f"accepted {counts[ACCEPTED]}", (4, 30), STATUS_STYLE[ACCEPTED][0], scale=0.4)
-        put_label(pic, f"unmatched {counts[UNMATCHED]}", (4, 46), STATUS_STYLE[UNMATCHED][0], scale=0.4)
-        hidden = " (not drawn: pick one limb)" if len(limbs) > 1 else ""
-        put_label(pic, f"rejected {counts[REJECTED]}{hidden}", (4, 62), STATUS_STYLE[REJECTED][0], scale=0.4)
-        return pic
-
-    # ------------------------------------------------------------------------------------------------ HTML
-    def _table_html(self) -> str:
-        people = self.people
-        if not people:
-            return "<p><i>No people decoded with these settings.</i></p>"
-        colors = person_colors(len(people))
-        names = self.pose.joint_names
-        rows = []
-        for n, p in enumerate(people):
-            missing = [names[j] for j in range(self.pose.num_joints) if p.keypoints[j, 2] <= 0]
-            rows.append(
-                f"<tr><td><span style='display:inline-block;width:12px;height:12px;background:{_css(colors[n])}'>"
-                f"</span> {n + 1}</td><td>{p.score:.3f}</td><td>{p.num_parts} / {self.pose.num_joints}</td>"
-                f"<td>{p.mean_score:.2f}</td><td style='font-size:smaller'>{html.escape(', '.join(missing)) or '—'}"
-                "</td></tr>"
-            )
-        head = ("<tr><th>person</th><th>score</th><th>joints found</th><th>mean part score</th>"
-                "<th>missing joints</th></tr>")  # fmt: skip
-        return f"<table class='bpnet-people' style='border-spacing:10px 2px'>{head}{''.join(rows)}</table>"
-
-    def _timing_html(self) -> str:
-        t = self.timings_ms
-        res = self.result
-        hw = res.input_hw
-        scales = list(self._net_key[5]) if self._net_key else None
-        return (
-            f"<span>network <b>{t.get('network', 0):.1f} ms</b> · decode <b>{t.get('decode', 0):.1f} ms</b> · "
-            f"draw {t.get('draw', 0):.1f} ms &nbsp;|&nbsp; input {hw[1]}×{hw[0]} (scale {res.scale:.3f}"
-            f"{', scales ' + ', '.join(f'{s:g}' for s in scales) if scales else ''}"
-            f"{', flip test' if self._net_key and self._net_key[6] else ''}) · maps "
-            f"{res.heatmaps.shape[1]}×{res.heatmaps.shape[0]} &nbsp;|&nbsp; forward passes {self.forward_passes}, "
-            f"decodes {self.decodes}</span>"
-        )
-
-
-def build_explorer(
-    work_dir: str | Path,
-    pose: PoseConfig | str | Path,
-    profile: str = "demo",
-    infer_spec=None,
-    full_dataset_spec: str | Path | None = None,
-    model_path: str | Path = "",
-    image_sets: list[str] = ("val", "coco_sample"),
-    sample_dir: str | Path | None = None,
-    max_images: int = 60,
-    input_size: int | None = None,
-    real_models: dict | None = None,
-    **kwargs,
-) -> Explorer:
-    """The explorer of notebook 06, from the tutorial's files.
-
-    Images: ``"val"`` = the validation split of the profile's dataset (the synthetic ``val2017`` notebook 00 made in
-    the demo profile, COCO val2017 in the full one), ``"coco_sample"`` = the 36 real COCO images in ``sample_dir``
-    (default ``tests/fixtures/coco_sample``). Models: the trained one (``model_path``, else
-    ``WORK_DIR/02_train/bpnet_model.keras`` when it exists) and always ``"rendered maps"``, a stand-in that returns
-    label maps rendered from those images' annotations. ``real_models`` (name → model file, e.g.
-    :func:`bpnet_core.tutorial.real_networks`) come first in the model list: the explorer starts on a real network.
-    Uploads go to ``WORK_DIR/06_explore/uploads``.
-    """
-    from bpnet_core.config import load_dataset_spec, load_infer_spec
-    from bpnet_core.paths import PROJECT_ROOT
-    from bpnet_core.runners import load_runner
-    from bpnet_core.tutorial import dataset_spec_for, stage_dir, trained_model_path
-
-    if not isinstance(pose, PoseConfig):
-        pose = PoseConfig.from_json(pose)
-    if infer_spec is not None and not hasattr(infer_spec, "decode_params"):
-        overrides = {"input_shape": [int(input_size), int(input_size)]} if input_size else ()
-        infer_spec = load_infer_spec(infer_spec, overrides)
-    unknown = sorted(set(image_sets) - {"val", "coco_sample"})
-    if unknown or not image_sets:
-        raise BpnetError(f"image_sets must name 'val' and/or 'coco_sample' (got {list(image_sets)})")
-    images: dict[str, Path] = {}
-    sources = []
-    for image_set in dict.fromkeys(image_sets):  # in the order given: the first image set holds the start image
-        if image_set == "val":
-            ds = load_dataset_spec(dataset_spec_for(work_dir, profile, full_dataset_spec or ""))
-            images_dir, _, ann = ds.split("test")
-            images.update({f"val/{p.name}": p for p in image_list(images_dir, max_images)})
-            sources.append((ann, images_dir))
-        else:
-            sample = Path(sample_dir) if sample_dir else PROJECT_ROOT / "tests" / "fixtures" / "coco_sample"
-            images.update({f"coco_sample/{p.name}": p for p in image_list(sample, max_images)})
-            sources.append((sample / "person_keypoints_val2017_sample.json", sample))
-    runners = {name: load_runner(p) for name, p in (real_models or {}).items()}  # real networks first: the default
-    path = Path(model_path) if model_path else trained_model_path(work_dir)
-    if path is not None:
-        runners["trained model"] = load_runner(path)
-    runners["rendered maps"] = rendered_runner(sources, pose)
-    upload_dir = stage_dir(work_dir, "06_explore") / "uploads"
-    return Explorer(runners, images, pose, infer_spec=infer_spec, upload_dir=upload_dir, **kwargs)
