@@ -3,8 +3,8 @@
 * :func:`prune_model` — ``(pruned keras.Model, report)`` with TAO's flags (``-pth``, ``-n``, ``-eq``, ``-pg``,
   ``-nf``, ``-el``); :func:`prune_and_save` also writes the ``.keras`` model and ``prune_report.json`` atomically;
   :func:`retrain_pruned` retrains it (``load_graph: true``) in a fresh results folder.
-* :func:`channel_groups` — the channel groups that must be pruned together (element-wise adds, concatenations,
-  BN and depthwise convs follow their producers).
+* :func:`channel_groups` (:mod:`.graph`) — the channel groups that must be pruned together (element-wise adds,
+  concatenations, BN and depthwise convs follow their producers).
 * :func:`conv_flops`, :func:`count_params`, :func:`model_costs` (:mod:`.flops`), :func:`latency_ms` — cost figures.
 * :func:`measure_model`, :func:`threshold_sweep`, :func:`pick_threshold`, :func:`plot_prune_sweep`,
   :func:`plot_filter_scores`, :func:`comparison_table` (:mod:`.sweep`, above :mod:`.flops` and
@@ -16,9 +16,6 @@ from bpnet_core.prune.channel_prune import (
     EQUALIZATION_CRITERIA,
     NORMALIZERS,
     REPORT_NAME,
-    ChannelGraph,
-    ChannelGroup,
-    channel_groups,
     equalize,
     filter_norms,
     normalize_scores,
@@ -28,6 +25,7 @@ from bpnet_core.prune.channel_prune import (
     retrain_pruned,
 )
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, model_costs, parse_hw
+from bpnet_core.prune.graph import ChannelGraph, ChannelGroup, channel_groups
 from bpnet_core.prune.sweep import (
     comparison_table,
     latency_ms,

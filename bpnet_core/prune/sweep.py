@@ -17,8 +17,9 @@ import numpy as np
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir
 from bpnet_core.meta import read_meta
-from bpnet_core.prune.channel_prune import _kind, filter_norms, normalize_scores, prune_and_save
+from bpnet_core.prune.channel_prune import filter_norms, normalize_scores, prune_and_save
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, model_costs, parse_hw, size_key
+from bpnet_core.prune.graph import layer_kind
 
 
 def latency_ms(model, input_hw=(128, 128), runs: int = 9, warmup: int = 3, batch: int = 1, seed: int = 0) -> float:
@@ -183,7 +184,7 @@ def plot_filter_scores(model, normalizer: str = "max", thresholds: Sequence[floa
 
     names, scores = [], []
     for layer in model.layers:
-        if _kind(layer) == "conv" and not is_output_layer(layer.name):
+        if layer_kind(layer) == "conv" and not is_output_layer(layer.name):
             names.append(layer.name)
             scores.append(normalize_scores(filter_norms(np.asarray(layer.get_weights()[0])), normalizer))
     fig, ax = plt.subplots(figsize=(max(8.0, 0.32 * len(names)), 3.6))
