@@ -42,9 +42,22 @@ from bpnet_core.config.dataset_spec import (
     DatasetSplit,
     SplitPaths,
     VisibilityFlags,
+    VisibilityName,
 )
 from bpnet_core.config.errors import format_validation_error
-from bpnet_core.config.fields import SHIPPED_DIRS, PathStr, SpecValueError, resolve_path
+from bpnet_core.config.fields import (
+    PATH,
+    SHIPPED_DIRS,
+    Bool,
+    Float,
+    Int,
+    PathStr,
+    PosFloat,
+    PosInt,
+    Prob,
+    SpecValueError,
+    resolve_path,
+)
 from bpnet_core.config.infer_spec import DecoderConfig, InferSpec, TrackingConfig
 from bpnet_core.config.train_spec import (
     AugmentationConfig,
@@ -52,6 +65,7 @@ from bpnet_core.config.train_spec import (
     DataloaderConfig,
     DatasetConfig,
     DatasetSpecs,
+    DistillationConfig,
     FinetuningConfig,
     FocalLossParams,
     ImageConfig,
@@ -70,7 +84,14 @@ from bpnet_core.config.train_spec import (
 
 __all__ = [
     "SHIPPED_DIRS",
+    "PATH",
     "PathStr",
+    "Int",
+    "Bool",
+    "Float",
+    "PosInt",
+    "PosFloat",
+    "Prob",
     "SpecValueError",
     "resolve_path",
     "format_validation_error",
@@ -91,10 +112,12 @@ __all__ = [
     "OptimizerConfig",
     "FocalLossParams",
     "LossConfig",
+    "DistillationConfig",
     "TrainSpec",
     "DecoderConfig",
     "TrackingConfig",
     "InferSpec",
+    "VisibilityName",
     "DatasetSplit",
     "Category",
     "VisibilityFlags",

@@ -33,6 +33,7 @@ pixel-centre resize does exactly this), cropped to the image content (padding dr
 from bpnet_core.viz.explorer.app import (
     DECODE,
     DECODER_CONTROLS,
+    LAYERS,
     NETWORK,
     NETWORK_CONTROLS,
     VIEW,
@@ -40,11 +41,17 @@ from bpnet_core.viz.explorer.app import (
     Explorer,
 )
 from bpnet_core.viz.explorer.build import build_explorer, image_list, rendered_runner
+from bpnet_core.viz.explorer.views import ALL_JOINTS, ALL_LIMBS, BACKGROUND
 
-#: the refresh levels of :meth:`Explorer.refresh` (each includes the ones below) are VIEW, DECODE and NETWORK
+#: the refresh levels of :meth:`Explorer.refresh` (each includes the ones below) are VIEW, DECODE and NETWORK; LAYERS,
+#: ALL_JOINTS, BACKGROUND and ALL_LIMBS are values of the map-view controls
 __all__ = [
+    "ALL_JOINTS",
+    "ALL_LIMBS",
+    "BACKGROUND",
     "DECODE",
     "DECODER_CONTROLS",
+    "LAYERS",
     "NETWORK",
     "NETWORK_CONTROLS",
     "VIEW",
