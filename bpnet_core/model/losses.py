@@ -70,28 +70,39 @@ def masked_l2(pred, label, mask, weight=None):
     return 0.5 * tf.reduce_sum(tf.square(diff))
 
 
+def _per_stage(targets, stages: int, what: str) -> list:
+    """One float32 target per stage: ``targets`` itself for every stage, or its items when it is a list/tuple."""
+    if isinstance(targets, (list, tuple)):
+        if len(targets) != stages:
+            raise ValueError(f"{len(targets)} {what} targets for {stages} stages")
+        return [tf.cast(t, tf.float32) for t in targets]
+    return [tf.cast(targets, tf.float32)] * stages
+
+
 def loss_terms(outputs, heatmaps, pafs, mask, focal: FocalParams | None = None) -> dict:
     """Un-normalised loss of every stage and branch: ``{"heatmap_stage1": …, …, "paf_stage1": …}``.
 
     ``outputs`` is the model's output list ``[heatmap_1 … heatmap_S, paf_1 … paf_S]``; ``heatmaps`` (N, h, w, J+1),
     ``pafs`` (N, h, w, 2L) and ``mask`` (N, h, w, 1) are the labels of :func:`bpnet_core.data.pipeline.make_dataset`.
+    ``heatmaps`` and ``pafs`` may also be lists with one target per stage (distillation blends the teacher's maps
+    into the last stage's target only, ``distillation.stages: last``).
     """
     outputs = list(outputs)
     if len(outputs) < 2 or len(outputs) % 2:
         raise ValueError(f"expected [heatmaps…, pafs…] outputs, got {len(outputs)} tensors")
     stages = len(outputs) // 2
-    heatmaps = tf.cast(heatmaps, tf.float32)
-    pafs = tf.cast(pafs, tf.float32)
+    heat_t = _per_stage(heatmaps, stages, "heatmap")
+    paf_t = _per_stage(pafs, stages, "PAF")
     mask = tf.cast(mask, tf.float32)
     terms = {}
     for t in range(stages):
         pred = tf.cast(outputs[t], tf.float32)
-        w = focal_factor(pred, heatmaps, focal) if focal else None
-        terms[f"heatmap_stage{t + 1}"] = masked_l2(pred, heatmaps, mask, w)
+        w = focal_factor(pred, heat_t[t], focal) if focal else None
+        terms[f"heatmap_stage{t + 1}"] = masked_l2(pred, heat_t[t], mask, w)
     for t in range(stages):
         pred = tf.cast(outputs[stages + t], tf.float32)
-        w = focal_factor(pred, pafs, focal, signed=True) if focal else None
-        terms[f"paf_stage{t + 1}"] = masked_l2(pred, pafs, mask, w)
+        w = focal_factor(pred, paf_t[t], focal, signed=True) if focal else None
+        terms[f"paf_stage{t + 1}"] = masked_l2(pred, paf_t[t], mask, w)
     return terms
 
 
@@ -103,15 +114,16 @@ def weighted_sum(terms: dict, heatmap_weight: float = 1.0, paf_weight: float = 1
 def bpnet_loss(outputs, labels: dict, batch_size, focal: FocalParams | None = None, regularization=None,
                heatmap_weight: float = 1.0, paf_weight: float = 1.0):  # fmt: skip
     """Total loss ``Σ weight · terms / batch_size + regularization`` and the terms (each divided by batch_size,
-    unweighted).
+    unweighted). The training step of :func:`bpnet_core.train.train` calls this.
 
-    ``labels`` is the label dict of the dataset (``heatmaps``, ``pafs``, ``mask``); ``regularization`` a scalar
-    (e.g. ``tf.add_n(model.losses)``) or ``None``.
+    ``labels`` is the label dict of the dataset (``heatmaps``, ``pafs``, ``mask``; ``heatmaps``/``pafs`` may be
+    lists with one target per stage, see :func:`loss_terms`); ``batch_size`` the number of images the sum is divided
+    by (the global batch across devices in training); ``regularization`` a scalar (e.g. ``tf.add_n(model.losses)``)
+    or ``None``.
     """
     raw = loss_terms(outputs, labels["heatmaps"], labels["pafs"], labels["mask"], focal)
-    scale = 1.0 / tf.cast(batch_size, tf.float32)
-    terms = {k: v * scale for k, v in raw.items()}
-    total = weighted_sum(terms, heatmap_weight, paf_weight)
+    batch = tf.cast(batch_size, tf.float32)
+    total = weighted_sum(raw, heatmap_weight, paf_weight) / batch
     if regularization is not None:
         total = total + tf.cast(regularization, tf.float32)
-    return total, terms
+    return total, {k: v / batch for k, v in raw.items()}

@@ -151,20 +151,6 @@ def distillation_targets(teacher: Teacher, images, heatmaps, pafs, dist):
     return blend_h, blend_p, heat, paf
 
 
-def staged_loss_terms(outputs, heat_targets, paf_targets, mask, focal=None) -> dict:
-    """:func:`bpnet_core.model.losses.loss_terms` with one target per stage (lists of length ``stages``)."""
-    from bpnet_core.model.losses import loss_terms
-
-    outputs = list(outputs)
-    stages = len(outputs) // 2
-    terms = {}
-    for t in range(stages):
-        one = loss_terms([outputs[t], outputs[stages + t]], heat_targets[t], paf_targets[t], mask, focal)
-        terms[f"heatmap_stage{t + 1}"] = one["heatmap_stage1"]
-        terms[f"paf_stage{t + 1}"] = one["paf_stage1"]
-    return {k: terms[k] for k in sorted(terms, key=lambda k: (not k.startswith("heatmap"), k))}
-
-
 def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=(), index: int = 0, split="train"):
     """One RGB picture of what distillation trains on, for one augmented training sample: input | label heatmaps |
     teacher heatmaps | student heatmaps | label PAFs | teacher PAFs | student PAFs (last stage of each network).

@@ -59,19 +59,23 @@ def test_loss_matches_numpy_reference():
                                                                               * labels["mask"])), rel=1e-6)  # fmt: skip
 
 
-def test_the_trainers_loss_is_bpnet_loss():
-    """The training step sums :func:`staged_loss_terms` (one target per stage) with :func:`weighted_sum` and divides by
-    the batch; with the labels as every stage's target that is :func:`bpnet_loss`, term by term and in total."""
-    from bpnet_core.model import weighted_sum
-    from bpnet_core.train.distill import staged_loss_terms
-
+def test_per_stage_targets_in_bpnet_loss():
+    """The training step calls :func:`bpnet_loss` with one target per stage (distillation): the labels repeated give
+    exactly the plain loss; another target for the last stage changes only the last stage's terms."""
     rng = np.random.default_rng(5)
     outputs, labels = random_batch(rng)
-    staged = staged_loss_terms(outputs, [labels["heatmaps"]] * 2, [labels["pafs"]] * 2, labels["mask"])
     total, terms = bpnet_loss(outputs, labels, batch_size=3, heatmap_weight=3.0, paf_weight=0.5)
-    assert list(staged) == list(terms)
-    assert {k: float(v) / 3 for k, v in staged.items()} == pytest.approx({k: float(v) for k, v in terms.items()})
-    assert float(weighted_sum(staged, 3.0, 0.5)) / 3 == pytest.approx(float(total), rel=1e-6)
+    staged = {**labels, "heatmaps": [labels["heatmaps"]] * 2, "pafs": [labels["pafs"]] * 2}
+    total_s, terms_s = bpnet_loss(outputs, staged, batch_size=3, heatmap_weight=3.0, paf_weight=0.5)
+    assert list(terms_s) == list(terms)
+    assert float(total_s) == float(total)
+    assert {k: float(v) for k, v in terms_s.items()} == {k: float(v) for k, v in terms.items()}
+    other = {**labels, "heatmaps": [labels["heatmaps"], labels["heatmaps"] * 0.5], "pafs": [labels["pafs"]] * 2}
+    _, terms_o = bpnet_loss(outputs, other, batch_size=3)
+    changed = {k for k in terms if float(terms_o[k]) != pytest.approx(float(terms[k]), rel=1e-6)}
+    assert changed == {"heatmap_stage2"}
+    with pytest.raises(ValueError, match="3 heatmap targets for 2 stages"):
+        bpnet_loss(outputs, {**labels, "heatmaps": [labels["heatmaps"]] * 3}, batch_size=3)
 
 
 def test_branch_weights_scale_heatmap_and_paf_terms():
