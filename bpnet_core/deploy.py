@@ -18,6 +18,7 @@ from bpnet_core.runners import load_runner
 
 log = logging.getLogger(__name__)
 
+
 def model_for_deployment(work_dir: str | os.PathLike) -> Path:
     """The model the tutorial deploys: the retrained pruned model of notebook 04 when there is one, else the model
     notebook 02 trained.

@@ -42,8 +42,20 @@ def environment_report(probe_gpu: bool = True) -> dict:
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "packages": {m: _version(m) for m in ("numpy", "cv2", "tensorflow", "keras", "pycocotools", "onnx",
-                                              "onnxruntime", "tf2onnx", "tensorrt")},  # fmt: skip
+        "packages": {
+            m: _version(m)
+            for m in (
+                "numpy",
+                "cv2",
+                "tensorflow",
+                "keras",
+                "pycocotools",
+                "onnx",
+                "onnxruntime",
+                "tf2onnx",
+                "tensorrt",
+            )
+        },  # fmt: skip
         "gpus": [],
         "tensorrt": importlib.util.find_spec("tensorrt") is not None,
     }
@@ -64,8 +76,10 @@ def _notes(r: dict) -> list[str]:
     if not r["gpus"]:
         notes.append("No GPU: training uses the CPU; the demo profile is sized for that (minutes, not days).")
     if not r["tensorrt"]:
-        notes.append("TensorRT is not installed: engines cannot be built here; ONNX Runtime (FP32/INT8) is the "
-                     "deployment path, and the TensorRT cells are skipped with a message.")
+        notes.append(
+            "TensorRT is not installed: engines cannot be built here; ONNX Runtime (FP32/INT8) is the "
+            "deployment path, and the TensorRT cells are skipped with a message."
+        )
     return notes
 
 

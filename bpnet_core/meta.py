@@ -272,12 +272,17 @@ class ModelMeta:
             "version": META_VERSION,
             "name": self.name,
             "pose": self.pose.to_json_dict(),
-            "input": {"name": self.input_name, "layout": self.layout, "color": self.color,
-                      "normalization": self.normalization.to_dict() if self.normalization else "in_graph",
-                      "size": list(self.input_hw) if self.input_hw else "dynamic",
-                      "multiple": self.input_multiple},  # fmt: skip
-            "outputs": [{"stage": s.stage, "heatmaps": s.heatmaps.to_dict(), "pafs": s.pafs.to_dict()}
-                        for s in self.outputs],  # fmt: skip
+            "input": {
+                "name": self.input_name,
+                "layout": self.layout,
+                "color": self.color,
+                "normalization": self.normalization.to_dict() if self.normalization else "in_graph",
+                "size": list(self.input_hw) if self.input_hw else "dynamic",
+                "multiple": self.input_multiple,
+            },  # fmt: skip
+            "outputs": [
+                {"stage": s.stage, "heatmaps": s.heatmaps.to_dict(), "pafs": s.pafs.to_dict()} for s in self.outputs
+            ],  # fmt: skip
             "num_stages": self.num_stages,
             "preprocessing": self.preprocessing.to_dict(),
             "inference": dict(self.inference),
@@ -365,8 +370,14 @@ def bpnet_meta(pose: PoseConfig, num_stages: int, output_names: list[str], norma
         raise BpnetError(f"{name}: expected heatmap and PAF outputs per stage, got {output_names}")
     s = len(output_names) // 2
     first = num_stages - s + 1
-    outs = tuple(StageOutputs(first + t, MapOutput(output_names[t], 0, pose.num_heatmap_channels, stride),
-                              MapOutput(output_names[s + t], 0, pose.num_paf_channels, stride)) for t in range(s))
+    outs = tuple(
+        StageOutputs(
+            first + t,
+            MapOutput(output_names[t], 0, pose.num_heatmap_channels, stride),
+            MapOutput(output_names[s + t], 0, pose.num_paf_channels, stride),
+        )
+        for t in range(s)
+    )
     return ModelMeta(name=name, pose=pose, outputs=outs, num_stages=num_stages, input_name=input_name, layout=layout,
                      color="RGB", normalization=normalization or Normalization(),
                      input_hw=tuple(input_hw) if input_hw else None, input_multiple=stride, precision=precision,

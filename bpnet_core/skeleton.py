@@ -72,8 +72,15 @@ class PoseConfig:
         data = read_json(path, "pose config")
         if not isinstance(data, dict):
             raise BpnetError(f"{path}: pose config must be a JSON object")
-        allowed = {"name", "supercategory", "keypoints", "skeleton", "skeleton_edge_names", "derived_joints",
-                   "description"}
+        allowed = {
+            "name",
+            "supercategory",
+            "keypoints",
+            "skeleton",
+            "skeleton_edge_names",
+            "derived_joints",
+            "description",
+        }
         for key in data:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, sorted(allowed), n=1)
@@ -106,8 +113,11 @@ class PoseConfig:
                 if not (0 <= a < len(names) and 0 <= b < len(names)):
                     raise BpnetError(f"{path}: skeleton[{k}] = {one_based[k]} is outside joints 1..{len(names)}")
             if limbs is not None and limbs != from_idx:
-                k = next(i for i, (x, y) in enumerate(zip(limbs, from_idx)) if x != y) if len(limbs) == len(
-                    from_idx) else min(len(limbs), len(from_idx))
+                k = (
+                    next(i for i, (x, y) in enumerate(zip(limbs, from_idx)) if x != y)
+                    if len(limbs) == len(from_idx)
+                    else min(len(limbs), len(from_idx))
+                )
                 raise BpnetError(f"{path}: 'skeleton' and 'skeleton_edge_names' disagree at edge {k}")
             limbs = from_idx
         if limbs is None:

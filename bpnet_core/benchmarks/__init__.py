@@ -71,9 +71,13 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
             data["convert"] = data_bench.bench_convert(work)
             data["pipeline"] = data_bench.bench_pipeline(work, batches=3 if quick else 10)
             report["parts"]["data"] = data
-        for part, module in (("train", "bpnet_core.benchmarks.train"), ("inference", "bpnet_core.benchmarks.inference"),
-                             ("real", "bpnet_core.benchmarks.real"), ("video", "bpnet_core.benchmarks.video"),
-                             ("pruning", "bpnet_core.benchmarks.pruning")):
+        for part, module in (
+            ("train", "bpnet_core.benchmarks.train"),
+            ("inference", "bpnet_core.benchmarks.inference"),
+            ("real", "bpnet_core.benchmarks.real"),
+            ("video", "bpnet_core.benchmarks.video"),
+            ("pruning", "bpnet_core.benchmarks.pruning"),
+        ):
             if part in parts:
                 mod = _optional(module)
                 if mod is None:

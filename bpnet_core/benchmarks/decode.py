@@ -53,8 +53,9 @@ def person_templates(pose: PoseConfig, min_joints: int = 10) -> list[np.ndarray]
     return out
 
 
-def synthetic_crowd(num_people: int, pose: PoseConfig, rng: np.random.Generator,
-                    input_shape: tuple[int, int] = INPUT_SHAPE) -> np.ndarray:
+def synthetic_crowd(
+    num_people: int, pose: PoseConfig, rng: np.random.Generator, input_shape: tuple[int, int] = INPUT_SHAPE
+) -> np.ndarray:
     """(P, J, 3) keypoints of ``num_people`` sample people placed at random in ``input_shape`` = (H, W)."""
     templates = person_templates(pose)
     h, w = input_shape
@@ -90,8 +91,15 @@ def bench_decode(people_counts=(1, 5, 10, 30), repeats: int = 30, upsampling=(8,
     for n in people_counts:
         kp, hm, pf = make_maps(n, pose, seed=seed + n)
         for f in upsampling:
-            cases.append({"people": n, "upsampling": f, "maps": (hm, pf), "params": DecodeParams(upsampling_factor=f),
-                          "times": []})
+            cases.append(
+                {
+                    "people": n,
+                    "upsampling": f,
+                    "maps": (hm, pf),
+                    "params": DecodeParams(upsampling_factor=f),
+                    "times": [],
+                }
+            )
     for case in cases:  # warm-up, and the decoded count
         case["decoded"] = len(decode(*case["maps"], pose, case["params"], stride=STRIDE))
     for _ in range(repeats):
@@ -102,13 +110,26 @@ def bench_decode(people_counts=(1, 5, 10, 30), repeats: int = 30, upsampling=(8,
     rows = []
     for case in cases:
         t = sorted(case["times"])
-        rows.append({"people": case["people"], "upsampling": case["upsampling"], "decoded": case["decoded"],
-                     "median_ms": round(statistics.median(t), 3), "p90_ms": round(t[int(0.9 * (len(t) - 1))], 3),
-                     "min_ms": round(t[0], 3)})
+        rows.append(
+            {
+                "people": case["people"],
+                "upsampling": case["upsampling"],
+                "decoded": case["decoded"],
+                "median_ms": round(statistics.median(t), 3),
+                "p90_ms": round(t[int(0.9 * (len(t) - 1))], 3),
+                "min_ms": round(t[0], 3),
+            }
+        )
     return {
-        "input_shape": list(INPUT_SHAPE), "map_shape": [INPUT_SHAPE[0] // STRIDE, INPUT_SHAPE[1] // STRIDE],
-        "stride": STRIDE, "repeats": repeats, "noise_sigma": 0.01, "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "python": platform.python_version(), "results": rows,
+        "input_shape": list(INPUT_SHAPE),
+        "map_shape": [INPUT_SHAPE[0] // STRIDE, INPUT_SHAPE[1] // STRIDE],
+        "stride": STRIDE,
+        "repeats": repeats,
+        "noise_sigma": 0.01,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "results": rows,
     }
 
 

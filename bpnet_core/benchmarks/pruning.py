@@ -53,8 +53,11 @@ def _from_folders(work_dir: Path) -> dict:
         r = json.loads(report.read_text())
         row.update(pruning_threshold=r["settings"]["pruning_threshold"], params_ratio=r["params_ratio"],
                    flops_ratio=r["flops_ratio"])  # fmt: skip
-    for key, folder in (("ap_unpruned", "eval_unpruned"), ("ap_retrained", "eval_retrained"),
-                        ("ap_retrained_labels_only", "eval_labels")):
+    for key, folder in (
+        ("ap_unpruned", "eval_unpruned"),
+        ("ap_retrained", "eval_retrained"),
+        ("ap_retrained_labels_only", "eval_labels"),
+    ):
         for f in sorted((out / folder).glob("**/*.json")) if (out / folder).is_dir() else []:
             try:
                 d = json.loads(f.read_text())

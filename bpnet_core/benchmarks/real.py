@@ -82,12 +82,26 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
         for n in names:
             m = run_evaluation(None, runners[n], ds, work / "eval" / n.replace(" ", "_"), progress=False)
             _, backend, precision, _ = made["models"][n]
-            rows.append({"network": net, "backend": backend, "precision": precision, "input": f"{hw[0]}x{hw[1]}",
-                         "ms": round(lat[n]["median_ms"], 2), "AP": round(m["AP"], 4), "AP50": round(m["AP50"], 4)})
+            rows.append(
+                {
+                    "network": net,
+                    "backend": backend,
+                    "precision": precision,
+                    "input": f"{hw[0]}x{hw[1]}",
+                    "ms": round(lat[n]["median_ms"], 2),
+                    "AP": round(m["AP"], 4),
+                    "AP50": round(m["AP50"], 4),
+                }
+            )
             log.info("bench real: %s", rows[-1])
     by = {(r["backend"], r["precision"]): r for r in rows if r["network"] == "mobilenet_thin"}
-    ratios = {b: {"speedup": round(by[(b, "FP32")]["ms"] / by[(b, "INT8")]["ms"], 2),
-                  "ap_drop": round(by[(b, "FP32")]["AP"] - by[(b, "INT8")]["AP"], 4)} for b in ("ORT", "OpenVINO")}
+    ratios = {
+        b: {
+            "speedup": round(by[(b, "FP32")]["ms"] / by[(b, "INT8")]["ms"], 2),
+            "ap_drop": round(by[(b, "FP32")]["AP"] - by[(b, "INT8")]["AP"], 4),
+        }
+        for b in ("ORT", "OpenVINO")
+    }
     out = {"rows": rows, "int8": ratios, "exports": made["exports"], "decoder": _decoder(runners["thin ORT FP32"], ds)}
     out["markdown"] = markdown(out)
     return out
@@ -106,8 +120,10 @@ def _decoder(runner, ds) -> dict:
     gt = read_json(ann)
     names = list(ds.categories[0].keypoints)
     out = {}
-    for label, params in (("x8 (TAO default)", predictor.params),
-                          ("x1 (no smoothing, sub-pixel)", dataclasses.replace(predictor.params, **X1))):
+    for label, params in (
+        ("x8 (TAO default)", predictor.params),
+        ("x1 (no smoothing, sub-pixel)", dataclasses.replace(predictor.params, **X1)),
+    ):
         t0 = time.perf_counter()
         results = decode_cached(cache, predictor, params, names)
         ms = (time.perf_counter() - t0) * 1000 / len(cache)
@@ -116,12 +132,18 @@ def _decoder(runner, ds) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["**Real networks on the 36 real COCO photos** (AP with each card's recommended settings; ms per image, "
-             "batch 1, median, variants of one network interleaved; OpenVINO with the f32 precision hint):", "",
-             "| network | backend | precision | input | ms | AP | AP50 |", "|---|---|---|---|---:|---:|---:|"]
+    lines = [
+        "**Real networks on the 36 real COCO photos** (AP with each card's recommended settings; ms per image, "
+        "batch 1, median, variants of one network interleaved; OpenVINO with the f32 precision hint):",
+        "",
+        "| network | backend | precision | input | ms | AP | AP50 |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
     for r in res["rows"]:
-        lines.append(f"| {r['network']} | {r['backend']} | {r['precision']} | {r['input'].replace('x', '×')} | "
-                     f"{r['ms']:.1f} | {r['AP']:.3f} | {r['AP50']:.3f} |")
+        lines.append(
+            f"| {r['network']} | {r['backend']} | {r['precision']} | {r['input'].replace('x', '×')} | "
+            f"{r['ms']:.1f} | {r['AP']:.3f} | {r['AP50']:.3f} |"
+        )
     lines += ["", "| mobilenet_thin INT8 | speed-up vs FP32 (same backend) | AP drop |", "|---|---:|---:|"]
     for b, v in res["int8"].items():
         lines.append(f"| {b} | {v['speedup']:.2f}× | {v['ap_drop']:+.3f} |")

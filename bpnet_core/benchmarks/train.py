@@ -25,8 +25,10 @@ def step_images_per_second(spec_path: str, repeats: int, warmup: int = 2) -> dic
     from bpnet_core.paths import PROJECT_ROOT
     from bpnet_core.skeleton import PoseConfig
 
-    spec = load_train_spec(PROJECT_ROOT / spec_path, {
-        "dataloader.pose_config.pose_config_path": str(PROJECT_ROOT / "model_pose_config" / "bpnet_18joints.json")})
+    spec = load_train_spec(
+        PROJECT_ROOT / spec_path,
+        {"dataloader.pose_config.pose_config_path": str(PROJECT_ROOT / "model_pose_config" / "bpnet_18joints.json")},
+    )
     pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     keras.utils.set_random_seed(0)
     model = build_model(spec, pose)

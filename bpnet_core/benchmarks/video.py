@@ -81,8 +81,13 @@ def markdown(res: dict) -> str:
                      f"| {r['id_switches_per_100_frames']:.1f} | {r['mota']:.3f} | {r['idf1']:.3f} "
                      f"| {r['id_switches_still']} / {r['mota_still']:.3f} / {r['idf1_still']:.3f} "
                      f"| {r['fps']:.1f} |")  # fmt: skip
-    lines += ["", f"Pipelined vs serial (clip of {res['clips'][0]['photo']}, best of the interleaved runs):", "",
-              "| network | backend | pipelined frames/s | serial frames/s | ratio |", "|---|---|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Pipelined vs serial (clip of {res['clips'][0]['photo']}, best of the interleaved runs):",
+        "",
+        "| network | backend | pipelined frames/s | serial frames/s | ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
     for r in res["throughput"]:
         lines.append(f"| {r['network']} | {r['backend']} | {r['pipelined_fps']:.1f} | {r['serial_fps']:.1f} "
                      f"| {r['ratio']:.2f}× |")  # fmt: skip

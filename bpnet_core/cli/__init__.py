@@ -57,7 +57,11 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         help="override a spec value by its dotted key, e.g. --set dataloader.batch_size=4 (repeatable)",
     )
     parser.add_argument(
-        "-ll", "--log_level", default=None, choices=list(LEVELS), type=str.upper,
+        "-ll",
+        "--log_level",
+        default=None,
+        choices=list(LEVELS),
+        type=str.upper,
         help=f"logging level (default: ${ENV_VAR} or {DEFAULT}); below DEBUG bpnet prints only its own lines, DEBUG "
         "also shows TensorFlow's C++ logs and the libraries' and notebook kernels' log lines; errors always show",
     )

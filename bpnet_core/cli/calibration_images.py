@@ -31,6 +31,8 @@ def run(args) -> int:
 
     s = sample_calibration_images(args.annotation_file, args.image_root_dir, args.output_dir, args.num_images,
                                   args.min_persons, args.randomize, args.seed)  # fmt: skip
-    print(f"{s['images']} images (of {s['candidates']} with >= {args.min_persons} people, {len(s['skipped'])} "
-          f"missing) → {s['output_dir']}")
+    print(
+        f"{s['images']} images (of {s['candidates']} with >= {args.min_persons} people, {len(s['skipped'])} "
+        f"missing) → {s['output_dir']}"
+    )
     return 0

@@ -21,12 +21,19 @@ def add_parser(sub) -> None:
     )
     p.add_argument("-m", "--model", required=True, help="SDK-compatible .onnx model")
     p.add_argument("-o", "--output_dir", required=True, help="folder for the two config files")
-    p.add_argument("-d", "--input_dims", default=None,
-                   help="H,W,C for infer-dims when the model's size is dynamic (default 288,384,3)")
+    p.add_argument(
+        "-d",
+        "--input_dims",
+        default=None,
+        help="H,W,C for infer-dims when the model's size is dynamic (default 288,384,3)",
+    )
     p.add_argument("--batch_size", type=int, default=32, help="batch-size / batchSize")
-    p.add_argument("--network_mode", default=None, choices=["fp32", "fp16", "int8"],
-                   help="TensorRT precision nvinfer builds (default: int8 with --int8_calib_file or an INT8 model, "
-                   "else fp16)")
+    p.add_argument(
+        "--network_mode",
+        default=None,
+        choices=["fp32", "fp16", "int8"],
+        help="TensorRT precision nvinfer builds (default: int8 with --int8_calib_file or an INT8 model, else fp16)",
+    )
     p.add_argument("--int8_calib_file", default=None, help="TensorRT INT8 calibration cache (int8-calib-file)")
     p.add_argument("--gpu_id", type=int, default=0, help="gpu-id")
     add_common(p)
@@ -40,6 +47,8 @@ def run(args) -> int:
                           network_mode=args.network_mode, int8_calib_file=args.int8_calib_file,
                           gpu_id=args.gpu_id)  # fmt: skip
     v = r["values"]
-    print(f"DeepStream configs → {r['pgie']}, {r['model_config']} (infer-dims {v['infer-dims']}, {r['network_mode']}, "
-          f"batch {v['batch-size']}, output-blob-names {v['output-blob-names']})")
+    print(
+        f"DeepStream configs → {r['pgie']}, {r['model_config']} (infer-dims {v['infer-dims']}, {r['network_mode']}, "
+        f"batch {v['batch-size']}, output-blob-names {v['output-blob-names']})"
+    )
     return 0

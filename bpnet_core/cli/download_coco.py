@@ -12,8 +12,11 @@ def add_parser(sub) -> None:
                        "parts are skipped on a re-run.")  # fmt: skip
     p.add_argument("--root", required=True, help="dataset directory (COCO's root_directory_path)")
     p.add_argument("--base_url", default=None, help="mirror base URL (default http://images.cocodataset.org)")
-    p.add_argument("--parts", default="train2017,val2017,annotations",
-                   help="comma-separated parts: train2017, val2017, annotations (default: all three)")
+    p.add_argument(
+        "--parts",
+        default="train2017,val2017,annotations",
+        help="comma-separated parts: train2017, val2017, annotations (default: all three)",
+    )
     p.add_argument("--keep_zip", action="store_true", help="keep the zip files after unpacking")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     add_common(p)

@@ -14,8 +14,12 @@ def add_parser(sub) -> None:
     p.add_argument("name", metavar="NAME", help="model name: human-pose-estimation-0001")
     p.add_argument("--precision", default=None, help="FP32, FP16 or FP16-INT8 (default FP16-INT8)")
     p.add_argument("-o", "--output_dir", required=True, help="folder to download into (created if missing)")
-    p.add_argument("--base_url", default=None, help="mirror base URL holding <name>/<precision>/<file> (default: "
-                   "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2022.1/models_bin/3)")
+    p.add_argument(
+        "--base_url",
+        default=None,
+        help="mirror base URL holding <name>/<precision>/<file> (default: "
+        "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2022.1/models_bin/3)",
+    )
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     add_common(p)
     p.set_defaults(func=run)
@@ -32,6 +36,8 @@ def run(args) -> int:
     check = ("sha256 verified" if s["verified"] else
              f"sha256 recorded in {s['manifest']}, not verified (no published checksum; openvino load check: "
              f"{s['load_check']})")  # fmt: skip
-    print(f"{s['model']} {s['precision']} {s['status']}; {s['bytes_downloaded'] / 1e6:.1f} MB in "
-          f"{s['seconds']:.1f} s; {check} → {s['dir']}")
+    print(
+        f"{s['model']} {s['precision']} {s['status']}; {s['bytes_downloaded'] / 1e6:.1f} MB in "
+        f"{s['seconds']:.1f} s; {check} → {s['dir']}"
+    )
     return 0

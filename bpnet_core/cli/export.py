@@ -23,45 +23,91 @@ def add_parser(sub) -> None:
         "-m", "--model", required=True, help="model: .keras, a TAO 5 .hdf5, or a bpnet .onnx / .xml (imported) model"
     )
     p.add_argument("-o", "--output_file", required=True, help="file to write: .onnx, or .xml for --backend openvino")
-    p.add_argument("-t", "--backend", default="onnx", choices=["onnx", "tfonnx", "openvino", "uff"],
-                   help="onnx (ONNX Runtime; tfonnx = onnx), openvino (OpenVINO IR); uff is not supported")
-    p.add_argument("-d", "--input_dims", default=None,
-                   help="H,W,C to fix the input size (multiples of 8, C=3); default: dynamic H and W "
-                   "(calibration and engines then use TAO's 256,256,3)")
-    p.add_argument("-i", "--data_format", default="channels_last", choices=["channels_last", "channels_first"],
-                   help="input layout of the ONNX file (outputs stay NHWC)")
+    p.add_argument(
+        "-t",
+        "--backend",
+        default="onnx",
+        choices=["onnx", "tfonnx", "openvino", "uff"],
+        help="onnx (ONNX Runtime; tfonnx = onnx), openvino (OpenVINO IR); uff is not supported",
+    )
+    p.add_argument(
+        "-d",
+        "--input_dims",
+        default=None,
+        help="H,W,C to fix the input size (multiples of 8, C=3); default: dynamic H and W "
+        "(calibration and engines then use TAO's 256,256,3)",
+    )
+    p.add_argument(
+        "-i",
+        "--data_format",
+        default="channels_last",
+        choices=["channels_last", "channels_first"],
+        help="input layout of the ONNX file (outputs stay NHWC)",
+    )
     p.add_argument("--data_type", default="fp32", choices=["fp32", "fp16", "int8"], help="precision")
-    p.add_argument("--output_stages", default="all", choices=["all", "last"],
-                   help="export every stage's heatmap/PAF outputs (TAO order) or only the last stage's")
-    p.add_argument("--sdk_compatible_model", action="store_true",
-                   help="TAO's deployable layout for DeepStream's bodypose2d app: the last stage only, the PAF "
-                   "upsampled by a fixed nearest-neighbour transposed convolution, input input_1:0 (NHWC), outputs "
-                   "conv2d_transpose_1/BiasAdd:0 and heatmap_out/BiasAdd:0 (then see bpnet deepstream_config)")
-    p.add_argument("-u", "--upsample_ratio", default="4",
-                   help="with --sdk_compatible_model: PAF upsampling factor (1, 2, 4 or 8; PAF stride = 8 / ratio)")
+    p.add_argument(
+        "--output_stages",
+        default="all",
+        choices=["all", "last"],
+        help="export every stage's heatmap/PAF outputs (TAO order) or only the last stage's",
+    )
+    p.add_argument(
+        "--sdk_compatible_model",
+        action="store_true",
+        help="TAO's deployable layout for DeepStream's bodypose2d app: the last stage only, the PAF "
+        "upsampled by a fixed nearest-neighbour transposed convolution, input input_1:0 (NHWC), outputs "
+        "conv2d_transpose_1/BiasAdd:0 and heatmap_out/BiasAdd:0 (then see bpnet deepstream_config)",
+    )
+    p.add_argument(
+        "-u",
+        "--upsample_ratio",
+        default="4",
+        help="with --sdk_compatible_model: PAF upsampling factor (1, 2, 4 or 8; PAF stride = 8 / ratio)",
+    )
     p.add_argument("--engine_file", default=None, help="also build a TensorRT engine here (needs TensorRT)")
     p.add_argument("--cal_image_dir", default=None, help="calibration images (bpnet calibration_images)")
-    p.add_argument("--cal_data_file", default=None,
-                   help="pre-processed calibration tensors (.npy): read if it exists, else written from the images")
-    p.add_argument("--cal_cache_file", default=None,
-                   help="calibration cache: TensorRT's (with --engine_file; default beside the engine) or ONNX "
-                   "Runtime's JSON ranges; reused when it matches the model")
-    p.add_argument("--calibration_method", default="minmax", choices=["minmax", "entropy", "percentile"],
-                   help="ONNX Runtime INT8 ranges: minmax keeps heatmap peaks; entropy/percentile clip rare large "
-                   "values (on the demo model entropy lost all AP). TensorRT always uses its entropy calibrator 2")
+    p.add_argument(
+        "--cal_data_file",
+        default=None,
+        help="pre-processed calibration tensors (.npy): read if it exists, else written from the images",
+    )
+    p.add_argument(
+        "--cal_cache_file",
+        default=None,
+        help="calibration cache: TensorRT's (with --engine_file; default beside the engine) or ONNX "
+        "Runtime's JSON ranges; reused when it matches the model",
+    )
+    p.add_argument(
+        "--calibration_method",
+        default="minmax",
+        choices=["minmax", "entropy", "percentile"],
+        help="ONNX Runtime INT8 ranges: minmax keeps heatmap peaks; entropy/percentile clip rare large "
+        "values (on the demo model entropy lost all AP). TensorRT always uses its entropy calibrator 2",
+    )
     p.add_argument("--batches", type=int, default=10, help="calibration batches")
     p.add_argument("--batch_size", type=int, default=1, help="calibration batch size")
     p.add_argument("--max_batch_size", type=int, default=1, help="engine: largest batch")
     p.add_argument("--opt_batch_size", type=int, default=1, help="engine: batch size to optimise for")
-    p.add_argument("--static_batch_size", type=int, default=-1,
-                   help="fixed batch size of the ONNX input and the engine (-1 = dynamic); calibration then uses it "
-                   "as its batch size")
+    p.add_argument(
+        "--static_batch_size",
+        type=int,
+        default=-1,
+        help="fixed batch size of the ONNX input and the engine (-1 = dynamic); calibration then uses it "
+        "as its batch size",
+    )
     p.add_argument("--max_workspace_size", type=int, default=2 << 30, help="engine builder workspace (bytes)")
     p.add_argument("-s", "--strict_type_constraints", action="store_true", help="engine: obey precision constraints")
-    p.add_argument("--force_ptq", action="store_true",
-                   help="recalibrate even when a calibration cache exists (bpnet has no QAT models)")
-    p.add_argument("-e", "--experiment_spec", default=None,
-                   help="train spec: its pose config is checked against the model and stored in the ONNX file")
+    p.add_argument(
+        "--force_ptq",
+        action="store_true",
+        help="recalibrate even when a calibration cache exists (bpnet has no QAT models)",
+    )
+    p.add_argument(
+        "-e",
+        "--experiment_spec",
+        default=None,
+        help="train spec: its pose config is checked against the model and stored in the ONNX file",
+    )
     add_key(p)
     add_common(p)
     p.set_defaults(func=run)

@@ -19,8 +19,11 @@ def add_parser(sub) -> None:
     p.add_argument("-m", "--model", required=True, help="TAO 5 model: .hdf5 (or .h5)")
     p.add_argument("-e", "--experiment_spec", required=True, help="the train spec the model was trained with")
     p.add_argument("-o", "--output_file", required=True, help="bpnet model to write (.keras)")
-    p.add_argument("--pruned", action="store_true",
-                   help="a model pruned by TAO: hidden convolutions take their filter counts from the file")
+    p.add_argument(
+        "--pruned",
+        action="store_true",
+        help="a model pruned by TAO: hidden convolutions take their filter counts from the file",
+    )
     add_key(p)
     add_common(p)
     p.set_defaults(func=run)

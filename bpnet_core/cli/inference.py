@@ -18,10 +18,16 @@ def add_parser(sub) -> None:
     p.add_argument("--stride_frames", type=int, default=1, help="video: process every K-th frame (default 1)")
     p.add_argument("--image_root_path", default=None, help="image folder for --input_type json")
     p.add_argument("-r", "--results_dir", required=True)
-    p.add_argument("--dump_visualizations", action="store_true",
-                   help="write images_annotated/<idx>.png (video: annotated.avi, colour per track id)")
-    p.add_argument("--dump_openpose_json", action="store_true",
-                   help="also write OpenPose-style per-image JSON (video: per frame, person_id = track id)")
+    p.add_argument(
+        "--dump_visualizations",
+        action="store_true",
+        help="write images_annotated/<idx>.png (video: annotated.avi, colour per track id)",
+    )
+    p.add_argument(
+        "--dump_openpose_json",
+        action="store_true",
+        help="also write OpenPose-style per-image JSON (video: per frame, person_id = track id)",
+    )
     add_key(p)
     add_common(p)
     p.set_defaults(func=run)

@@ -14,15 +14,33 @@ def add_parser(sub) -> None:
                        "17 COCO keypoints.")  # fmt: skip
     p.add_argument("-o", "--output_dir", required=True, help="output directory")
     p.add_argument("--num_frames", type=int, default=90, help="frames (default 90)")
-    p.add_argument("--image_size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="frame height and width in pixels (default 256 256; with --from_image the photo's size)")
-    p.add_argument("--from_image", default=None, metavar="IMAGE",
-                   help="instead of synthetic people: a virtual camera pans and zooms across this real photo (its "
-                   "people from --annotations; track_id = their annotation id)")
-    p.add_argument("--annotations", default=None, metavar="JSON",
-                   help="with --from_image: the COCO person-keypoints file that lists the photo")
-    p.add_argument("--max_zoom", type=float, default=1.4,
-                   help="with --from_image: the zoom at mid-clip (1 = the whole photo; default 1.4)")
+    p.add_argument(
+        "--image_size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="frame height and width in pixels (default 256 256; with --from_image the photo's size)",
+    )
+    p.add_argument(
+        "--from_image",
+        default=None,
+        metavar="IMAGE",
+        help="instead of synthetic people: a virtual camera pans and zooms across this real photo (its "
+        "people from --annotations; track_id = their annotation id)",
+    )
+    p.add_argument(
+        "--annotations",
+        default=None,
+        metavar="JSON",
+        help="with --from_image: the COCO person-keypoints file that lists the photo",
+    )
+    p.add_argument(
+        "--max_zoom",
+        type=float,
+        default=1.4,
+        help="with --from_image: the zoom at mid-clip (1 = the whole photo; default 1.4)",
+    )
     p.add_argument("--fps", type=float, default=15.0, help="frames per second of the clip (default 15)")
     p.add_argument("--seed", type=int, default=0, help="random seed (looks of the people and background)")
     p.add_argument("--video_name", default="clip.avi", help="video file name: .avi (MJPG), .mp4 (mp4v) or .mkv")
@@ -51,6 +69,8 @@ def run(args) -> int:
         s = generate_synthetic_video(args.output_dir, num_frames=args.num_frames,
                                      image_size=tuple(args.image_size or (256, 256)), fps=args.fps, seed=args.seed,
                                      video_name=args.video_name, write_frames=args.write_frames)  # fmt: skip
-    print(f"{s['frames']} frames, {s['tracks']} people ({s['people']} person-frames) in {s['seconds']:.1f} s "
-          f"→ {s['video']}, {s['annotations']}")
+    print(
+        f"{s['frames']} frames, {s['tracks']} people ({s['people']} person-frames) in {s['seconds']:.1f} s "
+        f"→ {s['video']}, {s['annotations']}"
+    )
     return 0

@@ -21,10 +21,18 @@ def add_parser(sub) -> None:
                    "specs/bpnet_train_m1_demo.yaml")  # fmt: skip
     p.add_argument("-r", "--results_dir", default=None, help="output folder (default: the spec's checkpoint_dir)")
     add_key(p)
-    p.add_argument("--gpus", type=int, default=None, help="use at most this many local devices (default: all; "
-                   "ignored when TF_CONFIG describes a cluster of several machines)")
-    p.add_argument("--scale_lr", action="store_true", help="multiply the learning rate by the number of devices "
-                   "(of all workers when TF_CONFIG describes a cluster)")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=None,
+        help="use at most this many local devices (default: all; "
+        "ignored when TF_CONFIG describes a cluster of several machines)",
+    )
+    p.add_argument(
+        "--scale_lr",
+        action="store_true",
+        help="multiply the learning rate by the number of devices (of all workers when TF_CONFIG describes a cluster)",
+    )
     p.add_argument("--mixed_precision", action="store_true", help="train in mixed_float16 (GPU only)")
     p.add_argument("--max_steps", type=int, default=None, help="stop after this many steps in total (smoke tests)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar (log a line every log_every_n_secs)")

@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "tutorial",
         help="copy the tutorial notebooks and their files into a folder, and run them",
-        description="After `pip install \"bpnet[notebooks,deploy]\"`: `bpnet tutorial init DIR` then "
+        description='After `pip install "bpnet[notebooks,deploy]"`: `bpnet tutorial init DIR` then '
         "`bpnet tutorial run DIR` runs the whole tutorial (what `make demo` does in a source checkout). Both actions "
         "accept -ll/--log_level (DEBUG also shows TensorFlow's and the notebook kernels' own logs).",
     )

@@ -78,7 +78,6 @@ PosFloat = Annotated[float, BeforeValidator(_as_number), Strict(), Field(gt=0)]
 Prob = Annotated[float, BeforeValidator(_as_number), Strict(), Field(ge=0.0, le=1.0)]
 
 
-
 class SpecValueError(ValueError):
     """A cross-field check failed. ``key`` is dotted and relative to the block whose validator raised it;
     ``related`` lists other keys (same base) whose values took part, so an override of any of them is blamed."""

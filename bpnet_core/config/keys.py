@@ -114,8 +114,9 @@ def split_key(key: str) -> tuple:
 
 def unknown_key_message(where: str, parts: tuple, candidates: list[str]) -> str:
     bad = str(parts[-1])
-    visible = [c for c in candidates if c != "__class_name__"] + (["__class_name__"] if "__class_name__" in
-                                                                   candidates else [])
+    visible = [c for c in candidates if c != "__class_name__"] + (
+        ["__class_name__"] if "__class_name__" in candidates else []
+    )
     hint = difflib.get_close_matches(bad, visible, n=1)
     if hint:
         tail = f" (did you mean {hint[0]!r}?)"

@@ -136,8 +136,14 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, input_hw: tuple[int, int],
     import cv2
 
     h, w = input_hw
-    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(border, border, border))
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(border, border, border),
+    )
 
 
 def warp_mask(mask: np.ndarray | None, matrix: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
@@ -147,8 +153,9 @@ def warp_mask(mask: np.ndarray | None, matrix: np.ndarray, input_hw: tuple[int, 
     h, w = input_hw
     if mask is None:
         return np.full((h, w), 255, np.uint8)
-    return cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=255)
+    return cv2.warpAffine(
+        mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255
+    )
 
 
 def augment(

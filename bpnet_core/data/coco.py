@@ -22,10 +22,18 @@ COCO_KEYPOINTS = [
 ]  # fmt: skip
 
 # internal visibility states (TAO names) → our flag
-_STATE_FLAG = {"visible": 2, "annotatable": 1, "occluded": 1, "truncated": 0, "not_labeled": 0,
-               "not_labeled_in_dataset": 0}
-DEFAULT_VISIBILITY = {"value": {"visible": 2, "occluded": 1, "not_labeled": 0},
-                      "mapping": {"visible": "visible", "occluded": "occluded", "not_labeled": "not_labeled"}}
+_STATE_FLAG = {
+    "visible": 2,
+    "annotatable": 1,
+    "occluded": 1,
+    "truncated": 0,
+    "not_labeled": 0,
+    "not_labeled_in_dataset": 0,
+}
+DEFAULT_VISIBILITY = {
+    "value": {"visible": 2, "occluded": 1, "not_labeled": 0},
+    "mapping": {"visible": "visible", "occluded": "occluded", "not_labeled": "not_labeled"},
+}
 
 
 def flag_table(visibility_flags: dict | None = None) -> dict[int, int]:
@@ -61,8 +69,10 @@ def dataset_to_pose(
             parents = pose.derived_joints[name]
             missing = [p for p in parents if p not in src]
             if missing:
-                raise BpnetError(f"{pose.source or pose.name}: derived joint {name!r} needs {missing}, which the "
-                                 f"dataset does not have")
+                raise BpnetError(
+                    f"{pose.source or pose.name}: derived joint {name!r} needs {missing}, which the "
+                    f"dataset does not have"
+                )
             idx = [src[p] for p in parents]
             pf = flags[:, idx]
             ok = (pf > 0).all(axis=1)

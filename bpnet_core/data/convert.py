@@ -179,8 +179,14 @@ def _process_image(job: _Job) -> dict:
     """Worker: records (as plain dicts), mask written, skip reasons, for one image."""
     img = job.image
     h, w = int(img["height"]), int(img["width"])
-    out: dict = {"image_id": img["id"], "records": [], "skipped": [], "mask_written": False, "people": 0,
-                 "clipped_keypoints": 0}
+    out: dict = {
+        "image_id": img["id"],
+        "records": [],
+        "skipped": [],
+        "mask_written": False,
+        "people": 0,
+        "clipped_keypoints": 0,
+    }
     image_path = safe_join(job.images_dir, img["file_name"], what=f"image {img['id']} file_name")
     if not image_path.is_file():
         raise BpnetError(f"{image_path}: image of annotation image id {img['id']} not found")

@@ -119,8 +119,13 @@ def download_coco(
     spec = read_json(project_file("data_pose_config", "coco_spec.json"), "dataset spec")
     spec["root_directory_path"] = str(root_path)
     spec_path = write_json_atomic(root_path / "dataset_spec.json", spec)
-    return {"root": str(root_path), "parts": status, "bytes_downloaded": downloaded,
-            "seconds": round(time.perf_counter() - t0, 3), "dataset_spec": str(spec_path)}
+    return {
+        "root": str(root_path),
+        "parts": status,
+        "bytes_downloaded": downloaded,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "dataset_spec": str(spec_path),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -150,8 +155,9 @@ def _parse_parts(parts: str | Iterable[str]) -> list[str]:
     out = []
     for p in items:
         if p not in COCO_PARTS:
-            raise BpnetError(f"parts: unknown part {p!r}{did_you_mean(p, COCO_PARTS)}; known parts are "
-                             f"{', '.join(COCO_PARTS)}")
+            raise BpnetError(
+                f"parts: unknown part {p!r}{did_you_mean(p, COCO_PARTS)}; known parts are {', '.join(COCO_PARTS)}"
+            )
         if p not in out:
             out.append(p)
     return out
@@ -237,8 +243,9 @@ def fetch(url: str, part_path: Path, progress: bool = True, retries: int = 3, ti
         return received
     if not part_path.is_file():
         raise BpnetError(f"{url}: download failed ({last_error})")
-    raise BpnetError(f"{url}: download interrupted ({last_error}); partial file kept at {part_path}, run again to "
-                     "resume")
+    raise BpnetError(
+        f"{url}: download interrupted ({last_error}); partial file kept at {part_path}, run again to resume"
+    )
 
 
 def file_digest(path: Path, algo: str = "md5") -> str:
@@ -255,8 +262,10 @@ def verify_file(path: Path, expected: str, name: str, algo: str = "md5") -> str:
     got = file_digest(path, algo)
     if got != expected.lower():
         path.unlink()
-        raise BpnetError(f"{name}: checksum mismatch ({algo.upper().replace('SHA', 'SHA-')} {got}, expected "
-                         f"{expected}); the file was deleted, run again to download it afresh")
+        raise BpnetError(
+            f"{name}: checksum mismatch ({algo.upper().replace('SHA', 'SHA-')} {got}, expected "
+            f"{expected}); the file was deleted, run again to download it afresh"
+        )
     return got
 
 

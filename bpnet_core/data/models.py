@@ -91,8 +91,10 @@ def _precision(model: ZooModel, precision: str | None) -> str:
         return model.default_precision
     wanted = str(precision).strip().upper()
     if wanted not in model.precisions:
-        raise BpnetError(f"{model.name}: unknown precision {precision!r}{did_you_mean(wanted, model.precisions)}; "
-                         f"choose from {', '.join(model.precisions)}")
+        raise BpnetError(
+            f"{model.name}: unknown precision {precision!r}{did_you_mean(wanted, model.precisions)}; "
+            f"choose from {', '.join(model.precisions)}"
+        )
     return wanted
 
 
@@ -190,14 +192,18 @@ def _load_check(xml: Path, weights: Path) -> str:
         for p in (xml, weights):
             p.unlink(missing_ok=True)
         name = xml.name[: -len(".part")]
-        raise BpnetError(f"{name}: the download is not a loadable OpenVINO IR ({lines[-1] if lines else exc}); the "
-                         "files were deleted") from None
+        raise BpnetError(
+            f"{name}: the download is not a loadable OpenVINO IR ({lines[-1] if lines else exc}); the "
+            "files were deleted"
+        ) from None
     return "loaded"
 
 
 def _licence_text(model: ZooModel, base_url: str) -> str:
-    return (f"{model.name}\n\nLicence: {model.licence} (Open Model Zoo, "
-            "https://github.com/openvinotoolkit/open_model_zoo/blob/master/LICENSE; full text at "
-            "https://www.apache.org/licenses/LICENSE-2.0).\n\n"
-            f"Provenance: {model.provenance}\n\nDownloaded by bpnet download_model from {base_url.rstrip('/')}/"
-            f"{model.name}/<precision>/; per-file URLs and sha256s are in <precision>/{MANIFEST}.\n")
+    return (
+        f"{model.name}\n\nLicence: {model.licence} (Open Model Zoo, "
+        "https://github.com/openvinotoolkit/open_model_zoo/blob/master/LICENSE; full text at "
+        "https://www.apache.org/licenses/LICENSE-2.0).\n\n"
+        f"Provenance: {model.provenance}\n\nDownloaded by bpnet download_model from {base_url.rstrip('/')}/"
+        f"{model.name}/<precision>/; per-file URLs and sha256s are in <precision>/{MANIFEST}.\n"
+    )

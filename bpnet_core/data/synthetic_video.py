@@ -77,8 +77,16 @@ def _people_at(frame: int, num_frames: int, H: int, W: int) -> list[dict]:
         else:
             u = (frame - a) / max(b - a, 1)
             x, walking, direction = x0 + (x1 - x0) * u, x1 != x0, math.copysign(1.0, x1 - x0)
-        out.append({"track_id": tid, "height": hf * H, "anchor": (x * W, yf * H), "walking": walking,
-                    "direction": direction, "phase": 2 * math.pi * frame / cycle if cycle else 0.0})
+        out.append(
+            {
+                "track_id": tid,
+                "height": hf * H,
+                "anchor": (x * W, yf * H),
+                "walking": walking,
+                "direction": direction,
+                "phase": 2 * math.pi * frame / cycle if cycle else 0.0,
+            }
+        )
     return out
 
 
@@ -114,8 +122,8 @@ def render_frame(frame: int, num_frames: int, H: int, W: int, background: np.nda
         objects.append({"track_id": person["track_id"], "mask": _composite(canvas, fig), "kp": fig["keypoints"]})
     covered = np.zeros((H, W), bool)
     pole = np.zeros((H, W), bool)
-    pole[:, int(POLE[0] * W):int(POLE[1] * W)] = True
-    x = np.linspace(0, 1, pole[:, int(POLE[0] * W):int(POLE[1] * W)].shape[1])
+    pole[:, int(POLE[0] * W) : int(POLE[1] * W)] = True
+    x = np.linspace(0, 1, pole[:, int(POLE[0] * W) : int(POLE[1] * W)].shape[1])
     canvas[:, int(POLE[0] * W):int(POLE[1] * W)] = (np.array([40, 70, 110]) * (0.7 + 0.5 * np.sin(np.pi * x))[:, None]
                                                    ).astype(np.uint8)[None]  # fmt: skip
     covered |= pole

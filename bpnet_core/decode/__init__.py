@@ -115,20 +115,28 @@ def validate_maps(
     if pf.ndim != 3:
         raise BpnetError(f"pafs must be (H, W, {pose.num_paf_channels}); got shape {pf.shape}")
     if hm.shape[2] != pose.num_heatmap_channels:
-        raise BpnetError(f"heatmaps have {hm.shape[2]} channels; pose config {pose.name} expects "
-                         f"{pose.num_heatmap_channels} ({pose.num_joints} joints + background)")
+        raise BpnetError(
+            f"heatmaps have {hm.shape[2]} channels; pose config {pose.name} expects "
+            f"{pose.num_heatmap_channels} ({pose.num_joints} joints + background)"
+        )
     if pf.shape[2] != pose.num_paf_channels:
-        raise BpnetError(f"pafs have {pf.shape[2]} channels; pose config {pose.name} expects "
-                         f"{pose.num_paf_channels} (2 × {pose.num_limbs} limbs)")
+        raise BpnetError(
+            f"pafs have {pf.shape[2]} channels; pose config {pose.name} expects "
+            f"{pose.num_paf_channels} (2 × {pose.num_limbs} limbs)"
+        )
     s_h, s_p = _strides(stride, paf_stride)
     if s_h == s_p:
         if hm.shape[:2] != pf.shape[:2]:
             raise BpnetError(f"heatmaps grid {hm.shape[:2]} and pafs grid {pf.shape[:2]} differ")
-    elif not all(max(nh * s_h, np_ * s_p) <= min(nh * s_h + s_h, np_ * s_p + s_p) - 1
-                 for nh, np_ in zip(hm.shape[:2], pf.shape[:2])):
-        raise BpnetError(f"heatmaps grid {hm.shape[:2]} at stride {s_h} and pafs grid {pf.shape[:2]} at stride "
-                         f"{s_p} differ in input extent ({hm.shape[0] * s_h}×{hm.shape[1] * s_h} vs "
-                         f"{pf.shape[0] * s_p}×{pf.shape[1] * s_p} px)")
+    elif not all(
+        max(nh * s_h, np_ * s_p) <= min(nh * s_h + s_h, np_ * s_p + s_p) - 1
+        for nh, np_ in zip(hm.shape[:2], pf.shape[:2])
+    ):
+        raise BpnetError(
+            f"heatmaps grid {hm.shape[:2]} at stride {s_h} and pafs grid {pf.shape[:2]} at stride "
+            f"{s_p} differ in input extent ({hm.shape[0] * s_h}×{hm.shape[1] * s_h} vs "
+            f"{pf.shape[0] * s_p}×{pf.shape[1] * s_p} px)"
+        )
     if hm.shape[0] == 0 or hm.shape[1] == 0:
         raise BpnetError(f"heatmaps grid {hm.shape[:2]} is empty")
     hm = np.asarray(hm, np.float32)
@@ -165,8 +173,7 @@ def _run(heatmaps, pafs, pose, params, stride, paf_stride, debug_limbs):
         pa, pb, pl = np.concatenate(pair_a), np.concatenate(pair_b), np.concatenate(pair_limb)
     else:
         pa = pb = pl = np.zeros(0, np.intp)
-    score, count = score_pairs(pf, pl, peaks.xy[pa], peaks.xy[pb], params, paf_stride,
-                               prefilter=debug_limbs is None)
+    score, count = score_pairs(pf, pl, peaks.xy[pa], peaks.xy[pb], params, paf_stride, prefilter=debug_limbs is None)
     valid = valid_pairs(score, count, params)
 
     limbs_debug: list[LimbDebug | None] = [None] * pose.num_limbs
@@ -183,8 +190,9 @@ def _run(heatmaps, pafs, pose, params, stride, paf_stride, debug_limbs):
         if debug_limbs is not None and k in debug_limbs:
             status = np.where(v_k, UNMATCHED, REJECTED).astype(np.uint8)
             status[ia, ib] = ACCEPTED
-            limbs_debug[k] = LimbDebug(k, (ja, jb), pa[sl].astype(np.int64), pb[sl].astype(np.int64), score[sl],
-                                       count[sl], status.ravel())
+            limbs_debug[k] = LimbDebug(
+                k, (ja, jb), pa[sl].astype(np.int64), pb[sl].astype(np.int64), score[sl], count[sl], status.ravel()
+            )
     people = assemble(peaks, connections, pose, params)
     return peaks, limbs_debug, people
 

@@ -124,7 +124,8 @@ def assemble(
         have = ids >= 0
         kp[have, :2] = xy[ids[have]]
         kp[have, 2] = peaks.score[ids[have]]
-        people.append(Person(keypoints=kp, score=float(1.0 - 1.0 / s), num_parts=int(n), mean_score=float(s / n),
-                             peak_ids=ids))
+        people.append(
+            Person(keypoints=kp, score=float(1.0 - 1.0 / s), num_parts=int(n), mean_score=float(s / n), peak_ids=ids)
+        )
     people.sort(key=lambda person: -person.score)
     return people

@@ -57,8 +57,9 @@ def _bilinear_index(h: int, w: int, c: int, cx: np.ndarray, cy: np.ndarray):
     return idx, weights
 
 
-def _dots(pafs: np.ndarray, chan: np.ndarray, a: np.ndarray, vec: np.ndarray, unit: np.ndarray, t: np.ndarray,
-          stride: int) -> np.ndarray:
+def _dots(
+    pafs: np.ndarray, chan: np.ndarray, a: np.ndarray, vec: np.ndarray, unit: np.ndarray, t: np.ndarray, stride: int
+) -> np.ndarray:
     """dot(PAF, unit) at points a + t·vec of M pairs (limb x-channel ``chan``) → (M, len(t))."""
     h, w, c = pafs.shape
     half = (stride - 1) / 2.0
@@ -157,8 +158,9 @@ def score_limb(
     na, nb = len(a), len(b)
     aa = np.repeat(a, nb, axis=0)
     bb = np.tile(b, (na, 1))
-    score, count = score_pairs(np.ascontiguousarray(paf, np.float32), np.zeros(na * nb, np.intp), aa, bb, params,
-                               stride, prefilter=False)
+    score, count = score_pairs(
+        np.ascontiguousarray(paf, np.float32), np.zeros(na * nb, np.intp), aa, bb, params, stride, prefilter=False
+    )
     return score.reshape(na, nb), count.reshape(na, nb)
 
 

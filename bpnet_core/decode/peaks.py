@@ -72,8 +72,12 @@ class Peaks:
 
     @staticmethod
     def empty(num_joints: int) -> Peaks:
-        return Peaks(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
-                     [np.zeros(0, np.int64) for _ in range(num_joints)])
+        return Peaks(
+            np.zeros((0, 2), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            [np.zeros(0, np.int64) for _ in range(num_joints)],
+        )
 
 
 def smoothing_kernel_size(sigma: float) -> int:
@@ -134,13 +138,13 @@ def _break_ties(raw: np.ndarray, r: int) -> np.ndarray:
     if r == 0:
         return raw
     h, w = raw.shape[-2:]
-    inner = raw[..., r:h - r, r:w - r]
+    inner = raw[..., r : h - r, r : w - r]
     earlier = np.zeros_like(inner)
     for dy in range(-r, 1):
         for dx in range(-r, r + 1):
             if dy == 0 and dx >= 0:
                 break
-            earlier |= raw[..., r + dy:h - r + dy, r + dx:w - r + dx]
+            earlier |= raw[..., r + dy : h - r + dy, r + dx : w - r + dx]
     return inner & ~earlier
 
 
@@ -238,8 +242,13 @@ def _peaks_full(low: np.ndarray, params: DecodeParams, pad: int):
     return js, ys, xs, score, dy, dx
 
 
-def _peaks_patch(low: np.ndarray, params: DecodeParams, cand: tuple[np.ndarray, np.ndarray, np.ndarray], pad: int,
-                 geometry: tuple[int, int, int, int]):
+def _peaks_patch(
+    low: np.ndarray,
+    params: DecodeParams,
+    cand: tuple[np.ndarray, np.ndarray, np.ndarray],
+    pad: int,
+    geometry: tuple[int, int, int, int],
+):
     """Patch version of :func:`_peaks_full` around the candidate cells ``cand`` = (rows, cols, joints)."""
     f = int(params.upsampling_factor)
     h, w, _ = low.shape

@@ -53,7 +53,10 @@ def agreement_ap(reference: list[np.ndarray], candidate: list[tuple[np.ndarray, 
     out = {"reference_people": len(anns), "candidate_people": len(results)}
     if not anns:
         return {**out, "AP": 1.0 if not results else 0.0, "AP50": 1.0 if not results else 0.0, "AR": 1.0}
-    gt = {"images": images, "annotations": anns,
-          "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_KEYPOINTS), "skeleton": []}]}
+    gt = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_KEYPOINTS), "skeleton": []}],
+    }
     m = evaluate_coco(gt, results)
     return {**out, "AP": float(m["AP"]), "AP50": float(m["AP50"]), "AR": float(m["AR"])}

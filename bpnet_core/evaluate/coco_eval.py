@@ -36,9 +36,10 @@ KPI_NAMES = [
 STAT_KEYS = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
 #: COCO's per-keypoint OKS constants (the 17 COCO keypoints, COCO order), as in pycocotools
-COCO_OKS_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-) / 10.0
+COCO_OKS_SIGMAS = (
+    np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89])
+    / 10.0
+)
 
 
 def _load_json(value: Any, what: str) -> Any:
@@ -95,8 +96,9 @@ def evaluate_coco(gt_json: Any, results_json: Any) -> dict[str, float]:
     known = set(gt.getImgIds())
     unknown = sorted({r["image_id"] for r in results} - known)
     if unknown:
-        raise BpnetError(f"results name image_id {unknown[0]} which is not in the ground truth "
-                         f"({len(unknown)} unknown image ids)")
+        raise BpnetError(
+            f"results name image_id {unknown[0]} which is not in the ground truth ({len(unknown)} unknown image ids)"
+        )
     results = [dict(r, category_id=r.get("category_id", 1)) for r in copy.deepcopy(results)]
     with contextlib.redirect_stdout(io.StringIO()):
         dt = gt.loadRes(results)
@@ -141,8 +143,14 @@ def people_to_coco_results(
             xy = xy * np.asarray(scale_xy, np.float64).reshape(1, 2)
         xy[~found] = 0.0
         flat = np.concatenate([xy, found[:, None].astype(np.float64)], axis=1).reshape(-1)
-        out.append({"image_id": int(image_id), "category_id": int(category_id),
-                    "keypoints": [float(v) for v in flat], "score": float(person.score)})
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": [float(v) for v in flat],
+                "score": float(person.score),
+            }
+        )
     return out
 
 
@@ -189,6 +197,13 @@ def per_image_table(gt: Any, results: Any) -> list[dict]:
                 continue
             matched.append(round(float(sims[best]), 6))
             free.pop(best)
-        table.append({"image_id": iid, "annotated": len(gts), "detected": len(dts), "matched_oks": matched,
-                      "mean_oks": float(np.mean(matched)) if matched else 0.0})
+        table.append(
+            {
+                "image_id": iid,
+                "annotated": len(gts),
+                "detected": len(dts),
+                "matched_oks": matched,
+                "mean_oks": float(np.mean(matched)) if matched else 0.0,
+            }
+        )
     return table

@@ -183,8 +183,16 @@ def export_model(
             first = export_model(model, Path(tmp) / f"{Path(output_file).stem}.onnx", "onnx", input_dims, data_format,
                                  output_stages=output_stages, static_batch_size=static_batch_size, pose=pose,
                                  parity_tolerance=parity_tolerance)  # fmt: skip
-            report = export_imported(Path(tmp) / f"{Path(output_file).stem}.onnx", output_file, "openvino", data_type,
-                                     cal_image_dir, batches, calibration_method, parity_tolerance=parity_tolerance)
+            report = export_imported(
+                Path(tmp) / f"{Path(output_file).stem}.onnx",
+                output_file,
+                "openvino",
+                data_type,
+                cal_image_dir,
+                batches,
+                calibration_method,
+                parity_tolerance=parity_tolerance,
+            )
         report.update({"onnx_vs_keras": first["parity"], "input_dims": first["input_dims"],
                        "outputs": first["outputs"], "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
         return report

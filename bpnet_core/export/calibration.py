@@ -27,7 +27,6 @@ from bpnet_core.errors import BpnetError
 log = logging.getLogger(__name__)
 
 
-
 # ---------------------------------------------------------------------------------------------------- images
 
 
@@ -35,8 +34,9 @@ def list_images(image_dir: str | os.PathLike) -> list[Path]:
     """The image files directly inside ``image_dir``, sorted by name; a missing or image-less folder is an error."""
     from bpnet_core import fileio
 
-    return fileio.list_images(image_dir, "calibration image directory not found",
-                              "no calibration images ({suffixes}) in the directory")
+    return fileio.list_images(
+        image_dir, "calibration image directory not found", "no calibration images ({suffixes}) in the directory"
+    )
 
 
 class CalibrationBatcher:
@@ -118,7 +118,7 @@ class CalibrationBatcher:
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.array is not None:
             for i in range(self.num_batches):
-                yield self._layout(np.asarray(self.array[i * self.batch_size:(i + 1) * self.batch_size]))
+                yield self._layout(np.asarray(self.array[i * self.batch_size : (i + 1) * self.batch_size]))
             return
         buf: list[np.ndarray] = []
         done = 0
@@ -188,7 +188,7 @@ def save_calibration_data(batcher: CalibrationBatcher, path: str | os.PathLike) 
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_max, h, w, 3))
             n = 0
             for batch in batcher:
-                mm[n:n + len(batch)] = batch
+                mm[n : n + len(batch)] = batch
                 n += len(batch)
             mm.flush()
             if n < n_max:  # broken images: keep only the rows written

@@ -30,11 +30,11 @@ from bpnet_core.errors import BpnetError
 from bpnet_core.export.calibration import CalibrationBatcher, list_images
 from bpnet_core.export.int8_real import (
     AGREEMENT_AP_MIN,
-    accuracy_controlled_int8,
     int8_parity,
     quantize_onnx_int8,
     quantize_openvino_int8,
 )
+from bpnet_core.export.int8_search import accuracy_controlled_int8
 from bpnet_core.meta import ModelMeta, read_ir, read_meta
 from bpnet_core.preprocess import FIXED_SIZE_MODES, prepare
 
@@ -56,6 +56,7 @@ def calibration_batches(meta: ModelMeta, cal_image_dir, count: int, data_format:
 
 def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dict:
     """Raw output agreement of two runners on the same NHWC batches (:func:`int8_parity`: SNRs, abs errors)."""
+
     def on_heat_grid(p: np.ndarray, h: np.ndarray) -> np.ndarray:  # PAFs at a finer stride: area-averaged down
         if p.shape[1:3] == h.shape[1:3]:
             return p
@@ -90,8 +91,16 @@ def decoded_agreement(fp32_runner, runner, image_paths: list) -> dict:
     return {**out, "images": len(image_paths), "threshold": AGREEMENT_AP_MIN, "passed": out["AP"] >= AGREEMENT_AP_MIN}
 
 
-def export_imported(model, output_file, backend: str = "onnx", data_type: str = "fp32", cal_image_dir=None,
-                    batches: int = 10, calibration_method: str = "minmax", parity_tolerance: float = 1e-3) -> dict:
+def export_imported(
+    model,
+    output_file,
+    backend: str = "onnx",
+    data_type: str = "fp32",
+    cal_image_dir=None,
+    batches: int = 10,
+    calibration_method: str = "minmax",
+    parity_tolerance: float = 1e-3,
+) -> dict:
     """Export ``model`` (an ``.onnx`` or ``.xml`` file carrying a bpnet contract) to ``output_file``.
 
     Returns a report: ``output_file``, ``bytes``, ``data_type``, ``backend``, ``parity`` (the written model vs the

@@ -17,7 +17,8 @@ pointwise convolution (its weights are multiplied by ``s_c``), with ``s_c = sqrt
 channel's absolute maximum on the calibration images, r_w: the pointwise weights' absolute maximum for that input
 channel; SmoothQuant's α = 0.5, i.e. cross-layer equalisation of activations against weights). Both channels then
 share one range, and per-tensor activation quantisation keeps them. What is still too sensitive after that is
-found by :func:`sensitive_nodes` (calibration images only) and kept in float with the libraries' own switches
+found by :func:`sensitive_nodes` (calibration images only), or by the accuracy-controlled search of
+:mod:`bpnet_core.export.int8_search`, and kept in float with the libraries' own switches
 (``nodes_to_exclude`` in ONNX Runtime, ``ignored_scope`` in NNCF).
 
 What equalisation does not fix: 8-bit *weights* alone (activations left in float) already cost mobilenet_thin
@@ -25,8 +26,9 @@ What equalisation does not fix: 8-bit *weights* alone (activations left in float
 last 1×1 convolution of each PAF branch turns a 16 dB input into a −10 dB output). Measured on 36 COCO images
 (FP32 AP 0.291): equalised INT8 gives AP 0.10 (ONNX Runtime) / 0.21 (NNCF); keeping the heatmap branches and
 stage inputs in float gives 0.24 / 0.265 (round 1 harness). Round 2 (product calibration batches, run_evaluation,
-FP32 AP 0.296): :func:`accuracy_controlled_int8` with agreement AP ≥ :data:`AGREEMENT_AP_MIN` keeps the six refinement
-stages in float and the backbone in INT8: AP 0.279 (ONNX Runtime, 1.14×) / 0.283 (OpenVINO, 1.36×), drop ≤ 0.017.
+FP32 AP 0.296): ``int8_search.accuracy_controlled_int8`` with agreement AP ≥ :data:`AGREEMENT_AP_MIN` keeps
+the six refinement stages in float and the backbone in INT8: AP 0.279 (ONNX Runtime, 1.14×) / 0.283
+(OpenVINO, 1.36×), drop ≤ 0.017.
 
 The gates: ``bpnet export`` accepts an INT8 model when its decoded people agree with FP32's on calibration photos
 (agreement AP ≥ :data:`AGREEMENT_AP_MIN`, :mod:`bpnet_core.evaluate.agreement`), which ranked seven configurations of
@@ -56,7 +58,7 @@ PARITY_SNR_DB_MIN = 15.0
 
 #: Minimum agreement AP (:func:`bpnet_core.evaluate.agreement.agreement_ap`: the INT8 model's decoded people scored
 #: against FP32's decoded people, 40 calibration photos) for an INT8 model to pass; the target of
-#: :func:`accuracy_controlled_int8` is ``1 − max_drop`` with ``max_drop = 1 − AGREEMENT_AP_MIN``. Fitted on
+#: ``int8_search.accuracy_controlled_int8`` is ``1 − max_drop`` with ``max_drop = 1 − AGREEMENT_AP_MIN``. Fitted on
 #: mobilenet_thin (round 2, FP32 AP 0.296 on the 36 evaluation photos with run_evaluation): agreement 0.00 / 0.28 /
 #: 0.32 / 0.55 had real AP 0.00 / 0.12 / 0.21 / 0.25 (drop > 0.02); agreement 0.58 / 0.61 / 0.63 / 0.68 had real AP
 #: 0.279 / 0.279 / 0.281 / 0.283 (drop 0.013-0.017). Agreement AP is harsh in absolute terms (FP32's people near the
@@ -67,7 +69,7 @@ AGREEMENT_AP_MIN = 0.6
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
-def _load(model):
+def load_onnx_proto(model):
     import onnx
 
     if isinstance(model, (str, os.PathLike)):
@@ -79,7 +81,7 @@ def _load(model):
     raise BpnetError(f"expected an ONNX model or its path, got {type(model).__name__}")
 
 
-def _check_batches(batches) -> list[np.ndarray]:
+def check_batches(batches) -> list[np.ndarray]:
     if batches is None or len(batches) == 0:
         raise BpnetError("calibration_batches is empty: give at least one float32 input batch")
     out = []
@@ -98,8 +100,9 @@ def _session(proto_or_path, threads: int | None = None):
     if threads:
         so.intra_op_num_threads = threads
     data = proto_or_path if isinstance(proto_or_path, (str, os.PathLike)) else proto_or_path.SerializeToString()
-    return ort.InferenceSession(str(data) if isinstance(data, os.PathLike) else data,
-                                so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(data) if isinstance(data, os.PathLike) else data, so, providers=["CPUExecutionProvider"]
+    )
 
 
 def _inits(proto) -> tuple:
@@ -119,7 +122,7 @@ def _attr(node, name, default=None):
 
 def depthwise_pairs(model) -> list[tuple[str, str]]:
     """(depthwise Conv, pointwise Conv) node names where the depthwise output feeds only that 1×1 convolution."""
-    proto = _load(model)
+    proto = load_onnx_proto(model)
     inits, _ = _inits(proto)
     consumers: dict[str, list] = {}
     for n in proto.graph.node:
@@ -151,7 +154,7 @@ def channel_absmax(model, batches, tensors: list[str]) -> dict[str, np.ndarray]:
     """Per-channel (axis 1, NCHW) absolute maxima of ``tensors`` over the batches, one batch in memory at a time."""
     import onnx
 
-    proto = _load(model)
+    proto = load_onnx_proto(model)
     aug = onnx.ModelProto()
     aug.CopyFrom(proto)
     have = {o.name for o in aug.graph.output}
@@ -161,7 +164,7 @@ def channel_absmax(model, batches, tensors: list[str]) -> dict[str, np.ndarray]:
     sess = _session(aug)
     feed = sess.get_inputs()[0].name
     acc: dict[str, np.ndarray] = {}
-    for b in _check_batches(batches):
+    for b in check_batches(batches):
         for name, v in zip(tensors, sess.run(tensors, {feed: b})):
             m = np.abs(v).max(axis=tuple(i for i in range(v.ndim) if i != 1))
             acc[name] = np.maximum(acc[name], m) if name in acc else m
@@ -178,7 +181,7 @@ def equalize_depthwise(model, batches, *, alpha: float = 0.5):
     if not 0.0 < alpha <= 1.0:
         raise BpnetError(f"alpha must be in (0, 1] (got {alpha})")
     proto = onnx.ModelProto()
-    proto.CopyFrom(_load(model))
+    proto.CopyFrom(load_onnx_proto(model))
     pairs = depthwise_pairs(proto)
     if not pairs:
         return proto, {"pairs": 0, "spread_before": None}
@@ -235,9 +238,16 @@ def int8_parity(fp32_outputs, int8_outputs, num_heatmaps: int) -> dict:
 
     hm, paf = snr(slice(0, num_heatmaps)), snr(slice(num_heatmaps, c))
     ab = np.abs(err)
-    return {"snr_heatmaps_db": hm, "snr_pafs_db": paf, "snr_db": min(hm, paf), "max_abs": float(ab.max()),
-            "mean_abs": float(ab.mean()), "p999_abs": float(np.quantile(ab, 0.999)),
-            "threshold_db": PARITY_SNR_DB_MIN, "passed": bool(min(hm, paf) >= PARITY_SNR_DB_MIN)}
+    return {
+        "snr_heatmaps_db": hm,
+        "snr_pafs_db": paf,
+        "snr_db": min(hm, paf),
+        "max_abs": float(ab.max()),
+        "mean_abs": float(ab.mean()),
+        "p999_abs": float(np.quantile(ab, 0.999)),
+        "threshold_db": PARITY_SNR_DB_MIN,
+        "passed": bool(min(hm, paf) >= PARITY_SNR_DB_MIN),
+    }
 
 
 def _reader(batches, input_name):
@@ -268,9 +278,18 @@ def _quiet_libraries():
             lg.setLevel(level)
 
 
-def quantize_onnx_int8(fp32_path, out_path, calibration_batches, *, exclude=None, method: str = "minmax",
-                       equalize: bool = True, per_channel: bool = True, moving_average: bool = True,
-                       extra_options: dict | None = None) -> dict:
+def quantize_onnx_int8(
+    fp32_path,
+    out_path,
+    calibration_batches,
+    *,
+    exclude=None,
+    method: str = "minmax",
+    equalize: bool = True,
+    per_channel: bool = True,
+    moving_average: bool = True,
+    extra_options: dict | None = None,
+) -> dict:
     """ONNX Runtime static INT8 (QDQ, uint8 activations, int8 weights) of an FP32 ONNX model.
 
     ``calibration_batches``: float32 arrays already in the model's input layout and normalisation.
@@ -290,8 +309,8 @@ def quantize_onnx_int8(fp32_path, out_path, calibration_batches, *, exclude=None
              "percentile": CalibrationMethod.Percentile}  # fmt: skip
     if str(method).lower() not in table:
         raise BpnetError(f"method must be one of {', '.join(CALIBRATION_METHODS)} (got {method!r})")
-    batches = _check_batches(calibration_batches)
-    proto = _load(fp32_path)
+    batches = check_batches(calibration_batches)
+    proto = load_onnx_proto(fp32_path)
     names = {n.name for n in proto.graph.node}
     exclude = list(exclude or [])
     unknown = [n for n in exclude if n not in names]
@@ -306,10 +325,18 @@ def quantize_onnx_int8(fp32_path, out_path, calibration_batches, *, exclude=None
         src = Path(tmp) / "fp32.onnx"
         onnx.save(proto, str(src))
         with _quiet_libraries():
-            quantize_static(str(src), str(out_path), _reader(batches, proto.graph.input[0].name),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=table[str(method).lower()],
-                            nodes_to_exclude=exclude, extra_options=opts)
+            quantize_static(
+                str(src),
+                str(out_path),
+                _reader(batches, proto.graph.input[0].name),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=table[str(method).lower()],
+                nodes_to_exclude=exclude,
+                extra_options=opts,
+            )
     q = onnx.load(str(out_path))
     dq_out = {n.output[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
     convs = [n for n in q.graph.node if n.op_type == "Conv"]
@@ -321,9 +348,9 @@ def quantize_onnx_int8(fp32_path, out_path, calibration_batches, *, exclude=None
 
 def run_onnx(model, batches) -> list[np.ndarray]:
     """Outputs (first graph output) of an ONNX model or path on each batch (ONNX Runtime, CPU)."""
-    sess = _session(_load(model))
+    sess = _session(load_onnx_proto(model))
     name = sess.get_inputs()[0].name
-    return [sess.run(None, {name: b})[0] for b in _check_batches(batches)]
+    return [sess.run(None, {name: b})[0] for b in check_batches(batches)]
 
 
 def layer_groups(model) -> dict[str, list[str]]:
@@ -332,15 +359,23 @@ def layer_groups(model) -> dict[str, list[str]]:
     import re
 
     groups: dict[str, list[str]] = {}
-    for n in _load(model).graph.node:
+    for n in load_onnx_proto(model).graph.node:
         m = re.match(r"(.*?_Stage\d+_L\d+|.*?Conv2d_\d+)", n.name)
         key = m.group(1) if m else n.name
         groups.setdefault(key, []).append(n.name)
     return groups
 
 
-def sensitive_nodes(fp32_model, calibration_batches, *, target_db: float = PARITY_SNR_DB_MIN, num_heatmaps: int = 19,
-                    groups: dict[str, list[str]] | None = None, max_groups: int | None = None, **quant_kwargs) -> dict:
+def sensitive_nodes(
+    fp32_model,
+    calibration_batches,
+    *,
+    target_db: float = PARITY_SNR_DB_MIN,
+    num_heatmaps: int = 19,
+    groups: dict[str, list[str]] | None = None,
+    max_groups: int | None = None,
+    **quant_kwargs,
+) -> dict:
     """Which nodes to keep in float, found from calibration images only (deterministic).
 
     1. Quantise everything (:func:`quantize_onnx_int8`, ``quant_kwargs`` passed on) and measure
@@ -349,8 +384,8 @@ def sensitive_nodes(fp32_model, calibration_batches, *, target_db: float = PARIT
     3. Add groups best-gain first, re-quantising each time, until the parity SNR reaches ``target_db`` (or
        ``max_groups`` are in float). Returns {"exclude": node names, "groups": chosen, "snr_db": per step,
        "gains": per group}. Costs one quantisation per group plus one per step: keep the batches few and small."""
-    batches = _check_batches(calibration_batches)
-    proto = _load(fp32_model)
+    batches = check_batches(calibration_batches)
+    proto = load_onnx_proto(fp32_model)
     groups = groups or layer_groups(proto)
     ref = run_onnx(proto, batches)
     nodes = {n.name: n for n in proto.graph.node}
@@ -374,12 +409,25 @@ def sensitive_nodes(fp32_model, calibration_batches, *, target_db: float = PARIT
         chosen.append(k)
         exclude += quantisable[k]
         steps.append(snr(exclude))
-    return {"exclude": exclude, "groups": chosen, "snr_db": steps, "gains": gains,
-            "passed": bool(steps[-1] >= target_db)}
+    return {
+        "exclude": exclude,
+        "groups": chosen,
+        "snr_db": steps,
+        "gains": gains,
+        "passed": bool(steps[-1] >= target_db),
+    }
 
 
-def quantize_openvino_int8(ov_model, calibration_batches, *, ignored=None, preset: str = "performance",
-                           fast_bias_correction: bool = True, model_type=None, advanced: dict | None = None):
+def quantize_openvino_int8(
+    ov_model,
+    calibration_batches,
+    *,
+    ignored=None,
+    preset: str = "performance",
+    fast_bias_correction: bool = True,
+    model_type=None,
+    advanced: dict | None = None,
+):
     """NNCF post-training INT8 of an OpenVINO model (``openvino.Model``, or an ONNX path/proto which is equalised
     with :func:`equalize_depthwise` first and converted). ``ignored``: ONNX node names kept in float (an ONNX
     Conv with bias becomes OpenVINO ``<name>/WithoutBiases`` + ``<name>`` Add; both are ignored).
@@ -388,12 +436,12 @@ def quantize_openvino_int8(ov_model, calibration_batches, *, ignored=None, prese
     import nncf
     import openvino as ov
 
-    batches = _check_batches(calibration_batches)
+    batches = check_batches(calibration_batches)
     report: dict = {}
     if not isinstance(ov_model, ov.Model):
         import onnx
 
-        proto, report["equalize"] = equalize_depthwise(_load(ov_model), batches)
+        proto, report["equalize"] = equalize_depthwise(load_onnx_proto(ov_model), batches)
         with tempfile.TemporaryDirectory() as tmp:  # convert_model takes a path, not a ModelProto
             onnx.save(proto, str(Path(tmp) / "eq.onnx"))
             ov_model = ov.convert_model(str(Path(tmp) / "eq.onnx"))
@@ -414,164 +462,20 @@ def quantize_openvino_int8(ov_model, calibration_batches, *, ignored=None, prese
     if advanced:
         kw["advanced_parameters"] = nncf.AdvancedQuantizationParameters(**advanced)
     with _quiet_libraries():
-        q = nncf.quantize(ov_model, nncf.Dataset(batches), preset=presets[str(preset).lower()],
-                          subset_size=sum(len(b) for b in batches), fast_bias_correction=fast_bias_correction,
-                          model_type=model_type, **kw)
-    report.update({"kept_float": {n: "listed in ignored" for n in resolved}, "preset": str(preset).lower(),
-                   "fast_bias_correction": fast_bias_correction})
+        q = nncf.quantize(
+            ov_model,
+            nncf.Dataset(batches),
+            preset=presets[str(preset).lower()],
+            subset_size=sum(len(b) for b in batches),
+            fast_bias_correction=fast_bias_correction,
+            model_type=model_type,
+            **kw,
+        )
+    report.update(
+        {
+            "kept_float": {n: "listed in ignored" for n in resolved},
+            "preset": str(preset).lower(),
+            "fast_bias_correction": fast_bias_correction,
+        }
+    )
     return q, report
-
-
-def _quantisable_groups(proto, groups) -> list[tuple[str, list[str]]]:
-    """Groups that hold a quantisable node, in graph order of their last node (ONNX graphs are topologically
-    sorted, so this is input side first)."""
-    pos = {n.name: i for i, n in enumerate(proto.graph.node)}
-    ops = {n.name: n.op_type for n in proto.graph.node}
-    unknown = [x for v in groups.values() for x in v if x not in pos]
-    if unknown:
-        raise BpnetError(f"groups name node {unknown[0]!r} which is not in the model ({len(unknown)} unknown)")
-    keep = [(k, list(v)) for k, v in groups.items()
-            if any(ops[x] in ("Conv", "ConvTranspose", "MatMul", "Gemm", "Concat") for x in v)]  # fmt: skip
-    return sorted(keep, key=lambda kv: (max(pos[x] for x in kv[1]), kv[0]))
-
-
-def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_path, *, backend: str = "onnx",
-                             max_drop: float = 0.02, reference_score: float | None = None, groups=None,
-                             ranking: str = "output_first", time_budget_s: float = 900.0, meta=None,
-                             **quant_kwargs) -> dict:  # fmt: skip
-    """INT8 with accuracy control: quantise everything (after :func:`equalize_depthwise`), then keep layer groups
-    in float until ``validate`` says the model is within ``max_drop`` of FP32. Deterministic; bounded in time.
-
-    ``validate(model_path) -> float``: higher is better, e.g. agreement AP of the model's decoded people against
-    FP32's on calibration photos (:func:`bpnet_core.evaluate.agreement.agreement_ap`; never the evaluation set).
-    ``reference_score``: FP32's score (default ``validate(fp32_onnx)``); the target is ``reference − max_drop``.
-    ``groups``: {name: ONNX node names} reverted together (default :func:`layer_groups`). ``ranking``: the order in
-    which groups go back to float: ``"output_first"`` (free: the refinement stages at the output amplify
-    quantisation error most) or ``"sensitivity"`` (one quantisation + validation per group: the score with that
-    group alone in float, best first; groups not ranked within ``time_budget_s / 2`` follow output-first).
-    The number k of leading groups kept in float is then found by bisection (full INT8 is tried first; k = all
-    means no INT8 at all), so about log2(len(groups)) quantisations + validations. ``backend``: ``"onnx"``
-    (ONNX Runtime QDQ, :func:`quantize_onnx_int8`) or ``"openvino"`` (NNCF, :func:`quantize_openvino_int8`; the
-    output is an IR ``.xml``). ``meta``: a model contract written into every candidate (so that ``validate`` can
-    load it with bpnet's runners). When the time budget runs out, the best model measured so far is written and
-    ``passed`` tells whether it met the target.
-
-    Returns {"passed", "score", "target", "reference_score", "groups_float" (in order), "nodes_float",
-    "groups_total", "steps" (k, score, seconds per measured candidate), "ranking", "seconds"}."""
-    import shutil
-    import time
-
-    import onnx
-
-    t0 = time.perf_counter()
-    if backend not in ("onnx", "openvino"):
-        raise BpnetError(f"backend must be 'onnx' or 'openvino' (got {backend!r})")
-    if ranking not in ("output_first", "sensitivity"):
-        raise BpnetError(f"ranking must be 'output_first' or 'sensitivity' (got {ranking!r})")
-    out = Path(output_path)
-    if out.suffix.lower() != (".xml" if backend == "openvino" else ".onnx"):
-        raise BpnetError(f"{out}: backend {backend} writes a {'.xml' if backend == 'openvino' else '.onnx'} file")
-    batches = _check_batches(calibration_batches)
-    src = _load(fp32_onnx)
-    ordered = _quantisable_groups(src, groups or layer_groups(src))
-    if not ordered:
-        raise BpnetError("no quantisable layer group (Conv/MatMul/Gemm/Concat) in the model")
-    eq, eq_report = equalize_depthwise(src, batches)
-    ref = float(validate(str(fp32_onnx))) if reference_score is None else float(reference_score)
-    target = ref - float(max_drop)
-    tmp = Path(tempfile.mkdtemp(prefix=".acc_int8.", dir=out.parent if out.parent.is_dir() else None))
-    try:
-        eq_path = tmp / "eq.onnx"
-        onnx.save(eq, str(eq_path))
-        cache: dict[tuple, tuple[float, Path]] = {}
-        steps: list[dict] = []
-
-        def measure(exclude_groups: list[str], tag: str) -> float:
-            key = tuple(sorted(exclude_groups))
-            if key in cache:
-                return cache[key][0]
-            t = time.perf_counter()
-            names = [x for k, v in ordered if k in set(exclude_groups) for x in v]
-            cand = tmp / f"c{len(cache)}{out.suffix}"
-            if backend == "onnx":
-                quantize_onnx_int8(eq_path, cand, batches, exclude=names, equalize=False, **quant_kwargs)
-                if meta is not None:
-                    from bpnet_core.export.onnx import set_meta
-
-                    proto = onnx.load(str(cand))
-                    set_meta(proto, meta)
-                    onnx.save(proto, str(cand))
-            else:
-                import openvino as ov
-
-                q, _ = quantize_openvino_int8(ov.convert_model(str(eq_path)), batches, ignored=names, **quant_kwargs)
-                if meta is not None:
-                    from bpnet_core.export.openvino import write_ir
-
-                    write_ir(q, cand, meta)
-                else:
-                    ov.save_model(q, str(cand), compress_to_fp16=False)
-            score = float(validate(str(cand)))
-            cache[key] = (score, cand)
-            steps.append({"step": tag, "groups_float": len(exclude_groups), "score": round(score, 4),
-                          "seconds": round(time.perf_counter() - t, 1)})  # fmt: skip
-            return score
-
-        def out_of_time() -> bool:
-            return time.perf_counter() - t0 > time_budget_s
-
-        order = [k for k, _ in reversed(ordered)]  # output side first
-        if measure([], "all int8") < target and ranking == "sensitivity":
-            gains = {}
-            for k in order:
-                if time.perf_counter() - t0 > time_budget_s / 2:
-                    break
-                gains[k] = measure([k], f"rank {k}")
-            order = sorted(gains, key=lambda k: (-gains[k], order.index(k))) + [k for k in order if k not in gains]
-        lo, hi = 0, len(order)  # lo: known to fail (or k=0 passes), hi: assumed to pass (all float = FP32)
-        if cache[()][0] >= target:
-            hi = 0
-        while hi - lo > 1 and not out_of_time():
-            mid = (lo + hi) // 2
-            if measure(order[:mid], f"bisect k={mid}") >= target:
-                hi = mid
-            else:
-                lo = mid
-        chosen = order[:hi]
-        key = tuple(sorted(chosen))
-        if key not in cache and hi < len(order):  # budget ran out before hi was measured: keep the best measured
-            key = max(cache, key=lambda kk: (cache[kk][0], -len(kk)))
-            chosen = [k for k in order if k in set(key)]
-        if key in cache:
-            score, path = cache[key]
-            if backend == "openvino":
-                shutil.copyfile(path.with_suffix(".bin"), out.with_suffix(".bin"))
-            shutil.copyfile(path, out)
-        else:  # every group in float: nothing left to quantise, the FP32 model is the answer
-            score = ref
-            proto = onnx.ModelProto()
-            proto.CopyFrom(src)
-            if backend == "onnx":
-                if meta is not None:
-                    from bpnet_core.export.onnx import set_meta
-
-                    set_meta(proto, meta)
-                onnx.save(proto, str(out))
-            else:
-                import openvino as ov
-
-                onnx.save(proto, str(tmp / "fp32.onnx"))
-                model = ov.convert_model(str(tmp / "fp32.onnx"))
-                if meta is not None:
-                    from bpnet_core.export.openvino import write_ir
-
-                    write_ir(model, out, meta)
-                else:
-                    ov.save_model(model, str(out), compress_to_fp16=False)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    nodes = [x for k, v in ordered if k in set(chosen) for x in v]
-    return {"passed": bool(score >= target), "score": score, "target": target, "reference_score": ref,
-            "groups_float": chosen, "nodes_float": nodes, "groups_total": len(ordered), "steps": steps,
-            "ranking": ranking, "equalize": eq_report, "output_file": str(out),
-            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip

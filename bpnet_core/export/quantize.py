@@ -117,6 +117,7 @@ def quantize_int8(
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
     from bpnet_core.export.calibration import ort_calibration_reader
+
     calibrate_method = _method(method)
     report: dict = {"method": method.lower(), "per_channel": per_channel, "format": "QDQ",
                     "activations": "uint8", "weights": "int8"}  # fmt: skip

@@ -115,9 +115,13 @@ def sdk_meta(meta, ratio: int, name: str | None = None):
     check_upsample_ratio(ratio, paf.stride)
     out = StageOutputs(last.stage, MapOutput(SDK_HEATMAP, 0, heat.channels, heat.stride, "NHWC"),
                        MapOutput(SDK_PAF, 0, paf.channels, paf.stride // ratio, "NHWC"))  # fmt: skip
-    return meta.with_changes(name=name or meta.name, input_name=SDK_INPUT, layout="NHWC", outputs=(out,),
-                             provenance={**meta.provenance, "sdk_compatible": {"upsample_ratio": ratio,
-                                                                                "layout": "TAO deployable"}})
+    return meta.with_changes(
+        name=name or meta.name,
+        input_name=SDK_INPUT,
+        layout="NHWC",
+        outputs=(out,),
+        provenance={**meta.provenance, "sdk_compatible": {"upsample_ratio": ratio, "layout": "TAO deployable"}},
+    )
 
 
 def to_sdk_graph(proto, meta, ratio: int, name: str | None = None):

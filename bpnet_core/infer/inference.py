@@ -13,6 +13,7 @@ from bpnet_core.infer.predictor import ImageResult, make_predictor, photo_mappin
 
 log = logging.getLogger(__name__)
 
+
 def list_inputs(input_type: str, input_path: str | Path, image_root_path: str | Path | None = None) -> list[dict]:
     """The images to process: ``[{"path": Path, "image_id": int | None}]`` for image, dir or json (COCO) inputs."""
     from bpnet_core.fileio import list_images, read_json, safe_join

@@ -307,9 +307,18 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
                 "categories": [{"supercategory": "person", "id": 1, "name": "person", **pose.to_json_dict()}],
                 "inference_spec": spec.to_dict(),
                 "model": predictor.meta.name,
-                "video": {"source": src.source, "kind": src.kind, "fps": src.fps, "width": W, "height": H,
-                          "frame_count": src.frame_count, "stride_frames": stride_frames, "max_frames": max_frames,
-                          "stopped": state["reason"], "complete": complete},  # fmt: skip
+                "video": {
+                    "source": src.source,
+                    "kind": src.kind,
+                    "fps": src.fps,
+                    "width": W,
+                    "height": H,
+                    "frame_count": src.frame_count,
+                    "stride_frames": stride_frames,
+                    "max_frames": max_frames,
+                    "stopped": state["reason"],
+                    "complete": complete,
+                },  # fmt: skip
                 "images": frames_out,
             }
             write_json_atomic(results_dir / "detections.json", detections)

@@ -405,7 +405,8 @@ def load_pretrained_weights(model: keras.Model, path: str | os.PathLike, allow_m
     path = Path(path)
     stored = read_weights_by_layer(path)
     assignments, loaded, missing, mismatched = match_layers(
-        model, stored, lambda name, want, got: f"{name} (model {_shapes(want)}, file {_shapes(got)})")
+        model, stored, lambda name, want, got: f"{name} (model {_shapes(want)}, file {_shapes(got)})"
+    )
     unused = sorted(set(stored) - {layer.name for layer in model.layers})
     backbone_missing = [n for n in missing if layer_stage(n, num_stages(model)) == 0]
     if mismatched or backbone_missing or not loaded:

@@ -174,7 +174,8 @@ def load_tao_weights(model: keras.Model, path: str | os.PathLike, strict: bool =
             if final in stored:
                 stored[f"{prefix}_stage{file_stages}"] = stored.pop(final)
     assignments, loaded, missing, mismatched = match_layers(
-        model, stored, lambda name, want, got: f"{_label(name)}: model {_shapes(want)}, file {_shapes(got)}")
+        model, stored, lambda name, want, got: f"{_label(name)}: model {_shapes(want)}, file {_shapes(got)}"
+    )
     names = {layer.name for layer in model.layers}
     unused = [n for n in stored if n not in names]  # in the file's order
     fatal_missing = missing if strict or not loaded else [n for n in missing if layer_stage(n, stages) == 0]

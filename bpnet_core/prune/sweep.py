@@ -123,8 +123,13 @@ def threshold_sweep(
     return rows
 
 
-def pick_threshold(rows: list[dict], min_ratio: float = 2.0, key: str = "flops_ratio", metric: str | None = "AP",
-                   tolerance: float = 0.005) -> dict:
+def pick_threshold(
+    rows: list[dict],
+    min_ratio: float = 2.0,
+    key: str = "flops_ratio",
+    metric: str | None = "AP",
+    tolerance: float = 0.005,
+) -> dict:
     """The sweep row to retrain, AP-aware: among the thresholds whose ``key`` ratio reaches ``min_ratio``, the one
     whose pruned model keeps the most ``metric`` (what the cut destroyed least, measured before retraining); rows
     within ``tolerance`` of that best go to the gentlest (smallest) threshold, which removes the fewest filters.

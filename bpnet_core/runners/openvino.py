@@ -62,8 +62,9 @@ class OpenVinoRunner:
         try:
             self.compiled = ov.Core().compile_model(model, "CPU", config)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
-            raise BpnetError(f"{path}: OpenVINO cannot compile the model ({str(exc).strip().splitlines()[0][:160]})") \
-                from None
+            raise BpnetError(
+                f"{path}: OpenVINO cannot compile the model ({str(exc).strip().splitlines()[0][:160]})"
+            ) from None
         self.request = self.compiled.create_infer_request()
         self.ports = {n: p for p in self.compiled.outputs for n in p.get_names()}
         self.precision_hint = precision_hint

@@ -57,8 +57,9 @@ class _Cuda:
                 import pycuda.autoinit  # noqa: F401
                 import pycuda.driver as drv
             except ImportError:
-                raise BpnetError("TensorRT needs cuda-python or pycuda for GPU buffers (pip install 'bpnet[trt]')") \
-                    from None
+                raise BpnetError(
+                    "TensorRT needs cuda-python or pycuda for GPU buffers (pip install 'bpnet[trt]')"
+                ) from None
             self.rt, self.kind = drv, "pycuda"
             self.stream = drv.Stream()
 
@@ -137,8 +138,12 @@ class TensorRTRunner:
         hw = opt[1:3] if layout == "NHWC" else opt[2:4]
         self.meta = self.meta.with_changes(layout=layout, input_hw=(int(hw[0]), int(hw[1])))
         self.max_batch = int(hi[0])
-        check_graph_io(self.meta, {self.input_name: list(shape)},
-                       {n: list(self.engine.get_tensor_shape(n)) for n in self.outputs}, self.source)
+        check_graph_io(
+            self.meta,
+            {self.input_name: list(shape)},
+            {n: list(self.engine.get_tensor_shape(n)) for n in self.outputs},
+            self.source,
+        )
         self.context = self.engine.create_execution_context()
         self._buffers: dict = {}
 

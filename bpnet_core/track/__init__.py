@@ -9,5 +9,17 @@ from bpnet_core.track.oks import oks, oks_matrix, sigmas_for
 from bpnet_core.track.tracker import Track, Tracker
 from bpnet_core.track_params import TrackParams
 
-__all__ = ["FlowCameraEstimator", "OneEuroFilter", "TrackParams", "Track", "Tracker", "estimate_camera_motion",
-           "evaluate_mot", "evaluate_video_tracking", "oks", "oks_matrix", "retrack", "sigmas_for"]
+__all__ = [
+    "FlowCameraEstimator",
+    "OneEuroFilter",
+    "TrackParams",
+    "Track",
+    "Tracker",
+    "estimate_camera_motion",
+    "evaluate_mot",
+    "evaluate_video_tracking",
+    "oks",
+    "oks_matrix",
+    "retrack",
+    "sigmas_for",
+]

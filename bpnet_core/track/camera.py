@@ -139,7 +139,7 @@ class FlowCameraEstimator:
             m = FLOW_PERSON_MARGIN * max(hi - lo) + 4
             x0, y0 = np.floor(lo - m).astype(int)
             x1, y1 = np.ceil(hi + m).astype(int)
-            mask[max(y0, 0):max(y1 + 1, 0), max(x0, 0):max(x1 + 1, 0)] = 0
+            mask[max(y0, 0) : max(y1 + 1, 0), max(x0, 0) : max(x1 + 1, 0)] = 0
         return mask
 
     @staticmethod

@@ -49,6 +49,7 @@ class Teacher:
             n = len(outs) // 2
             heat, paf = outs[n - 1], outs[-1]
         else:
+
             def run(batch):
                 h, p = self.runner.predict(batch)
                 return h.astype("float32"), p.astype("float32")
@@ -81,8 +82,9 @@ def load_teacher(spec, pose, student_normalization) -> Teacher | None:
         raise BpnetError(f"{where}: cannot be read as a bpnet model ({str(exc)[:200]})") from None
     except Exception as exc:  # noqa: BLE001 - a broken zip, JSON, ... all mean "not a loadable model"
         raise BpnetError(f"{where}: cannot be read as a bpnet model ({type(exc).__name__}: {str(exc)[:160]})") from None
-    same_pose = list(meta.pose.joint_names) == list(pose.joint_names) and \
-        [tuple(x) for x in meta.pose.limbs] == [tuple(x) for x in pose.limbs]
+    same_pose = list(meta.pose.joint_names) == list(pose.joint_names) and [tuple(x) for x in meta.pose.limbs] == [
+        tuple(x) for x in pose.limbs
+    ]
     if not same_pose:
         raise BpnetError(
             f"{where}: the teacher's pose config {meta.pose.name} ({meta.pose.num_joints} joints, {meta.pose.num_limbs}"

@@ -96,8 +96,13 @@ def test_download_verify_unpack_and_skip(server, tmp_path):
     val, ann = make_zip(VAL), make_zip(ANN)
     server.files = {"/zips/val2017.zip": val, "/annotations/annotations_trainval2017.zip": ann}
     root = tmp_path / "coco"
-    out = download_coco(root, base_url=server.url, parts="val2017,annotations", progress=False,
-                        checksums={"val2017": md5(val), "annotations": md5(ann)})
+    out = download_coco(
+        root,
+        base_url=server.url,
+        parts="val2017,annotations",
+        progress=False,
+        checksums={"val2017": md5(val), "annotations": md5(ann)},
+    )
     assert out["parts"] == {"val2017": "downloaded", "annotations": "downloaded"}
     assert out["bytes_downloaded"] == len(val) + len(ann)
     for name, data in {**VAL, **ANN}.items():
@@ -107,8 +112,13 @@ def test_download_verify_unpack_and_skip(server, tmp_path):
     assert str(root.resolve()) in spec
 
     server.requests.clear()
-    again = download_coco(root, base_url=server.url, parts=["val2017", "annotations"], progress=False,
-                          checksums={"val2017": md5(val), "annotations": md5(ann)})
+    again = download_coco(
+        root,
+        base_url=server.url,
+        parts=["val2017", "annotations"],
+        progress=False,
+        checksums={"val2017": md5(val), "annotations": md5(ann)},
+    )
     assert again["parts"] == {"val2017": "skipped", "annotations": "skipped"}
     assert server.requests == []
 
@@ -117,8 +127,15 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     val = make_zip(VAL)
     server.files = {"/zips/val2017.zip": val}
     server.truncate = {"/zips/val2017.zip": len(val) // 2}
-    out = download_coco(tmp_path, base_url=server.url, parts="val2017", progress=False, keep_zip=True,
-                        checksums={"val2017": md5(val)}, timeout=5)
+    out = download_coco(
+        tmp_path,
+        base_url=server.url,
+        parts="val2017",
+        progress=False,
+        keep_zip=True,
+        checksums={"val2017": md5(val)},
+        timeout=5,
+    )
     assert out["parts"]["val2017"] == "downloaded"
     assert server.requests[0] == ("/zips/val2017.zip", None)
     assert server.requests[1] == ("/zips/val2017.zip", f"bytes={len(val) // 2}-")
@@ -130,18 +147,26 @@ def test_partial_file_from_an_earlier_run_is_resumed(server, tmp_path):
     ann = make_zip(ANN)
     server.files = {"/annotations/annotations_trainval2017.zip": ann}
     (tmp_path / "annotations_trainval2017.zip.part").write_bytes(ann[:100])
-    download_coco(tmp_path, base_url=server.url, parts="annotations", progress=False, keep_zip=True,
-                  checksums={"annotations": md5(ann)})
+    download_coco(
+        tmp_path,
+        base_url=server.url,
+        parts="annotations",
+        progress=False,
+        keep_zip=True,
+        checksums={"annotations": md5(ann)},
+    )
     assert server.requests == [("/annotations/annotations_trainval2017.zip", "bytes=100-")]
     assert (tmp_path / "annotations_trainval2017.zip").read_bytes() == ann
     # a .part that is already complete: the server answers 416, nothing is downloaded again
     server.requests.clear()
     (tmp_path / ".bpnet_download" / "annotations.done").unlink()
     (tmp_path / "annotations_trainval2017.zip").rename(tmp_path / "annotations_trainval2017.zip.part")
-    out = download_coco(tmp_path, base_url=server.url, parts="annotations", progress=False,
-                        checksums={"annotations": md5(ann)})
+    out = download_coco(
+        tmp_path, base_url=server.url, parts="annotations", progress=False, checksums={"annotations": md5(ann)}
+    )
     assert out["bytes_downloaded"] == 0 and server.requests == [
-        ("/annotations/annotations_trainval2017.zip", f"bytes={len(ann)}-")]
+        ("/annotations/annotations_trainval2017.zip", f"bytes={len(ann)}-")
+    ]
 
 
 def test_checksum_mismatch_deletes_the_file(server, tmp_path):
@@ -184,8 +209,18 @@ def test_cli_download_coco(server, tmp_path, capsys, monkeypatch):
     val = make_zip(VAL)
     server.files = {"/zips/val2017.zip": val}
     monkeypatch.setitem(download.COCO_PARTS, "val2017", ("zips/val2017.zip", md5(val)))
-    rc = main(["download_coco", "--root", str(tmp_path / "c"), "--base_url", server.url, "--parts", "val2017",
-               "--no_progress"])
+    rc = main(
+        [
+            "download_coco",
+            "--root",
+            str(tmp_path / "c"),
+            "--base_url",
+            server.url,
+            "--parts",
+            "val2017",
+            "--no_progress",
+        ]
+    )
     assert rc == 0
     assert "val2017 downloaded" in capsys.readouterr().out
     assert (tmp_path / "c" / "val2017" / "000000000005.jpg").is_file()

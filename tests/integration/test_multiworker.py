@@ -147,7 +147,7 @@ def test_two_workers_train_like_one_process(spec_file, tmp_path):  # noqa: F811
     proc = subprocess.run([sys.executable, "-c", MIRRORED, str(spec_file), str(tmp_path / "mirrored"), *SETTINGS],
                           capture_output=True, text=True, env=_env(), timeout=TIMEOUT, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])
+    r = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT ") :])
     assert r == {"replicas": 2, "global_batch_size": 2 * PER_WORKER_BATCH, "step": 2 * STEPS_PER_EPOCH}
     diff_mirrored = _max_abs_diff(two_workers, _weights(tmp_path / "mirrored" / "bpnet_model.keras"))
 

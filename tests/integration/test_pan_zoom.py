@@ -39,7 +39,7 @@ def test_dots_land_where_the_ground_truth_says(tmp_path):
     cv2.imwrite(str(tmp_path / "dots.png"), photo)
     kp = [0.0] * 51
     for j, (x, y) in enumerate(pts):
-        kp[3 * j:3 * j + 3] = [x, y, 2]
+        kp[3 * j : 3 * j + 3] = [x, y, 2]
     coco = {"images": [{"id": 5, "file_name": "dots.png", "height": H, "width": W}],
             "annotations": [{"id": 77, "image_id": 5, "category_id": 1, "iscrowd": 0, "num_keypoints": 5,
                              "keypoints": kp, "bbox": [50, 40, 260, 170], "area": 1000.0}],
@@ -59,9 +59,9 @@ def test_dots_land_where_the_ground_truth_says(tmp_path):
         for x, y, v in by_frame[im["id"]][:5]:
             if v == 0 or not (4 <= x < W - 4 and 4 <= y < H - 4):
                 continue
-            win = g[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5]
+            win = g[int(y) - 4 : int(y) + 5, int(x) - 4 : int(x) + 5]
             w = np.clip(win - 60, 0, None)
-            yy, xx = np.mgrid[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5]
+            yy, xx = np.mgrid[int(y) - 4 : int(y) + 5, int(x) - 4 : int(x) + 5]
             cy, cx = (w * yy).sum() / w.sum(), (w * xx).sum() / w.sum()
             assert abs(cx - x) < 1.5 and abs(cy - y) < 1.5, (im["frame_index"], x, y, cx, cy)
             checked += 1

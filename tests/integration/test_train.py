@@ -62,12 +62,20 @@ def spec_file(tiny_data, tmp_path_factory):
             "augmentation_config": {"spatial_aug_params": {"flip_lr_prob": 0.5, "rotate_deg_max": 10.0}},
             "label_processor_config": {"heatmap_gaussian_sigma": 4.0},
         },
-        "model": {"stages": 2, "width_multiplier": 0.125, "kernel_initializer": "xavier",
-                  "stageT_kernel_sizes": [3, 3]},  # fmt: skip
+        "model": {
+            "stages": 2,
+            "width_multiplier": 0.125,
+            "kernel_initializer": "xavier",
+            "stageT_kernel_sizes": [3, 3],
+        },  # fmt: skip
         "optimizer": {
             "__class_name__": "Adam",
-            "learning_rate_schedule": {"base_learning_rate": 1e-3, "min_learning_rate": 1e-5, "soft_start": 0.1,
-                                       "annealing": 0.7},  # fmt: skip
+            "learning_rate_schedule": {
+                "base_learning_rate": 1e-3,
+                "min_learning_rate": 1e-5,
+                "soft_start": 0.1,
+                "annealing": 0.7,
+            },  # fmt: skip
         },
     }
     path = tmp_path_factory.mktemp("spec") / "tiny_train.yaml"
@@ -260,7 +268,7 @@ def test_two_logical_devices_use_mirrored_strategy(spec_file, tmp_path):
                           text=True, env=env, timeout=300, cwd=ROOT)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    r = json.loads(line[len("RESULT "):])
+    r = json.loads(line[len("RESULT ") :])
     assert r["replicas"] == 2 and r["global_batch_size"] == 4 and r["step"] == 8 and np.isfinite(r["loss"])
     assert r["lr"] == pytest.approx(2 * 1e-5, rel=1e-3)  # scale_lr: ×2 devices (min_learning_rate at the end)
     assert (tmp_path / "bpnet_model.keras").is_file()

@@ -49,8 +49,23 @@ def test_synthetic_video_files(clip):
 
 def test_video_inference_end_to_end(clip, rendered, pose, tmp_path, capsys):
     res = tmp_path / "res"
-    rc = main(["inference", "--input_type", "video", "--input", str(clip[0]), "-m", "stand-in.onnx", "-r", str(res),
-               "--dump_visualizations", "--dump_openpose_json", "--set", "tracking.min_hits=1"])
+    rc = main(
+        [
+            "inference",
+            "--input_type",
+            "video",
+            "--input",
+            str(clip[0]),
+            "-m",
+            "stand-in.onnx",
+            "-r",
+            str(res),
+            "--dump_visualizations",
+            "--dump_openpose_json",
+            "--set",
+            "tracking.min_hits=1",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     det = json.loads((res / "detections.json").read_text())
     frames = det["images"]

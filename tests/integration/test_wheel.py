@@ -72,8 +72,14 @@ def test_sdist_and_wheel_install_outside_the_checkout_and_run(tmp_path):
     assert _run([bpnet, "--version"], work, env).stdout.startswith("bpnet ")
     _run([bpnet, "synthetic_data", "-o", "data", "--num_train", "8", "--num_val", "4", "--image_size", "64", "64",
           "--workers", "1", "--no_progress"], work, env)  # fmt: skip
-    relaxed = ["--set", "data_filtering_params.min_acceptable_height=8", "--set",
-               "data_filtering_params.min_acceptable_width=8", "--set", "data_filtering_params.min_acceptable_kpts=3"]
+    relaxed = [
+        "--set",
+        "data_filtering_params.min_acceptable_height=8",
+        "--set",
+        "data_filtering_params.min_acceptable_width=8",
+        "--set",
+        "data_filtering_params.min_acceptable_kpts=3",
+    ]
     _run([bpnet, "dataset_convert", "-d", "data/dataset_spec.json", "-o", "records/train", "-m", "train", "-j", "1",
           *relaxed], work, env)  # fmt: skip
     assert list((work / "records").glob("train-fold-*"))

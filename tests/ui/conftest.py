@@ -80,9 +80,19 @@ def jupyter_lab(tmp_path):
     port = _free_port()
     jupyter = Path(sys.executable).parent / "jupyter"
     cmd = [str(jupyter), "lab"] if jupyter.exists() else [sys.executable, "-m", "jupyter", "lab"]
-    cmd += ["--no-browser", f"--IdentityProvider.token={token}", "--port", str(port), "--ip", "127.0.0.1",
-            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.terminals_enabled=False"]
+    cmd += [
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+        "--port",
+        str(port),
+        "--ip",
+        "127.0.0.1",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--ServerApp.terminals_enabled=False",
+    ]
     if os.geteuid() == 0:  # CI and these machines run as root
         cmd.append("--allow-root")
     env = dict(os.environ)

@@ -9,9 +9,21 @@ def test_pruning_part_is_registered_but_only_on_request():
 
 
 def test_table_has_a_row_per_seed_and_the_spread():
-    rows = [{"seed": s, "ap_unpruned": 0.46 + s / 100, "pruning_threshold": 0.76, "params_ratio": 3.9,
-             "flops_ratio": 2.2, "ap_retrained_labels_only": 0.40, "ap_retrained": 0.45 + s / 100,
-             "ap_drop": 0.01, "retrain_seconds": 200.0, "retrain_seconds_labels_only": 150.0} for s in range(3)]
+    rows = [
+        {
+            "seed": s,
+            "ap_unpruned": 0.46 + s / 100,
+            "pruning_threshold": 0.76,
+            "params_ratio": 3.9,
+            "flops_ratio": 2.2,
+            "ap_retrained_labels_only": 0.40,
+            "ap_retrained": 0.45 + s / 100,
+            "ap_drop": 0.01,
+            "retrain_seconds": 200.0,
+            "retrain_seconds_labels_only": 150.0,
+        }
+        for s in range(3)
+    ]
     rows.append({"seed": 3, "error": "notebook failed"})
     text = markdown({"rows": rows, "target_flops_ratio": 2.0, "max_ap_drop": 0.02, "seeds_meeting_target": 3})
     lines = text.splitlines()

@@ -97,8 +97,9 @@ def test_people_to_coco_results_round_trip(gt, pose):
     results = []
     for img in gt["images"]:
         anns = [a for a in annotated(gt) if a["image_id"] == img["id"]]
-        kp = dataset_to_pose(np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, 17, 3),
-                             COCO_KEYPOINTS, pose)
+        kp = dataset_to_pose(
+            np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, 17, 3), COCO_KEYPOINTS, pose
+        )
         kp[..., :2] /= 2.0  # network input = half the image size
         people = [SimpleNamespace(keypoints=k, score=0.9) for k in kp]
         results += people_to_coco_results(img["id"], people, pose, COCO_KEYPOINTS, scale_xy=(2.0, 2.0))

@@ -267,8 +267,12 @@ def test_overrides_by_string():
 def test_overrides_by_dict_and_list_index():
     spec = load_train_spec(
         DEMO_TRAIN,
-        {"model.stages": 3, "dataloader.batch_size": 1, "model.stage1_kernel_sizes[1]": 5, "optimizer.__class_name__":
-         "WeightedMomentumOptimizer"},
+        {
+            "model.stages": 3,
+            "dataloader.batch_size": 1,
+            "model.stage1_kernel_sizes[1]": 5,
+            "optimizer.__class_name__": "WeightedMomentumOptimizer",
+        },
     )
     assert spec.model.stages == 3 and spec.dataloader.batch_size == 1
     assert spec.model.stage1_kernel_sizes == [3, 5, 3]
@@ -361,11 +365,15 @@ def test_wrong_type(tmp_path, text, expected):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("dataloader:\n  image_config:\n    image_dims:\n      height: -256\n",
-         "dataloader.image_config.image_dims.height must be > 0 (got -256)"),
+        (
+            "dataloader:\n  image_config:\n    image_dims:\n      height: -256\n",
+            "dataloader.image_config.image_dims.height must be > 0 (got -256)",
+        ),
         ("dataloader:\n  batch_size: 0\n", "dataloader.batch_size must be >= 1 (got 0)"),
-        ("dataloader:\n  pose_config:\n    target_shape: [0, 32]\n",
-         "dataloader.pose_config.target_shape[0] must be > 0 (got 0)"),
+        (
+            "dataloader:\n  pose_config:\n    target_shape: [0, 32]\n",
+            "dataloader.pose_config.target_shape[0] must be > 0 (got 0)",
+        ),
     ],
 )
 def test_negative_or_zero_size(tmp_path, text, expected):
@@ -405,20 +413,32 @@ def test_class_name_on_unlabelled_block_accepts_its_own_name(tmp_path):
         ("num_epoch: 7\ncheckpoint_n_epoch: 2\n", "num_epoch must be a multiple of checkpoint_n_epoch = 2 (got 7)"),
         ("load_graph: true\n", "load_graph is true but pretrained_weights is not set"),
         ("finetuning_config:\n  is_finetune_exp: true\n", "finetuning_config.checkpoint_path must be set"),
-        ("dataloader:\n  augmentation_config:\n    spatial_aug_params: {rotate_deg_min: 10, rotate_deg_max: 5}\n",
-         "spatial_aug_params.rotate_deg_min must be <= rotate_deg_max (5.0) (got 10.0)"),
-        ("dataloader:\n  augmentation_config:\n    spatial_aug_params: {flip_lr_prob: 1.5}\n",
-         "spatial_aug_params.flip_lr_prob must be <= 1.0 (got 1.5)"),
-        ("model:\n  backbone_attributes: {architecture: vgg, nlayers: 16}\n",
-         "model.backbone_attributes.nlayers must be 19 for architecture 'vgg' (got 16)"),
-        ("model:\n  backbone_attributes: {architecture: resnet}\n",
-         "model.backbone_attributes.architecture must be one of 'vgg' or 'mobilenet_v2'"),
+        (
+            "dataloader:\n  augmentation_config:\n    spatial_aug_params: {rotate_deg_min: 10, rotate_deg_max: 5}\n",
+            "spatial_aug_params.rotate_deg_min must be <= rotate_deg_max (5.0) (got 10.0)",
+        ),
+        (
+            "dataloader:\n  augmentation_config:\n    spatial_aug_params: {flip_lr_prob: 1.5}\n",
+            "spatial_aug_params.flip_lr_prob must be <= 1.0 (got 1.5)",
+        ),
+        (
+            "model:\n  backbone_attributes: {architecture: vgg, nlayers: 16}\n",
+            "model.backbone_attributes.nlayers must be 19 for architecture 'vgg' (got 16)",
+        ),
+        (
+            "model:\n  backbone_attributes: {architecture: resnet}\n",
+            "model.backbone_attributes.architecture must be one of 'vgg' or 'mobilenet_v2'",
+        ),
         ("model:\n  stageT_kernel_sizes: [7, 6]\n", "model.stageT_kernel_sizes[1] must be odd (got 6)"),
         ("model:\n  width_multiplier: 0\n", "model.width_multiplier must be > 0.0 (got 0)"),
-        ("optimizer:\n  learning_rate_schedule: {soft_start: 0.6, annealing: 0.5}\n",
-         "optimizer.learning_rate_schedule.soft_start must be <= annealing (0.5) (got 0.6)"),
-        ("optimizer:\n  learning_rate_schedule: {__class_name__: BpNetExponentialDecayLRSchedule}\n",
-         "optimizer.learning_rate_schedule.decay_epochs is required"),
+        (
+            "optimizer:\n  learning_rate_schedule: {soft_start: 0.6, annealing: 0.5}\n",
+            "optimizer.learning_rate_schedule.soft_start must be <= annealing (0.5) (got 0.6)",
+        ),
+        (
+            "optimizer:\n  learning_rate_schedule: {__class_name__: BpNetExponentialDecayLRSchedule}\n",
+            "optimizer.learning_rate_schedule.decay_epochs is required",
+        ),
         ("final_model_name: a/b\n", "final_model_name must be a plain file name"),
     ],
 )
@@ -527,8 +547,13 @@ def test_decode_params_carry_spec_values(tmp_path):
     assert default == DecodeParams()
     spec = load_infer_spec(
         SPECS / "infer_spec.yaml",
-        ["heatmap_threshold=0.3", "paf_threshold=0.1", "output_upsampling_factor=[4, 4]", "decoder.nms_window=5",
-         "decoder.use_distance_prior=true"],
+        [
+            "heatmap_threshold=0.3",
+            "paf_threshold=0.1",
+            "output_upsampling_factor=[4, 4]",
+            "decoder.nms_window=5",
+            "decoder.use_distance_prior=true",
+        ],
     )
     params = spec.decode_params()
     assert params.heatmap_threshold == 0.3 and params.paf_threshold == 0.1 and params.upsampling_factor == 4
@@ -622,14 +647,22 @@ def test_dataset_spec_built_in_code_resolves_against_cwd(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda d: d["visibility_flags"]["mapping"].update(visible="seen"),
-         "visibility_flags.mapping.visible must be one of"),
-        (lambda d: d["data_filtering_params"].update(min_acceptable_kpts=-1),
-         "data_filtering_params.min_acceptable_kpts must be >= 0 (got -1)"),
-        (lambda d: d["categories"][0].update(num_joint=17),
-         "unknown key 'categories[0].num_joint' (did you mean 'num_joints'?)"),
-        (lambda d: d["categories"][0].update(num_joints=16),
-         "categories[0].num_joints must equal the number of keypoints (17)"),
+        (
+            lambda d: d["visibility_flags"]["mapping"].update(visible="seen"),
+            "visibility_flags.mapping.visible must be one of",
+        ),
+        (
+            lambda d: d["data_filtering_params"].update(min_acceptable_kpts=-1),
+            "data_filtering_params.min_acceptable_kpts must be >= 0 (got -1)",
+        ),
+        (
+            lambda d: d["categories"][0].update(num_joint=17),
+            "unknown key 'categories[0].num_joint' (did you mean 'num_joints'?)",
+        ),
+        (
+            lambda d: d["categories"][0].update(num_joints=16),
+            "categories[0].num_joints must equal the number of keypoints (17)",
+        ),
         (lambda d: d["categories"][0]["skeleton"].__setitem__(0, [1, 18]), "categories[0].skeleton[0] must be 1-based"),
         (lambda d: d.pop("train_data"), "missing required key 'train_data'"),
         (lambda d: d.update(dataset="mpii"), "dataset must be 'coco' (got 'mpii')"),

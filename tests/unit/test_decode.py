@@ -52,8 +52,16 @@ def crowd(pose, rows, cols, cell_h=150, cell_w=110, seed=0, drop_leaves=False):
         for c in range(cols):
             height = rng.uniform(0.7, 0.9) * cell_h
             drop = [n for n in leaves if drop_leaves and rng.random() < 0.3]
-            people.append(make_person(pose, c * cell_w + cell_w / 2 + rng.uniform(-5, 5),
-                                      r * cell_h + rng.uniform(4, 10), height, rng, drop=drop))
+            people.append(
+                make_person(
+                    pose,
+                    c * cell_w + cell_w / 2 + rng.uniform(-5, 5),
+                    r * cell_h + rng.uniform(4, 10),
+                    height,
+                    rng,
+                    drop=drop,
+                )
+            )
     shape = (rows * cell_h // 8 * 8 + 8, cols * cell_w // 8 * 8 + 8)
     return np.stack(people), shape
 
@@ -202,8 +210,13 @@ def test_line_integral_scores_direction():
     assert valid.tolist() == [[True, False, False, True]]
     # the distance prior only penalises limbs longer than half the input height (160 px here)
     prior = DecodeParams(use_distance_prior=True)
-    s_prior, _ = score_limb(uniform_paf(20, 40, (1.0, 0.0)), np.array([[5.0, 50.0]]),
-                            np.array([[60.0, 50.0], [300.0, 50.0]]), prior, stride=8)
+    s_prior, _ = score_limb(
+        uniform_paf(20, 40, (1.0, 0.0)),
+        np.array([[5.0, 50.0]]),
+        np.array([[60.0, 50.0], [300.0, 50.0]]),
+        prior,
+        stride=8,
+    )
     assert s_prior[0, 0] == pytest.approx(1.0, abs=1e-5)
     assert s_prior[0, 1] == pytest.approx(1.0 + 0.5 * 160 / 295 - 1.0, abs=1e-4)
 
@@ -277,7 +290,7 @@ def test_person_fields_and_order(pose):
     kp, shape = crowd(pose, 1, 3, seed=5)
     kp[1, pose.joint_index("left_wrist")] = 0  # a missing joint
     heat, paf = render_labels(kp, pose, shape, 8, 7.0)
-    heat[:, shape[1] // 8 * 2 // 3:, :-1] *= 0.7  # the third person is weaker
+    heat[:, shape[1] // 8 * 2 // 3 :, :-1] *= 0.7  # the third person is weaker
     people = decode(heat, paf, pose)
     assert [type(p) for p in people] == [Person] * 3
     scores = [p.score for p in people]
@@ -323,8 +336,7 @@ def test_start_joint_is_filled_when_only_the_end_is_held(pose):
 
 
 def test_min_parts_and_min_person_score(pose):
-    heat, paf = render_labels(only(pose, {"neck", "right_hip", "right_knee", "right_ankle"}), pose, (160, 128), 8,
-                              7.0)
+    heat, paf = render_labels(only(pose, {"neck", "right_hip", "right_knee", "right_ankle"}), pose, (160, 128), 8, 7.0)
     assert len(decode(heat, paf, pose, DecodeParams(min_parts=4))) == 1
     assert decode(heat, paf, pose, DecodeParams(min_parts=5)) == []
     assert decode(heat, paf, pose, DecodeParams(min_person_score=2.5)) == []  # Σ/parts ~ 1.75 here

@@ -27,8 +27,12 @@ def border_params():
     for f in (1, 8):
         for sigma in (0.0, 3.0):
             for subpixel in (False, True):
-                out.append(pytest.param(DecodeParams(upsampling_factor=f, smooth_sigma=sigma, subpixel=subpixel),
-                                        id=f"x{f}-sigma{sigma:g}-{'subpixel' if subpixel else 'pixel'}"))
+                out.append(
+                    pytest.param(
+                        DecodeParams(upsampling_factor=f, smooth_sigma=sigma, subpixel=subpixel),
+                        id=f"x{f}-sigma{sigma:g}-{'subpixel' if subpixel else 'pixel'}",
+                    )
+                )
     return out
 
 
@@ -190,8 +194,11 @@ def test_paf_stride_validation(pose):
     validate_maps(heat, paf[:185, :217], pose, stride=8, paf_stride=2)  # a 370x434 input: 46x54 and 185x217 cells
     validate_maps(heat[:, :, :], np.zeros((92, 108, 38), np.float32), pose, stride=8, paf_stride=4)
     assert decode(heat, paf, pose, paf_stride=2) == []
-    with pytest.raises(BpnetError, match=r"heatmaps grid \(46, 54\) at stride 8 and pafs grid \(180, 216\) at "
-                                         r"stride 2 differ in input extent \(368×432 vs 360×432 px\)"):
+    with pytest.raises(
+        BpnetError,
+        match=r"heatmaps grid \(46, 54\) at stride 8 and pafs grid \(180, 216\) at "
+        r"stride 2 differ in input extent \(368×432 vs 360×432 px\)",
+    ):
         decode(heat, paf[:180], pose, paf_stride=2)
     with pytest.raises(BpnetError, match=r"pafs grid \(184, 216\) at stride 8"):
         decode(heat, paf, pose, stride=2, paf_stride=8)  # strides swapped

@@ -101,7 +101,8 @@ def perfect(sample, pose):
 
 def test_perfect_maps_score_high_ap(gt, gt_decodable, perfect):
     ignored = sum(a["num_keypoints"] == 0 for a in gt_decodable["annotations"]) - sum(
-        a["num_keypoints"] == 0 for a in gt["annotations"])
+        a["num_keypoints"] == 0 for a in gt["annotations"]
+    )
     assert ignored == 12  # the structurally undecodable people (module docstring)
     stats = evaluate_coco(gt_decodable, perfect)
     assert stats["AP"] >= 0.9 and stats["AR"] >= 0.9 and stats["AP50"] >= 0.95, stats
@@ -111,8 +112,10 @@ def test_perfect_maps_score_high_ap(gt, gt_decodable, perfect):
 
 def add_noise(sigma):
     def tf(heat, paf, rng):
-        return (heat + rng.normal(0, sigma, heat.shape).astype(np.float32),
-                paf + rng.normal(0, sigma, paf.shape).astype(np.float32))
+        return (
+            heat + rng.normal(0, sigma, heat.shape).astype(np.float32),
+            paf + rng.normal(0, sigma, paf.shape).astype(np.float32),
+        )
 
     return tf
 

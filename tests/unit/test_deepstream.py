@@ -117,8 +117,9 @@ def test_predictor_on_the_sdk_export_finds_the_same_peaks(exports, pose):
     print(f"tiny network: {len(ra.keypoints)} people, {total} joints, {differ} differ, worst {worst:.2f} px")
 
 
-def _same_people(ka: np.ndarray, kb: np.ndarray, scale: float, tol_px: float = 1.0,
-                 max_joint_diff: float = 0.02) -> tuple[float, int, int]:
+def _same_people(
+    ka: np.ndarray, kb: np.ndarray, scale: float, tol_px: float = 1.0, max_joint_diff: float = 0.02
+) -> tuple[float, int, int]:
     """The same people in both sets: each person of ``ka`` has a counterpart in ``kb`` whose joints, where both have
     them, lie within ``tol_px`` network-input pixels; at most ``max_joint_diff`` of all joints are present in only
     one of the pair (a borderline limb: the decoder samples the ×4 PAFs on their own grid). Returns (largest joint
@@ -232,8 +233,16 @@ def test_sdk_export_of_an_imported_network_with_one_concat_output(pose, tmp_path
     del g.output[:]
     g.output.append(helper.make_tensor_value_info("Openpose/concat_stage7:0", onnx.TensorProto.FLOAT,
                                                   ["N", 32, 32, 57]))  # fmt: skip
-    cmeta = meta.with_changes(name="concat", color="BGR", normalization=None, outputs=(StageOutputs(
-        3, MapOutput("Openpose/concat_stage7:0", 0, 19, 8), MapOutput("Openpose/concat_stage7:0", 19, 57, 8)),))
+    cmeta = meta.with_changes(
+        name="concat",
+        color="BGR",
+        normalization=None,
+        outputs=(
+            StageOutputs(
+                3, MapOutput("Openpose/concat_stage7:0", 0, 19, 8), MapOutput("Openpose/concat_stage7:0", 19, 57, 8)
+            ),
+        ),
+    )
     set_meta(proto, cmeta)
     src = tmp_path / "concat.onnx"
     onnx.save(proto, str(src))
@@ -466,8 +475,16 @@ def test_deepstream_config_int8_ratio_and_custom_skeleton(keras_model, pose, tmp
     from bpnet_core.meta import MapOutput, StageOutputs
 
     s = meta.stage()
-    custom = meta.with_changes(pose=coco, outputs=(StageOutputs(s.stage, MapOutput(
-        s.heatmaps.name, 0, coco.num_heatmap_channels, 8), MapOutput(s.pafs.name, 0, coco.num_paf_channels, 4)),))
+    custom = meta.with_changes(
+        pose=coco,
+        outputs=(
+            StageOutputs(
+                s.stage,
+                MapOutput(s.heatmaps.name, 0, coco.num_heatmap_channels, 8),
+                MapOutput(s.pafs.name, 0, coco.num_paf_channels, 4),
+            ),
+        ),
+    )
     set_meta(proto, custom)
     onnx.save(proto, str(tmp_path / "coco.onnx"))
     m = read_model_config(deepstream_config(tmp_path / "coco.onnx", tmp_path / "b")["model_config"])
@@ -490,8 +507,12 @@ def test_deepstream_config_bad_input(case, words, exports, model_file, tmp_path,
     normal, _, sdk, _ = exports
     out = tmp_path / "ds"
     model = {"normal": normal, "keras": model_file, "etlt": tmp_path / "model.etlt"}.get(case, sdk)
-    extra = {"dims": ["-d", "288,384,3"], "int8": ["--network_mode", "int8"],
-             "calib": ["--int8_calib_file", str(tmp_path / "nope.txt")], "batch": ["--batch_size", "0"]}.get(case, [])
+    extra = {
+        "dims": ["-d", "288,384,3"],
+        "int8": ["--network_mode", "int8"],
+        "calib": ["--int8_calib_file", str(tmp_path / "nope.txt")],
+        "batch": ["--batch_size", "0"],
+    }.get(case, [])
     code = main(["deepstream_config", "-m", str(model), "-o", str(out)] + extra)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0], err

@@ -34,8 +34,9 @@ class CountingRunner:
 
     def __init__(self, inner, delay_s: float = 0.0, num_stages: int = 1):
         self.inner, self.delay_s = inner, delay_s
-        names = [f"heatmap_stage{t}" for t in range(1, num_stages + 1)] + [f"paf_stage{t}" for t in
-                                                                           range(1, num_stages + 1)]
+        names = [f"heatmap_stage{t}" for t in range(1, num_stages + 1)] + [
+            f"paf_stage{t}" for t in range(1, num_stages + 1)
+        ]
         self.meta = bpnet_meta(inner.pose, num_stages, names)
         self.calls = []
 
@@ -186,16 +187,26 @@ def test_hold_batches_changes_into_one_update(runner, pose):
 def test_upload_adds_and_shows_the_image(runner, pose, tmp_path):
     ex = make(runner, pose, upload_dir=tmp_path / "uploads")
     data = cv2.imencode(".png", cv2.imread(str(ONE_PERSON)))[1].tobytes()
-    upload = {"name": "my photo.png", "type": "image/png", "size": len(data), "content": memoryview(data),
-              "last_modified": datetime.now(timezone.utc)}
+    upload = {
+        "name": "my photo.png",
+        "type": "image/png",
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": datetime.now(timezone.utc),
+    }
     ex.controls["upload"].value = (upload,)
     saved = tmp_path / "uploads" / "my_photo.png"
     assert saved.is_file() and ex.controls["image"].value == str(saved) and ex.error is None
     assert len(runner.calls) == 2 and ex.people == []  # the stand-in network knows no labels for an upload
     with pytest.raises(BpnetError, match="cannot decode"):
         ex.add_image_bytes("broken.jpg", b"not an image")
-    broken = {"name": "broken.jpg", "type": "image/jpeg", "size": 12, "content": memoryview(b"not an image"),
-              "last_modified": datetime.now(timezone.utc)}
+    broken = {
+        "name": "broken.jpg",
+        "type": "image/jpeg",
+        "size": 12,
+        "content": memoryview(b"not an image"),
+        "last_modified": datetime.now(timezone.utc),
+    }
     ex.controls["upload"].value = (broken,)
     assert ex.error and "broken.jpg" in ex.status.value and not (tmp_path / "uploads" / "broken.jpg").exists()
     assert ex.controls["image"].value == str(saved) and ex.controls["upload"].value == ()

@@ -456,8 +456,25 @@ def test_export_cli_int8_with_broken_calibration_images(model_file, cal_dir, tmp
     cal = tmp_path / "cal"
     shutil.copytree(cal_dir, cal)
     (cal / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    code = main(["export", "-m", str(model_file), "-o", str(tmp_path / "m8.onnx"), "-d", "64,64,3", "--data_type",
-                 "int8", "--cal_image_dir", str(cal), "--batches", "10", "--cal_data_file", str(tmp_path / "c.npy")])
+    code = main(
+        [
+            "export",
+            "-m",
+            str(model_file),
+            "-o",
+            str(tmp_path / "m8.onnx"),
+            "-d",
+            "64,64,3",
+            "--data_type",
+            "int8",
+            "--cal_image_dir",
+            str(cal),
+            "--batches",
+            "10",
+            "--cal_data_file",
+            str(tmp_path / "c.npy"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and (tmp_path / "m8.onnx").is_file() and "1 broken calibration image(s) skipped" in out
     assert np.load(tmp_path / "c.npy").shape == (6, 64, 64, 3)

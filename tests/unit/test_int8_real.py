@@ -36,8 +36,13 @@ def _tiny_model(path):
         helper.make_node("Conv", ["r", "head_w"], ["h"], name="head/conv"),
         helper.make_node("Transpose", ["h"], ["y"], name="to_nhwc", perm=[0, 2, 3, 1]),
     ]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, C])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, HEAD])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, C])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, HEAD])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -147,7 +152,7 @@ def _float_nodes(path) -> set[str]:
 
 @pytest.mark.parametrize("ranking, needed", [("output_first", "head/conv"), ("sensitivity", "blk/depthwise")])
 def test_accuracy_controlled_int8_reverts_until_validate_passes(tiny, batches, tmp_path, ranking, needed):
-    from bpnet_core.export.int8_real import accuracy_controlled_int8
+    from bpnet_core.export.int8_search import accuracy_controlled_int8
 
     calls = []
 

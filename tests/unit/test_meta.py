@@ -19,10 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def concat_meta(pose, layout="NHWC") -> ModelMeta:
     """A tf-pose-like contract: one output holding 19 heatmaps then 38 PAFs, BGR raw pixels."""
-    return ModelMeta(name="concat", pose=pose, num_stages=7, layout=layout, color="BGR", normalization=None,
-                     input_name="image:0",
-                     outputs=(StageOutputs(7, MapOutput("out", 0, 19, 8, layout),
-                                           MapOutput("out", 19, 57, 8, layout)),))
+    return ModelMeta(
+        name="concat",
+        pose=pose,
+        num_stages=7,
+        layout=layout,
+        color="BGR",
+        normalization=None,
+        input_name="image:0",
+        outputs=(StageOutputs(7, MapOutput("out", 0, 19, 8, layout), MapOutput("out", 19, 57, 8, layout)),),
+    )
 
 
 def test_round_trip_and_derived_values(pose):

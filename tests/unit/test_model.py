@@ -189,8 +189,10 @@ def test_pretrained_weights_of_another_architecture(tmp_path, pose):
     path = tmp_path / "mnv2.weights.h5"
     other.save_weights(path)
     model = tiny(pose, stages=2)
-    expected = (r"another architecture: \d+ layers not found in the file: block1_conv1, block1_conv1_bn, .*; "
-                r"1 layers have other shapes: channel_reduction_conv")
+    expected = (
+        r"another architecture: \d+ layers not found in the file: block1_conv1, block1_conv1_bn, .*; "
+        r"1 layers have other shapes: channel_reduction_conv"
+    )
     with pytest.raises(BpnetError, match=expected):
         load_pretrained_weights(model, path)
     wider = build_model({**TINY, "stages": 2, "width_multiplier": 0.25}, pose)

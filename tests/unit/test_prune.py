@@ -466,8 +466,15 @@ def test_retrain_continues_from_the_pruned_weights(tmp_path, pose):
     from bpnet_core.meta import read_meta
 
     assert read_meta(pruned_file).provenance["pruned_from"] == str(Path(trained["final_model"]).resolve())
-    distilled = retrain_pruned(retrain_spec, pruned_file, tmp_path / "retrain_d", {**overrides, "num_epoch": 1},
-                               pose=pose, progress=False, max_steps=1)  # the spec's default: distil (from_pruned)
+    distilled = retrain_pruned(
+        retrain_spec,
+        pruned_file,
+        tmp_path / "retrain_d",
+        {**overrides, "num_epoch": 1},
+        pose=pose,
+        progress=False,
+        max_steps=1,
+    )  # the spec's default: distil (from_pruned)
     assert abs(distilled["loss"] - retrained["loss"]) > 1e-3 * retrained["loss"]
     pruned = load_bpnet_model(pruned_file, pose)
     expected = _first_step_loss(retrain_spec, re_over, pruned, pose)

@@ -29,7 +29,8 @@ def test_tutorial_init_copies_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["tutorial", "init", str(dest)]) == 0
     for tree in SHIPPED_TREES:
         assert sorted(p.name for p in (dest / tree).iterdir()) == sorted(
-            p.name for p in (SHIPPED_ROOT / tree).iterdir() if p.name not in ("__pycache__", ".ipynb_checkpoints"))
+            p.name for p in (SHIPPED_ROOT / tree).iterdir() if p.name not in ("__pycache__", ".ipynb_checkpoints")
+        )
     capsys.readouterr()
     assert main(["tutorial", "init", str(dest)]) == 2
     assert "give --force" in capsys.readouterr().err

@@ -93,7 +93,8 @@ def test_dataset_spec_points_at_output(small):
     shipped = json.loads((ROOT / "data_pose_config" / "synthetic_spec.json").read_text())
     assert spec["root_directory_path"] == str(path.resolve())
     assert {k: v for k, v in spec.items() if k != "root_directory_path"} == {
-        k: v for k, v in shipped.items() if k != "root_directory_path"}
+        k: v for k, v in shipped.items() if k != "root_directory_path"
+    }
     assert (path / spec["train_data"]["annotation_root_dir_path"]).is_file()
     assert (path / spec["test_data"]["images_root_dir_path"]).is_dir()
 
@@ -169,8 +170,11 @@ def test_sample_has_crowds_unlabelled_occlusion_and_both_facings(sample40):
     v = np.concatenate([np.asarray(a["keypoints"]).reshape(17, 3)[:, 2] for a in anns])
     assert (v == 1).sum() > 10 and (v == 2).sum() > (v == 1).sum()
     # left_shoulder (5) right of right_shoulder (6) = facing the camera; the reverse = seen from behind
-    facing = [np.sign(k[5, 0] - k[6, 0]) for k in (np.asarray(a["keypoints"]).reshape(17, 3) for a in anns)
-              if k[5, 2] > 0 and k[6, 2] > 0 and abs(k[5, 0] - k[6, 0]) > 2]
+    facing = [
+        np.sign(k[5, 0] - k[6, 0])
+        for k in (np.asarray(a["keypoints"]).reshape(17, 3) for a in anns)
+        if k[5, 2] > 0 and k[6, 2] > 0 and abs(k[5, 0] - k[6, 0]) > 2
+    ]
     assert facing.count(1) > 5 and facing.count(-1) > 2
     counts = {}
     for im, a in annotations(sample40):
@@ -220,8 +224,25 @@ def test_synthetic_data_cli(tmp_path, capsys):
     from bpnet_core.cli import main
 
     out = tmp_path / "cli"
-    rc = main(["synthetic_data", "-o", str(out), "--num_train", "2", "--num_val", "1", "--image_size", "48", "64",
-               "--seed", "5", "--workers", "1", "--no_progress"])
+    rc = main(
+        [
+            "synthetic_data",
+            "-o",
+            str(out),
+            "--num_train",
+            "2",
+            "--num_val",
+            "1",
+            "--image_size",
+            "48",
+            "64",
+            "--seed",
+            "5",
+            "--workers",
+            "1",
+            "--no_progress",
+        ]
+    )
     assert rc == 0 and "3 images" in capsys.readouterr().out
     assert cv2.imread(str(out / "val2017" / "000000000003.jpg")).shape == (48, 64, 3)
     assert main(["synthetic_data", "-o", str(out), "--image_size", "16", "16"]) == 2

@@ -44,13 +44,19 @@ def tao_layers(stages=3, width=1.0, heat=19, paf=38, stage1_k=(3, 3, 3), stage_t
             ours = "interface_conv4_3" if block == 6 else f"block{block}_conv{i + 1}"
             c = w(filters)
             out.append((f"{base}_conv_1", ours, [("kernel:0", (3, 3, cin, c))]))
-            out.append((f"{base}_bn_1", f"{ours}_bn",
-                        [(k, (c,)) for k in ("gamma:0", "beta:0", "moving_mean:0", "moving_variance:0")]))
+            out.append(
+                (
+                    f"{base}_bn_1",
+                    f"{ours}_bn",
+                    [(k, (c,)) for k in ("gamma:0", "beta:0", "moving_mean:0", "moving_variance:0")],
+                )
+            )
             out.append((f"{base}_relu", None, []))
             cin = c
     feat = w(128)
-    out.append(("channel_reduction_conv", "channel_reduction_conv", [("kernel:0", (3, 3, cin, feat)),
-                                                                     ("bias:0", (feat,))]))
+    out.append(
+        ("channel_reduction_conv", "channel_reduction_conv", [("kernel:0", (3, 3, cin, feat)), ("bias:0", (feat,))])
+    )
     out.append(("channel_reduction_conv/relu", None, []))
 
     def conv(tao, ours, k, ci, co, relu=True):
@@ -71,10 +77,22 @@ def tao_layers(stages=3, width=1.0, heat=19, paf=38, stage1_k=(3, 3, 3), stage_t
         n = len(kernels) + 1
         conv(f"stage{t}/paf/conv{n}", f"stage{t}_paf_conv{n}", 1, ci, branch)
         conv(f"stage{t}/cmap/conv{n}", f"stage{t}_heat_conv{n}", 1, ci, branch)
-        conv("paf_out" if last else f"stage{t}/paf_branch/out", "paf_out" if last else f"paf_stage{t}", 1, branch,
-             paf, relu=False)
-        conv("heatmap_out" if last else f"stage{t}/heat_branch/out", "heatmap_out" if last else f"heatmap_stage{t}",
-             1, branch, heat, relu=False)
+        conv(
+            "paf_out" if last else f"stage{t}/paf_branch/out",
+            "paf_out" if last else f"paf_stage{t}",
+            1,
+            branch,
+            paf,
+            relu=False,
+        )
+        conv(
+            "heatmap_out" if last else f"stage{t}/heat_branch/out",
+            "heatmap_out" if last else f"heatmap_stage{t}",
+            1,
+            branch,
+            heat,
+            relu=False,
+        )
     return out
 
 
@@ -177,9 +195,12 @@ def test_other_skeleton_and_more_stages_are_refused(tmp_path, pose):
     with pytest.raises(BpnetError, match=r"5 layers have other shapes: .*stage1/paf_branch/out \(paf_stage1\)"):
         load_tao_hdf5(path, model, pose)
     path = write_tao_hdf5(tmp_path / "s3.hdf5", tao_layers(stages=3, width=0.125, stage_t_k=(3, 3)))
-    with pytest.raises(BpnetError, match=r"TAO model \(3 stages\) does not fit this model \(2 stages.*"
-                       r"2 layers not in the file: heatmap_out, paf_out; 8 layers of the file not in the model: "
-                       r"stage2/paf_branch/out, stage2/heat_branch/out, stage3/conv1"):
+    with pytest.raises(
+        BpnetError,
+        match=r"TAO model \(3 stages\) does not fit this model \(2 stages.*"
+        r"2 layers not in the file: heatmap_out, paf_out; 8 layers of the file not in the model: "
+        r"stage2/paf_branch/out, stage2/heat_branch/out, stage3/conv1",
+    ):
         load_tao_hdf5(path, build_model(TINY, pose), pose)
 
 
@@ -287,8 +308,22 @@ def test_a_tao_hdf5_is_a_model_for_inference_evaluate_prune_and_export(tmp_path,
     args = ["inference", "-i", str(infer), "-m", str(src), "--input", str(image), "-r", str(tmp_path / "inf")]
     assert main(args) == 0
     assert (tmp_path / "inf" / "detections.json").is_file()
-    assert main(["evaluate", "-m", str(src), "--set", "input_shape=[96,96]", "-d",
-                 str(ROOT / "data_pose_config" / "coco_real_sample_spec.json"), "-r", str(tmp_path / "ev")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "-m",
+                str(src),
+                "--set",
+                "input_shape=[96,96]",
+                "-d",
+                str(ROOT / "data_pose_config" / "coco_real_sample_spec.json"),
+                "-r",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "ev" / "metrics.json").is_file()
     pruned = tmp_path / "pruned.keras"
     assert main(["prune", "-m", str(src), "-o", str(pruned), "-pth", "0.99", "-nf", "1", "-pg", "1"]) == 0

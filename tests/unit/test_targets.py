@@ -95,8 +95,15 @@ def test_flip_twice_is_identity(pose):
     rng = np.random.default_rng(0)
     kp = rng.uniform(10, 50, (2, 18, 3)).astype(np.float32)
     kp[:, :, 2] = 2
-    params = AugParams(flip_lr_prob=1.0, rotate_deg_min=0, rotate_deg_max=0, translate_min_x=0, translate_max_x=0,
-                       translate_min_y=0, translate_max_y=0)
+    params = AugParams(
+        flip_lr_prob=1.0,
+        rotate_deg_min=0,
+        rotate_deg_max=0,
+        translate_min_x=0,
+        translate_max_x=0,
+        translate_min_y=0,
+        translate_max_y=0,
+    )
     m, flipped = sample_transform(rng, params, "standard", (64, 64), (64, 64))
     assert flipped
     once = transform_keypoints(kp, m, True, pose, (64, 64))

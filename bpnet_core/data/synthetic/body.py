@@ -29,17 +29,26 @@ def _perp_part(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return v - axis * float(np.dot(v, axis))
 
 
-
 # ------------------------------------------------------------------------------------------------ the body model
 # keypoint name -> the parts it belongs to (a keypoint covered by any other, later-drawn part is occluded)
 _JOINTS = {
-    "nose": ("head",), "left_eye": ("head",), "right_eye": ("head",), "left_ear": ("head",), "right_ear": ("head",),
-    "left_shoulder": ("upper_arm_l", "torso_upper"), "right_shoulder": ("upper_arm_r", "torso_upper"),
-    "left_elbow": ("upper_arm_l", "forearm_l"), "right_elbow": ("upper_arm_r", "forearm_r"),
-    "left_wrist": ("forearm_l", "hand_l"), "right_wrist": ("forearm_r", "hand_r"),
-    "left_hip": ("torso_lower", "thigh_l"), "right_hip": ("torso_lower", "thigh_r"),
-    "left_knee": ("thigh_l", "shin_l"), "right_knee": ("thigh_r", "shin_r"),
-    "left_ankle": ("shin_l", "foot_l"), "right_ankle": ("shin_r", "foot_r"),
+    "nose": ("head",),
+    "left_eye": ("head",),
+    "right_eye": ("head",),
+    "left_ear": ("head",),
+    "right_ear": ("head",),
+    "left_shoulder": ("upper_arm_l", "torso_upper"),
+    "right_shoulder": ("upper_arm_r", "torso_upper"),
+    "left_elbow": ("upper_arm_l", "forearm_l"),
+    "right_elbow": ("upper_arm_r", "forearm_r"),
+    "left_wrist": ("forearm_l", "hand_l"),
+    "right_wrist": ("forearm_r", "hand_r"),
+    "left_hip": ("torso_lower", "thigh_l"),
+    "right_hip": ("torso_lower", "thigh_r"),
+    "left_knee": ("thigh_l", "shin_l"),
+    "right_knee": ("thigh_r", "shin_r"),
+    "left_ankle": ("shin_l", "foot_l"),
+    "right_ankle": ("shin_r", "foot_r"),
 }
 _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 
@@ -61,10 +70,19 @@ def _sample_pose(rng: np.random.Generator, pose_p: np.ndarray = _POSE_P) -> tupl
 
     kind = _POSES[rng.choice(len(_POSES), p=pose_p)]
     p = {
-        "lean": u(-4, 8), "side": u(-5, 5), "twist": u(-10, 10), "nod": u(-10, 15), "tilt": u(-10, 10),
-        "head_yaw": u(-30, 30), "roll": u(-6, 6),
-        "abd": [u(4, 20), u(4, 20)], "flex": [u(-12, 20), u(-12, 20)], "arm_twist": [u(-30, 20), u(-30, 20)],
-        "elbow": [u(0, 35), u(0, 35)], "leg_flex": [u(-5, 10), u(-5, 10)], "leg_abd": [u(-2, 9), u(-2, 9)],
+        "lean": u(-4, 8),
+        "side": u(-5, 5),
+        "twist": u(-10, 10),
+        "nod": u(-10, 15),
+        "tilt": u(-10, 10),
+        "head_yaw": u(-30, 30),
+        "roll": u(-6, 6),
+        "abd": [u(4, 20), u(4, 20)],
+        "flex": [u(-12, 20), u(-12, 20)],
+        "arm_twist": [u(-30, 20), u(-30, 20)],
+        "elbow": [u(0, 35), u(0, 35)],
+        "leg_flex": [u(-5, 10), u(-5, 10)],
+        "leg_abd": [u(-2, 9), u(-2, 9)],
         "knee": [u(0, 12), u(0, 12)],
     }
     a = int(rng.integers(2))  # the "first" side for asymmetric poses
@@ -144,6 +162,7 @@ def _body(rng: np.random.Generator, pose: dict) -> tuple[dict, list]:
     Returns the joints (name -> (point, face normal or None)) and the parts
     (kind, name, material, geometry...).
     """
+
     def g(m: float, spread: float = 0.06) -> float:
         return m * rng.uniform(1 - spread, 1 + spread)
 
@@ -198,20 +217,30 @@ def _body(rng: np.random.Generator, pose: dict) -> tuple[dict, list]:
         "right_ear": head_point(-0.047, 0.0, -0.006),
     }
     parts: list = []
+
     # torso: hulls of elliptical cross-sections
     def ring(c: np.ndarray, lat: np.ndarray, fwd: np.ndarray, rl: float, rf: float) -> np.ndarray:
-        k = build ** 0.5
+        k = build**0.5
         return c + np.outer(_RING_COS * (rl * k), lat) + np.outer(_RING_SIN * (rf * k), fwd)
 
     waist = pelvis + up_t * (0.45 * torso_len)
-    lower = np.concatenate([ring(pelvis + down0 * 0.055, lat0, fwd0, 0.07, 0.055),
-                            ring(pelvis, lat0, fwd0, 0.1, 0.065), ring(waist, lat_w, fwd_w, 0.082, 0.055)])
-    upper = np.concatenate([ring(waist, lat_w, fwd_w, 0.082, 0.055),
-                            ring(pelvis + up_t * (0.75 * torso_len), lat_t, fwd_t, 0.1, 0.065),
-                            ring(chest_top - up_t * 0.01, lat_t, fwd_t, 0.105, 0.05)])
+    lower = np.concatenate(
+        [
+            ring(pelvis + down0 * 0.055, lat0, fwd0, 0.07, 0.055),
+            ring(pelvis, lat0, fwd0, 0.1, 0.065),
+            ring(waist, lat_w, fwd_w, 0.082, 0.055),
+        ]
+    )
+    upper = np.concatenate(
+        [
+            ring(waist, lat_w, fwd_w, 0.082, 0.055),
+            ring(pelvis + up_t * (0.75 * torso_len), lat_t, fwd_t, 0.1, 0.065),
+            ring(chest_top - up_t * 0.01, lat_t, fwd_t, 0.105, 0.05),
+        ]
+    )
     parts.append(("hull", "torso_lower", "pants", lower, pelvis))
     parts.append(("hull", "torso_upper", "shirt", upper, pelvis + up_t * (0.7 * torso_len), fwd_t))
-    parts.append(("cap", "neck", "skin", neck_base - up_t * 0.03, head_c, 0.027 * build ** 0.5, 0.025))
+    parts.append(("cap", "neck", "skin", neck_base - up_t * 0.03, head_c, 0.027 * build**0.5, 0.025))
     parts.append(("head", "head", "skin", head_c, head_r, head_rv, up_h, lat_h, fwd_h))
 
     for i, s in enumerate((1, -1)):
@@ -234,8 +263,17 @@ def _body(rng: np.random.Generator, pose: dict) -> tuple[dict, list]:
         joints[name + "wrist"] = (wrist, None)
         parts.append(("cap", "upper_arm_" + tag, "sleeve_upper", shoulder[i], elbow, 0.042 * build, 0.032 * build))
         parts.append(("cap", "forearm_" + tag, "sleeve_lower", elbow, wrist, 0.031 * build, 0.023 * build))
-        parts.append(("cap", "hand_" + tag, "skin", wrist + fdir * 0.01, wrist + fdir * hand, 0.024 * build ** 0.5,
-                      0.02 * build ** 0.5))
+        parts.append(
+            (
+                "cap",
+                "hand_" + tag,
+                "skin",
+                wrist + fdir * 0.01,
+                wrist + fdir * hand,
+                0.024 * build**0.5,
+                0.02 * build**0.5,
+            )
+        )
 
         lf, la = pose["leg_flex"][i], pose["leg_abd"][i]
         v_loc = np.array([s * math.sin(la), math.cos(la) * math.cos(lf), math.cos(la) * math.sin(lf)])
@@ -254,8 +292,17 @@ def _body(rng: np.random.Generator, pose: dict) -> tuple[dict, list]:
         joints[name + "ankle"] = (ankle, None)
         parts.append(("cap", "thigh_" + tag, "pants", hip[i], knee, 0.064 * build, 0.045 * build))
         parts.append(("cap", "shin_" + tag, "pants_lower", knee, ankle, 0.044 * build, 0.03 * build))
-        parts.append(("cap", "foot_" + tag, "shoes", ankle - fdir * 0.02 + sdir * 0.025, ankle + fdir * foot + sdir *
-                      0.02, 0.027 * build ** 0.5, 0.022 * build ** 0.5))
+        parts.append(
+            (
+                "cap",
+                "foot_" + tag,
+                "shoes",
+                ankle - fdir * 0.02 + sdir * 0.025,
+                ankle + fdir * foot + sdir * 0.02,
+                0.027 * build**0.5,
+                0.022 * build**0.5,
+            )
+        )
     return joints, parts
 
 

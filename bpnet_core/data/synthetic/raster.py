@@ -22,7 +22,6 @@ def _pt(p) -> tuple[int, int]:
     return int(q[0]), int(q[1])
 
 
-
 def _draw_capsule(img: np.ndarray, a, b, ra: float, rb: float, value: int) -> None:
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
@@ -43,10 +42,14 @@ def _draw_ellipse(img: np.ndarray, c, ax_a: float, ax_b: float, angle_deg: float
 
 
 # ------------------------------------------------------------------------------------------------ colours, textures
-_SKIN = np.array([[196, 224, 255], [125, 194, 241], [105, 172, 224], [66, 134, 198], [36, 85, 141], [38, 58, 92],
-                  [150, 190, 230]], np.float32)  # BGR
-_HAIR = np.array([[20, 20, 25], [25, 40, 70], [40, 70, 120], [90, 150, 200], [160, 160, 165], [30, 50, 140],
-                  [15, 15, 15]], np.float32)
+_SKIN = np.array(
+    [[196, 224, 255], [125, 194, 241], [105, 172, 224], [66, 134, 198], [36, 85, 141], [38, 58, 92], [150, 190, 230]],
+    np.float32,
+)  # BGR
+_HAIR = np.array(
+    [[20, 20, 25], [25, 40, 70], [40, 70, 120], [90, 150, 200], [160, 160, 165], [30, 50, 140], [15, 15, 15]],
+    np.float32,
+)
 
 
 def _rand_color(rng: np.random.Generator, sat: tuple = (0.1, 0.9), val: tuple = (0.15, 0.95)) -> np.ndarray:
@@ -61,8 +64,9 @@ def _jitter(rng: np.random.Generator, color: np.ndarray, amount: float = 15.0) -
     return np.clip(color + rng.uniform(-amount, amount, 3), 0, 255).astype(np.float32)
 
 
-def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray, period: float,
-             p: tuple = (0.4, 0.18, 0.14, 0.16, 0.12)) -> np.ndarray:
+def _texture(
+    rng: np.random.Generator, h: int, w: int, base: np.ndarray, period: float, p: tuple = (0.4, 0.18, 0.14, 0.16, 0.12)
+) -> np.ndarray:
     """An (h, w, 3) float32 fill: flat, stripes, checks, gradient or blotchy noise around ``base``."""
     kind = rng.choice(5, p=np.asarray(p) / np.sum(p))
     base = np.asarray(base, np.float32)
@@ -91,8 +95,14 @@ def _texture(rng: np.random.Generator, h: int, w: int, base: np.ndarray, period:
     return np.clip(base + noise * rng.uniform(10, 35) + fine, 0, 255)
 
 
-def _fill_texture(rng: np.random.Generator, img: np.ndarray, sel: np.ndarray, base: np.ndarray, period: float,
-                  p: tuple = (0.4, 0.18, 0.14, 0.16, 0.12)) -> None:
+def _fill_texture(
+    rng: np.random.Generator,
+    img: np.ndarray,
+    sel: np.ndarray,
+    base: np.ndarray,
+    period: float,
+    p: tuple = (0.4, 0.18, 0.14, 0.16, 0.12),
+) -> None:
     """Paint ``img[sel]`` with a texture computed over the bounding box of ``sel`` only."""
     rows, cols = np.flatnonzero(sel.any(1)), np.flatnonzero(sel.any(0))
     if not len(rows):

@@ -12,8 +12,16 @@ from bpnet_core.data.synthetic.body import _FACING, _JOINTS, _POSE_P, _body, _ou
 from bpnet_core.data.synthetic.raster import _ONE, _SHIFT, _draw_capsule, _draw_ellipse, _fill_texture, _fx, _pt
 
 
-def _render_figure(rng: np.random.Generator, height_px: float, anchor: tuple[float, float], H: int, W: int,
-                   pose: dict | None = None, yaw: float | None = None, cfg: dict | None = None) -> dict | None:
+def _render_figure(
+    rng: np.random.Generator,
+    height_px: float,
+    anchor: tuple[float, float],
+    H: int,
+    W: int,
+    pose: dict | None = None,
+    yaw: float | None = None,
+    cfg: dict | None = None,
+) -> dict | None:
     """Project and draw one figure (pose families and facing from the preset ``cfg``). Returns its crop (colour,
     alpha, part labels) and keypoints, or None if the figure would fall outside the image."""
     cfg = cfg or {}
@@ -30,8 +38,11 @@ def _render_figure(rng: np.random.Generator, height_px: float, anchor: tuple[flo
     rot = rot_roll @ rot_yaw
 
     # the body's 2-D extent (at scale 1) to place it: the anchor is the centre of its extent
-    pts = np.array([j[0] for j in joints.values()] + [p[3] for p in parts if p[0] == "cap"]
-                   + [p[4] for p in parts if p[0] == "cap"])
+    pts = np.array(
+        [j[0] for j in joints.values()]
+        + [p[3] for p in parts if p[0] == "cap"]
+        + [p[4] for p in parts if p[0] == "cap"]
+    )
     proj = pts @ rot.T
     lo, hi = proj[:, :2].min(0), proj[:, :2].max(0)
     scale = height_px
@@ -170,8 +181,7 @@ def _render_figure(rng: np.random.Generator, height_px: float, anchor: tuple[flo
                 m2 = c2 + fwd3[:2] * 0.6 * r_px - up2 * 0.45 * r_px
                 d = lat3[:2]
                 a, b = m2 - d * 0.25 * r_px, m2 + d * 0.25 * r_px
-                cv2.line(color, _pt(a), _pt(b), tuple(float(v) for v in outfit["skin"] * 0.55), 1, cv2.LINE_AA,
-                         _SHIFT)
+                cv2.line(color, _pt(a), _pt(b), tuple(float(v) for v in outfit["skin"] * 0.55), 1, cv2.LINE_AA, _SHIFT)
 
     # shading: darker towards each part's outline, so that limbs over the torso stay visible
     edge = np.zeros_like(mask)
@@ -213,9 +223,9 @@ def _composite(canvas: np.ndarray, fig: dict) -> np.ndarray:
     """Blend a rendered figure into the canvas; return its full-image mask."""
     x0, y0 = fig["x0"], fig["y0"]
     h, w = fig["mask"].shape
-    region = canvas[y0:y0 + h, x0:x0 + w].astype(np.float32)
+    region = canvas[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
     a = fig["alpha"][..., None]
-    canvas[y0:y0 + h, x0:x0 + w] = np.clip(region * (1 - a) + fig["color"] * a + 0.5, 0, 255).astype(np.uint8)
+    canvas[y0 : y0 + h, x0 : x0 + w] = np.clip(region * (1 - a) + fig["color"] * a + 0.5, 0, 255).astype(np.uint8)
     full = np.zeros(canvas.shape[:2], bool)
-    full[y0:y0 + h, x0:x0 + w] = fig["mask"]
+    full[y0 : y0 + h, x0 : x0 + w] = fig["mask"]
     return full

@@ -35,12 +35,30 @@ _P_OCCLUDER = 0.2
 # "pose_p" (probabilities of _POSES) and "facing" (p_front, p_back, spread in degrees; the rest are any direction) are
 # optional; without them a preset uses _POSE_P and _FACING.
 DIFFICULTIES = {
-    "hard": {"people_p": _PEOPLE_P, "p_unlabelled": _P_UNLABELLED, "p_crowd": _P_CROWD, "p_occluder": _P_OCCLUDER,
-             "p_small": 0.6, "clutter": (3, 16), "large": (0.6, 1.25), "inside": False, "p_group": 0.3},
-    "easy": {"people_p": np.array([0.0, 0.55, 0.3, 0.15]), "p_unlabelled": 0.08, "p_crowd": 0.08,
-             "p_occluder": 0.05, "p_small": 0.05, "clutter": (1, 5), "large": (0.55, 0.9), "inside": True,
-             "p_group": 0.1, "pose_p": np.array([0.3, 0.3, 0.1, 0.15, 0.15, 0.0, 0.0, 0.0, 0.0]),
-             "facing": (0.75, 0.15, 20.0)},
+    "hard": {
+        "people_p": _PEOPLE_P,
+        "p_unlabelled": _P_UNLABELLED,
+        "p_crowd": _P_CROWD,
+        "p_occluder": _P_OCCLUDER,
+        "p_small": 0.6,
+        "clutter": (3, 16),
+        "large": (0.6, 1.25),
+        "inside": False,
+        "p_group": 0.3,
+    },
+    "easy": {
+        "people_p": np.array([0.0, 0.55, 0.3, 0.15]),
+        "p_unlabelled": 0.08,
+        "p_crowd": 0.08,
+        "p_occluder": 0.05,
+        "p_small": 0.05,
+        "clutter": (1, 5),
+        "large": (0.55, 0.9),
+        "inside": True,
+        "p_group": 0.1,
+        "pose_p": np.array([0.3, 0.3, 0.1, 0.15, 0.15, 0.0, 0.0, 0.0, 0.0]),
+        "facing": (0.75, 0.15, 20.0),
+    },
 }
 
 
@@ -72,11 +90,22 @@ def _background(rng: np.random.Generator, H: int, W: int, clutter: tuple[int, in
         size = unit * math.exp(rng.uniform(math.log(0.04), math.log(0.6)))
         if kind == 0:  # rectangle (building, window, furniture)
             w2, h2 = size * rng.uniform(0.3, 1.5), size * rng.uniform(0.3, 1.5)
-            cv2.rectangle(img, _pt((cx - w2 / 2, cy - h2 / 2)), _pt((cx + w2 / 2, cy + h2 / 2)), col, -1,
-                          cv2.LINE_AA, _SHIFT)
+            cv2.rectangle(
+                img, _pt((cx - w2 / 2, cy - h2 / 2)), _pt((cx + w2 / 2, cy + h2 / 2)), col, -1, cv2.LINE_AA, _SHIFT
+            )
         elif kind == 1:  # circle / ellipse
-            cv2.ellipse(img, _pt((cx, cy)), (int(size / 2 * _ONE), int(size / 2 * rng.uniform(0.3, 1) * _ONE)),
-                        float(rng.uniform(0, 180)), 0, 360, col, -1, cv2.LINE_AA, _SHIFT)
+            cv2.ellipse(
+                img,
+                _pt((cx, cy)),
+                (int(size / 2 * _ONE), int(size / 2 * rng.uniform(0.3, 1) * _ONE)),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                col,
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
         elif kind == 2:  # random polygon
             n = int(rng.integers(3, 8))
             angs = np.sort(rng.uniform(0, 2 * math.pi, n))
@@ -187,8 +216,10 @@ def _render_scene(rng: np.random.Generator, H: int, W: int, cfg: dict | None = N
         fig = None
         for _ in range(4):
             fig = _render_figure(rng, hpx, anchor, H, W, cfg=cfg)
-            inside = fig is not None and sum(
-                1 for x, y, _, _ in fig["keypoints"].values() if 0 <= x <= W - 1 and 0 <= y <= H - 1) >= 3
+            inside = (
+                fig is not None
+                and sum(1 for x, y, _, _ in fig["keypoints"].values() if 0 <= x <= W - 1 and 0 <= y <= H - 1) >= 3
+            )
             if inside:
                 break
             anchor = (rng.uniform(0.1, 0.9) * W, rng.uniform(0.3, 0.7) * H)
@@ -198,8 +229,9 @@ def _render_scene(rng: np.random.Generator, H: int, W: int, cfg: dict | None = N
         # unlabelled people are mostly small ones, as on COCO
         p_unlabelled = cfg["p_unlabelled"] * (2.5 if hpx < 0.28 * H else 0.4 if hpx > 0.6 * H else 1.0)
         unlabelled = rng.random() < p_unlabelled
-        objects.append({"kind": "unlabelled" if unlabelled else "person", "mask": _composite(canvas, fig),
-                        "kp": fig["keypoints"]})
+        objects.append(
+            {"kind": "unlabelled" if unlabelled else "person", "mask": _composite(canvas, fig), "kp": fig["keypoints"]}
+        )
 
     covered = np.zeros((H, W), bool)
     if objects and rng.random() < cfg["p_occluder"]:

@@ -82,19 +82,38 @@ def generate_synthetic_coco(
 
     write_json_atomic(
         out / MARKER,
-        {"generator": "bpnet_core.data.synthetic", "seed": seed, "image_size": [height, width],
-         "num_train": num_train, "num_val": num_val, "difficulty": difficulty},
+        {
+            "generator": "bpnet_core.data.synthetic",
+            "seed": seed,
+            "image_size": [height, width],
+            "num_train": num_train,
+            "num_val": num_val,
+            "difficulty": difficulty,
+        },
     )
     t0 = time.perf_counter()
-    counts = {"labelled_people": 0, "unlabelled_people": 0, "crowd_regions": 0, "visible_keypoints": 0,
-              "occluded_keypoints": 0}
+    counts = {
+        "labelled_people": 0,
+        "unlabelled_people": 0,
+        "crowd_regions": 0,
+        "visible_keypoints": 0,
+        "occluded_keypoints": 0,
+    }
     tasks_by_split = {}
     first_id = 1
     for split_code, (split, n) in enumerate(zip(SPLITS, (num_train, num_val))):
         (out / split).mkdir(exist_ok=True)
         tasks_by_split[split] = [
-            (seed, split_code, i, first_id + i, height, width, str(out / split / f"{first_id + i:012d}.jpg"),
-             difficulty)
+            (
+                seed,
+                split_code,
+                i,
+                first_id + i,
+                height,
+                width,
+                str(out / split / f"{first_id + i:012d}.jpg"),
+                difficulty,
+            )
             for i in range(n)
         ]
         first_id += n
@@ -141,11 +160,18 @@ def generate_synthetic_coco(
                 counts["visible_keypoints"] += sum(1 for f in v if f == 2)
                 counts["occluded_keypoints"] += sum(1 for f in v if f == 1)
         doc = {
-            "info": {"description": "bpnet synthetic COCO-keypoints dataset", "version": "1.0", "year": 2026,
-                     "contributor": "bpnet_core.data.synthetic", "url": "", "date_created": "",
-                     "seed": seed},
-            "licenses": [{"id": 1, "name": "CC0 1.0 (synthetic)",
-                          "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
+            "info": {
+                "description": "bpnet synthetic COCO-keypoints dataset",
+                "version": "1.0",
+                "year": 2026,
+                "contributor": "bpnet_core.data.synthetic",
+                "url": "",
+                "date_created": "",
+                "seed": seed,
+            },
+            "licenses": [
+                {"id": 1, "name": "CC0 1.0 (synthetic)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}
+            ],
             "images": images,
             "annotations": annotations,
             "categories": [category],
@@ -168,8 +194,14 @@ def generate_synthetic_coco(
         "seconds": round(seconds, 3),
         "images_per_second": round(total / seconds, 1) if seconds > 0 else 0.0,
     }
-    log.info("synthetic dataset: %d images (%.1f img/s), %d people, %d crowd regions in %s", total,
-             summary["images_per_second"], summary["people"], summary["crowd_regions"], out)
+    log.info(
+        "synthetic dataset: %d images (%.1f img/s), %d people, %d crowd regions in %s",
+        total,
+        summary["images_per_second"],
+        summary["people"],
+        summary["crowd_regions"],
+        out,
+    )
     return summary
 
 
@@ -198,8 +230,10 @@ def _prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     if out.exists() and not out.is_dir():
         raise BpnetError(f"{out}: output path exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise BpnetError(f"{out}: output directory is not empty and is not a bpnet synthetic dataset; "
-                         "choose a new or empty directory")
+        raise BpnetError(
+            f"{out}: output directory is not empty and is not a bpnet synthetic dataset; "
+            "choose a new or empty directory"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -275,7 +309,7 @@ def _annotation(obj: dict, names: list[str], height: int, width: int) -> dict | 
         for j, name in enumerate(names):
             x, y, v = obj["keypoints"][name]
             if v > 0:
-                keypoints[3 * j: 3 * j + 3] = [round(float(x), 2), round(float(y), 2), int(v)]
+                keypoints[3 * j : 3 * j + 3] = [round(float(x), 2), round(float(y), 2), int(v)]
                 num += 1
                 x0, x1 = min(x0, math.floor(x)), max(x1, math.ceil(x))
                 y0, y1 = min(y0, math.floor(y)), max(y1, math.ceil(y))

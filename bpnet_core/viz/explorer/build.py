@@ -29,6 +29,7 @@ def rendered_runner(sources: list[tuple[str | Path, str | Path]], pose: PoseConf
         runner.add(ann, images_dir)
     return runner
 
+
 def build_explorer(
     work_dir: str | Path,
     pose: PoseConfig | str | Path,
