@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
-
+from bpnet_core.costs import measure_latencies, measure_latency  # noqa: F401 (names kept here)
 from bpnet_core.errors import BpnetError
 from bpnet_core.runners import load_runner
+from bpnet_core.tables import dict_table
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +44,6 @@ def model_for_deployment(work_dir: str | os.PathLike) -> Path:
         return trained
     raise BpnetError(f"{work}: no model to deploy (neither 04_prune_retrain/*retrain*.keras nor "
                      "02_train/bpnet_model.keras): run notebook 02 (and 04) first")  # fmt: skip
-
-
-def _random_batch(meta, input_hw, batch_size: int = 1, seed: int = 0) -> np.ndarray:
-    """Random pixels, normalised as the model expects (latency does not depend on the content)."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, (batch_size, input_hw[0], input_hw[1], 3), dtype=np.uint8)
-    return meta.normalize(pixels)
-
-
-def measure_latency(runner, input_hw: tuple[int, int], batch_size: int = 1, warmup: int = 2, repeats: int = 10,
-                    seed: int = 0) -> dict:  # fmt: skip
-    """Median milliseconds per ``predict`` call (after ``warmup`` calls) on a random normalised batch."""
-    return measure_latencies({"runner": runner}, input_hw, batch_size, warmup, repeats, seed)["runner"]
-
-
-def measure_latencies(runners: dict, input_hw, batch_size: int = 1, warmup: int = 2, repeats: int = 10,
-                      seed: int = 0) -> dict:  # fmt: skip
-    """Latency of several runners, **interleaved**: each round calls every runner once, so a change of machine load
-    during the measurement affects all of them alike and their ratios stay fair. ``input_hw`` is one (H, W) for all,
-    or ``{name: (H, W)}``. Returns ``{name: {median_ms, min_ms, repeats, input_hw, batch_size}}``."""
-    hws = {n: tuple(input_hw[n]) if isinstance(input_hw, dict) else tuple(input_hw) for n in runners}
-    batches = {n: _random_batch(r.meta, hws[n], batch_size, seed) for n, r in runners.items()}
-    for _ in range(max(0, warmup)):
-        for n, r in runners.items():
-            r.predict(batches[n])
-    times: dict = {n: [] for n in runners}
-    for _ in range(max(1, repeats)):
-        for n, r in runners.items():
-            t = time.perf_counter()
-            r.predict(batches[n])
-            times[n].append((time.perf_counter() - t) * 1000)
-    return {n: {"median_ms": statistics.median(ts), "min_ms": min(ts), "repeats": len(ts), "input_hw": list(hws[n]),
-                "batch_size": batch_size} for n, ts in times.items()}  # fmt: skip
 
 
 def compare_deployments(
@@ -146,10 +111,4 @@ def compare_decoders(models: dict, specs: dict, dataset_spec, results_dir: str |
 
 def markdown_rows(rows: list[dict], columns: list[str] | None = None) -> str:
     """A Markdown table of :func:`compare_deployments` rows."""
-    if not rows:
-        return ""
-    columns = columns or list(rows[0].keys())
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |")
-    return "\n".join(lines)
+    return dict_table(rows, columns)

@@ -95,6 +95,7 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
 
 def markdown(report: dict) -> str:
     from bpnet_core.benchmarks.decode import markdown_table
+    from bpnet_core.tables import format_table
 
     m = report["machine"]
     lines = [f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} cores), GPUs: {', '.join(m['gpus']) or 'none'}, "
@@ -107,13 +108,11 @@ def markdown(report: dict) -> str:
                   f"{d['input_shape'][1]} input, ms per image):", "", markdown_table(d), ""]  # fmt: skip
     if "data" in p:
         s, c, pl = p["data"]["synthetic"], p["data"]["convert"], p["data"]["pipeline"]
-        lines += ["**Data**:", "", "| step | figure |", "|---|---|",
-                  f"| synthetic_data ({s['size']}×{s['size']}) | {s['images_per_second']:.1f} images/s |",
-                  f"| dataset_convert (train, masks) | {c['records_per_second']:.1f} records/s |"]  # fmt: skip
-        for prof, r in pl.items():
-            lines.append(f"| input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']}) "
-                         f"| {r['images_per_second']:.1f} images/s |")  # fmt: skip
-        lines.append("")
+        rows = [[f"synthetic_data ({s['size']}×{s['size']})", f"{s['images_per_second']:.1f} images/s"],
+                ["dataset_convert (train, masks)", f"{c['records_per_second']:.1f} records/s"]]  # fmt: skip
+        rows += [[f"input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']})",
+                  f"{r['images_per_second']:.1f} images/s"] for prof, r in pl.items()]  # fmt: skip
+        lines += ["**Data**:", "", format_table(["step", "figure"], rows), ""]
     for part in ("train", "inference", "real", "video", "pruning"):
         if part in p and "markdown" in p[part]:
             lines += [p[part]["markdown"], ""]

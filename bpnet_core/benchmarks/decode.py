@@ -18,16 +18,17 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bpnet_core.costs import time_calls
 from bpnet_core.data.coco import COCO_KEYPOINTS, dataset_to_pose
 from bpnet_core.data.targets import render_labels
 from bpnet_core.decode import DecodeParams, decode
 from bpnet_core.paths import PROJECT_ROOT as ROOT
 from bpnet_core.skeleton import PoseConfig, default_pose_config_path
+from bpnet_core.tables import format_table
 
 SAMPLE_JSON = ROOT / "tests" / "fixtures" / "coco_sample" / "person_keypoints_val2017_sample.json"
 INPUT_SHAPE = (368, 432)
@@ -102,11 +103,10 @@ def bench_decode(people_counts=(1, 5, 10, 30), repeats: int = 30, upsampling=(8,
             )
     for case in cases:  # warm-up, and the decoded count
         case["decoded"] = len(decode(*case["maps"], pose, case["params"], stride=STRIDE))
-    for _ in range(repeats):
-        for case in cases:  # interleaved, so background load spreads over all cases alike
-            t0 = time.perf_counter()
-            decode(*case["maps"], pose, case["params"], stride=STRIDE)
-            case["times"].append((time.perf_counter() - t0) * 1e3)
+    calls = {i: (lambda c=case: decode(*c["maps"], pose, c["params"], stride=STRIDE)) for i, case in enumerate(cases)}
+    times = time_calls(calls, warmup=0, repeats=repeats)  # interleaved: background load spreads over all cases alike
+    for i, case in enumerate(cases):
+        case["times"] = times[i]
     rows = []
     for case in cases:
         t = sorted(case["times"])
@@ -137,12 +137,10 @@ def markdown_table(report: dict) -> str:
     ups = sorted({r["upsampling"] for r in report["results"]}, reverse=True)
     counts = sorted({r["people"] for r in report["results"]})
     cell = {(r["people"], r["upsampling"]): r for r in report["results"]}
-    head = "| people | " + " | ".join(f"×{f} median ms (p90)" for f in ups) + " | decoded (×" + str(ups[0]) + ") |"
-    lines = [head, "|" + "---|" * (len(ups) + 2)]
-    for n in counts:
-        vals = " | ".join(f"{cell[n, f]['median_ms']:.1f} ({cell[n, f]['p90_ms']:.1f})" for f in ups)
-        lines.append(f"| {n} | {vals} | {cell[n, ups[0]]['decoded']} |")
-    return "\n".join(lines)
+    header = ["people", *(f"×{f} median ms (p90)" for f in ups), f"decoded (×{ups[0]})"]
+    rows = [[n, *(f"{cell[n, f]['median_ms']:.1f} ({cell[n, f]['p90_ms']:.1f})" for f in ups),
+             cell[n, ups[0]]["decoded"]] for n in counts]  # fmt: skip
+    return format_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ import logging
 import time
 from pathlib import Path
 
+from bpnet_core.tables import format_table
+
 log = logging.getLogger(__name__)
 
 CASES = [("full", (288, 384)), ("full", (368, 368)), ("demo", (256, 256))]
@@ -99,7 +101,7 @@ def _engine(model_path: Path, keras_model, pose, hw, work: Path, precision: str,
 
 def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     """Measure every backend × precision on the full and demo models; returns numbers and a Markdown table."""
-    from bpnet_core.deploy import measure_latencies
+    from bpnet_core.costs import measure_latencies
     from bpnet_core.export.tensorrt import tensorrt_status
     from bpnet_core.runners import load_runner
     from bpnet_core.runners.keras import KerasRunner
@@ -154,16 +156,16 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
 def markdown(res: dict) -> str:
     cols = list(dict.fromkeys((r["backend"], r["precision"]) for r in res["rows"]))
     lines = ["**Inference** (ms per image, batch 1, median after warm-up; ONNX Runtime and OpenVINO (f32 hint) "
-             f"on the CPU; {res['tensorrt'] if res['tensorrt_used'] else 'no TensorRT here'}):", "",
-             "| model | input | " + " | ".join(f"{b} {p}" for b, p in cols) + " | ORT INT8 speed-up |",
-             "|---|---|" + "---:|" * (len(cols) + 1)]  # fmt: skip
+             f"on the CPU; {res['tensorrt'] if res['tensorrt_used'] else 'no TensorRT here'}):", ""]  # fmt: skip
+    rows = []
     for name, hw in CASES:
         key = f"{hw[0]}x{hw[1]}"
         ms = {(r["backend"], r["precision"]): r["ms"] for r in res["rows"] if r["model"] == name and r["input"] == key}
         label = {"full": "full (VGG, 3 stages)", "demo": "demo (2 stages, width 0.25)"}[name]
         cells = [f"{ms[c]:.1f}" if c in ms else "—" for c in cols]
-        lines.append(f"| {label} | {hw[0]}×{hw[1]} | " + " | ".join(cells) +
-                     f" | {res['int8_speedup_vs_fp32'][f'{name}_{key}']:.2f}× |")  # fmt: skip
+        rows.append([label, f"{hw[0]}×{hw[1]}", *cells, f"{res['int8_speedup_vs_fp32'][f'{name}_{key}']:.2f}×"])
+    header = ["model", "input", *(f"{b} {p}" for b, p in cols), "ORT INT8 speed-up"]
+    lines.append(format_table(header, rows, align="ll" + "r" * (len(cols) + 1)))
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.tables import format_table
 
 SEEDS = [0, 1, 2]
 TARGET = 2.0
@@ -100,19 +101,17 @@ def markdown(d: dict) -> str:
     lines = [f"**Pruning over seeds** (demo chain; notebook 04's AP-aware `-pth` pick; "
              f"target ≥ {d['target_flops_ratio']:g}× fewer FLOPs with AP drop ≤ {d['max_ap_drop']:g}: "
              f"{d['seeds_meeting_target']} of {len(d['rows'])} seeds):",
-             "", "| seed | AP unpruned | -pth | params ÷ | FLOPs ÷ | AP retrained, labels | AP retrained, distilled | "
-             "drop (distilled) | retrain s (labels / distilled) |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in d["rows"]:
-        lines.append(f"| {r['seed']} | {f(r.get('ap_unpruned'))} | {f(r.get('pruning_threshold'), 'g')} | "
-                     f"{f(r.get('params_ratio'), '.2f')} | {f(r.get('flops_ratio'), '.2f')} | "
-                     f"{f(r.get('ap_retrained_labels_only'))} | {f(r.get('ap_retrained'))} | {f(r.get('ap_drop'))} | "
-                     f"{f(r.get('retrain_seconds_labels_only'), '.0f')} / "
-                     f"{f(r.get('retrain_seconds'), '.0f')} |")  # fmt: skip
+             ""]  # fmt: skip
+    header = ["seed", "AP unpruned", "-pth", "params ÷", "FLOPs ÷", "AP retrained, labels", "AP retrained, distilled",
+              "drop (distilled)", "retrain s (labels / distilled)"]  # fmt: skip
     rows = d["rows"]
-    lines.append(f"| median (min–max) | {_spread([r.get('ap_unpruned') for r in rows])} | | | "
-                 f"{_spread([r.get('flops_ratio') for r in rows])} | "
-                 f"{_spread([r.get('ap_retrained_labels_only') for r in rows])} | "
-                 f"{_spread([r.get('ap_retrained') for r in rows])} | "
-                 f"{_spread([r.get('ap_drop') for r in rows])} | |")  # fmt: skip
+    cells = [[r["seed"], f(r.get("ap_unpruned")), f(r.get("pruning_threshold"), "g"), f(r.get("params_ratio"), ".2f"),
+              f(r.get("flops_ratio"), ".2f"), f(r.get("ap_retrained_labels_only")), f(r.get("ap_retrained")),
+              f(r.get("ap_drop")),
+              f"{f(r.get('retrain_seconds_labels_only'), '.0f')} / {f(r.get('retrain_seconds'), '.0f')}"]
+             for r in rows]  # fmt: skip
+    cells.append(["median (min–max)", *(_spread([r.get(k) for r in rows]) for k in ("ap_unpruned",)), "", "",
+                  *(_spread([r.get(k) for r in rows])
+                    for k in ("flops_ratio", "ap_retrained_labels_only", "ap_retrained", "ap_drop")), ""])  # fmt: skip
+    lines.append(format_table(header, cells))
     return "\n".join(lines)

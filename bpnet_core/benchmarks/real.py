@@ -22,6 +22,8 @@ import logging
 import time
 from pathlib import Path
 
+from bpnet_core.tables import format_table
+
 log = logging.getLogger(__name__)
 
 CAL_IMAGES = 20  # of the 80 train photos; the INT8 check compares decoded people on the other 60
@@ -60,7 +62,7 @@ def _summary(report: dict) -> dict:
 def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     """Measure every variant; returns rows, ratios and a Markdown table."""
     from bpnet_core.config import load_dataset_spec
-    from bpnet_core.deploy import measure_latencies
+    from bpnet_core.costs import measure_latencies
     from bpnet_core.infer import Predictor
     from bpnet_core.infer.evaluation import run_evaluation
     from bpnet_core.runners import load_runner
@@ -136,18 +138,16 @@ def markdown(res: dict) -> str:
         "**Real networks on the 36 real COCO photos** (AP with each card's recommended settings; ms per image, "
         "batch 1, median, variants of one network interleaved; OpenVINO with the f32 precision hint):",
         "",
-        "| network | backend | precision | input | ms | AP | AP50 |",
-        "|---|---|---|---|---:|---:|---:|",
     ]
-    for r in res["rows"]:
-        lines.append(
-            f"| {r['network']} | {r['backend']} | {r['precision']} | {r['input'].replace('x', '×')} | "
-            f"{r['ms']:.1f} | {r['AP']:.3f} | {r['AP50']:.3f} |"
-        )
-    lines += ["", "| mobilenet_thin INT8 | speed-up vs FP32 (same backend) | AP drop |", "|---|---:|---:|"]
-    for b, v in res["int8"].items():
-        lines.append(f"| {b} | {v['speedup']:.2f}× | {v['ap_drop']:+.3f} |")
-    lines += ["", "| decoder on mobilenet_thin's real maps | AP | decode ms / image |", "|---|---:|---:|"]
-    for label, v in res["decoder"].items():
-        lines.append(f"| {label} | {v['AP']:.3f} | {v['decode_ms']:.1f} |")
+    rows = [[r["network"], r["backend"], r["precision"], r["input"].replace("x", "×"), f"{r['ms']:.1f}",
+             f"{r['AP']:.3f}", f"{r['AP50']:.3f}"] for r in res["rows"]]  # fmt: skip
+    lines.append(format_table(["network", "backend", "precision", "input", "ms", "AP", "AP50"], rows, align="llllrrr"))
+    rows = [[b, f"{v['speedup']:.2f}×", f"{v['ap_drop']:+.3f}"] for b, v in res["int8"].items()]
+    lines += [
+        "",
+        format_table(["mobilenet_thin INT8", "speed-up vs FP32 (same backend)", "AP drop"], rows, align="lrr"),
+    ]
+    rows = [[label, f"{v['AP']:.3f}", f"{v['decode_ms']:.1f}"] for label, v in res["decoder"].items()]
+    header = ["decoder on mobilenet_thin's real maps", "AP", "decode ms / image"]
+    lines += ["", format_table(header, rows, align="lrr")]
     return "\n".join(lines)

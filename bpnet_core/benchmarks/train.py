@@ -9,8 +9,10 @@ part), as the median of ``repeats`` steps after warm-up (the first step traces t
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
+
+from bpnet_core.costs import time_calls
+from bpnet_core.tables import format_table
 
 CONFIGS = {"demo": "specs/bpnet_train_m1_demo.yaml", "full": "specs/bpnet_train_m1_coco.yaml"}
 
@@ -21,6 +23,7 @@ def step_images_per_second(spec_path: str, repeats: int, warmup: int = 2) -> dic
     import tensorflow as tf
 
     from bpnet_core.config import load_train_spec
+    from bpnet_core.costs import count_params
     from bpnet_core.model import bpnet_loss, build_model
     from bpnet_core.paths import PROJECT_ROOT
     from bpnet_core.skeleton import PoseConfig
@@ -52,16 +55,9 @@ def step_images_per_second(spec_path: str, repeats: int, warmup: int = 2) -> dic
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        float(step())
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
+    med = statistics.median(time_calls({"step": lambda: float(step())}, warmup, repeats)["step"]) / 1000
     return {"input_hw": [h, w], "batch_size": b, "stages": int(spec.model.stages),
-            "width_multiplier": float(spec.model.width_multiplier), "params": int(model.count_params()),
+            "width_multiplier": float(spec.model.width_multiplier), "params": count_params(model),
             "step_seconds": round(med, 4), "images_per_second": round(b / med, 2), "repeats": repeats}  # fmt: skip
 
 
@@ -82,13 +78,11 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
 def markdown(res: dict) -> str:
     lines = ["**Training** (one optimiser step on a batch in memory; "
              "pipeline ÷ training ≥ 1 means the input keeps up):",
-             "", "| config | input | batch | params | training images/s | pipeline images/s | ratio |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name in ("demo", "full"):
-        r = res[name]
-        lines.append(f"| {name} ({r['stages']} stages, width ×{r['width_multiplier']}) "
-                     f"| {r['input_hw'][0]}×{r['input_hw'][1]} "
-                     f"| {r['batch_size']} | {r['params'] / 1e6:.2f} M | {r['images_per_second']:.1f} "
-                     f"| {r.get('pipeline_images_per_second', '–')} "
-                     f"| {r.get('pipeline_to_training_ratio', '–')} |")  # fmt: skip
+             ""]  # fmt: skip
+    rows = [[f"{name} ({r['stages']} stages, width ×{r['width_multiplier']})", f"{r['input_hw'][0]}×{r['input_hw'][1]}",
+             r["batch_size"], f"{r['params'] / 1e6:.2f} M", f"{r['images_per_second']:.1f}",
+             r.get("pipeline_images_per_second", "–"), r.get("pipeline_to_training_ratio", "–")]
+            for name, r in ((n, res[n]) for n in ("demo", "full"))]  # fmt: skip
+    header = ["config", "input", "batch", "params", "training images/s", "pipeline images/s", "ratio"]
+    lines.append(format_table(header, rows))
     return "\n".join(lines)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from bpnet_core.tables import format_table
+
 log = logging.getLogger(__name__)
 
 #: the clips' photos (from tests/fixtures/coco_sample): five people with 13 to 16 labelled joints each, and four
@@ -73,22 +75,17 @@ def markdown(res: dict) -> str:
                       for c in res["clips"])  # fmt: skip
     lines = [f"**Video** (pan/zoom clips, {clips}; identities with the default tracker, and with the same detections "
              "tracked again with `camera_motion: still`; end-to-end frames/s = read, preprocess, network, decode, "
-             "track):", "",
-             "| clip | network | backend | ID switches | per 100 frames | MOTA | IDF1 | `still` camera: switches "
-             "/ MOTA / IDF1 | frames/s |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for r in res["rows"]:
-        lines.append(f"| {r['photo']} | {r['network']} | {r['backend']} | {r['id_switches']} "
-                     f"| {r['id_switches_per_100_frames']:.1f} | {r['mota']:.3f} | {r['idf1']:.3f} "
-                     f"| {r['id_switches_still']} / {r['mota_still']:.3f} / {r['idf1_still']:.3f} "
-                     f"| {r['fps']:.1f} |")  # fmt: skip
-    lines += [
-        "",
-        f"Pipelined vs serial (clip of {res['clips'][0]['photo']}, best of the interleaved runs):",
-        "",
-        "| network | backend | pipelined frames/s | serial frames/s | ratio |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for r in res["throughput"]:
-        lines.append(f"| {r['network']} | {r['backend']} | {r['pipelined_fps']:.1f} | {r['serial_fps']:.1f} "
-                     f"| {r['ratio']:.2f}× |")  # fmt: skip
+             "track):", ""]  # fmt: skip
+    header = ["clip", "network", "backend", "ID switches", "per 100 frames", "MOTA", "IDF1",
+              "`still` camera: switches / MOTA / IDF1", "frames/s"]  # fmt: skip
+    rows = [[r["photo"], r["network"], r["backend"], r["id_switches"], f"{r['id_switches_per_100_frames']:.1f}",
+             f"{r['mota']:.3f}", f"{r['idf1']:.3f}",
+             f"{r['id_switches_still']} / {r['mota_still']:.3f} / {r['idf1_still']:.3f}", f"{r['fps']:.1f}"]
+            for r in res["rows"]]  # fmt: skip
+    lines.append(format_table(header, rows, align="lll" + "r" * 6))
+    lines += ["", f"Pipelined vs serial (clip of {res['clips'][0]['photo']}, best of the interleaved runs):", ""]
+    rows = [[r["network"], r["backend"], f"{r['pipelined_fps']:.1f}", f"{r['serial_fps']:.1f}", f"{r['ratio']:.2f}×"]
+            for r in res["throughput"]]  # fmt: skip
+    lines.append(format_table(["network", "backend", "pipelined frames/s", "serial frames/s", "ratio"], rows,
+                              align="llrrr"))  # fmt: skip
     return "\n".join(lines)

@@ -34,6 +34,7 @@ def import_tao(model_file, spec_file, output_file, overrides=(), pruned: bool = 
     from pathlib import Path
 
     from bpnet_core.config import load_train_spec
+    from bpnet_core.costs import count_params
     from bpnet_core.errors import BpnetError
     from bpnet_core.fileio import make_dir
     from bpnet_core.meta import check_encrypted
@@ -49,7 +50,7 @@ def import_tao(model_file, spec_file, output_file, overrides=(), pruned: bool = 
     pose = spec_pose(spec)
     model = load_tao_hdf5(model_file, spec, pose, widths_from_file=pruned, strict=True)
     save_bpnet_model(model, out, pose, spec_normalization(spec))
-    return {"output": str(out), "stages": num_stages(model), "params": int(model.count_params()),
+    return {"output": str(out), "stages": num_stages(model), "params": count_params(model),
             "conv_params": count_conv_params(model), "pose": pose.name, "bytes": out.stat().st_size}  # fmt: skip
 
 

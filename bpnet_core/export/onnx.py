@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.sizes import parse_hw
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +47,7 @@ def parse_input_dims(value, stride: int = 8) -> tuple[int, int] | None:
     """
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "dynamic", "none")):
         return None
-    parts = value if isinstance(value, (list, tuple)) else str(value).replace("x", ",").split(",")
-    try:
-        dims = [int(str(p).strip()) for p in parts]
-    except ValueError:
-        raise BpnetError(f"-d/--input_dims must be H,W,C integers such as 288,384,3 (got {value!r})") from None
-    if len(dims) not in (2, 3):
-        raise BpnetError(f"-d/--input_dims must be H,W,C (got {value!r})")
-    if len(dims) == 3 and dims[2] != 3:
-        raise BpnetError(f"-d/--input_dims: the model takes 3 channels (got C={dims[2]})")
-    h, w = dims[:2]
-    if h < stride or w < stride or h % stride or w % stride:
-        raise BpnetError(f"-d/--input_dims: H and W must be positive multiples of the stride {stride} (got {h}x{w})")
-    if max(h, w) > 8192:
-        raise BpnetError(f"-d/--input_dims: {h}x{w} is too large (max side 8192)")
-    return h, w
+    return parse_hw(value, what="-d/--input_dims", stride=stride, channels=True, max_side=8192, example="288,384,3")
 
 
 # ---------------------------------------------------------------------------------------------------- conversion

@@ -7,16 +7,17 @@ figures are exact for any graph and input size, e.g. ≈ 60.7 GMAC for TAO's 3-s
 
 >>> conv_flops(model, (368, 368))["flops"]          # 2 × Σ conv MACs
 
-CPU latency and notebook 04's sweep, plots and tables are in :mod:`bpnet_core.prune.sweep`.
+``count_params`` is :func:`bpnet_core.costs.count_params`, ``parse_hw`` :func:`bpnet_core.sizes.parse_hw` (both
+imported here for older callers). CPU latency and notebook 04's sweep, plots and tables are in
+:mod:`bpnet_core.prune.sweep`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
-from bpnet_core.errors import BpnetError
+from bpnet_core.costs import count_params
+from bpnet_core.sizes import parse_hw
 
 #: Input sizes the prune report gives FLOPs for when none are asked: OpenPose's 368×368 and TAO's training size.
 DEFAULT_FLOPS_SIZES = ((368, 368), (256, 256))
@@ -27,23 +28,6 @@ def _conv_layers(model):
 
     kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose)
     return [layer for layer in model.layers if isinstance(layer, kinds)]
-
-
-def parse_hw(value) -> tuple[int, int]:
-    """``(H, W)`` from ``"368x368"``, ``"288,384"``, ``[288, 384]`` or ``256`` (square); positive multiples of 8."""
-    if isinstance(value, str):
-        parts = value.lower().replace("×", "x").replace(",", "x").split("x")
-    elif isinstance(value, (int, np.integer)):
-        parts = [value, value]
-    else:
-        parts = list(value)
-    try:
-        h, w = (int(p) for p in parts)
-    except (TypeError, ValueError):
-        raise BpnetError(f"input size {value!r} must be HxW, e.g. 368x368") from None
-    if h <= 0 or w <= 0 or h % 8 or w % 8:
-        raise BpnetError(f"input size {h}x{w} must be positive multiples of 8 (the network's stride)")
-    return h, w
 
 
 def size_key(hw) -> str:
@@ -83,11 +67,6 @@ def conv_flops(model, input_hw=(368, 368)) -> dict:
         per_layer[layer.name] = int(macs)
     total = int(sum(per_layer.values()))
     return {"input": f"{h}x{w}", "macs": total, "flops": 2 * total, "per_layer": per_layer}
-
-
-def count_params(model) -> int:
-    """All parameters (trainable and BN moving statistics): what Keras' ``count_params`` and TAO's log report."""
-    return int(sum(int(np.prod(v.shape)) for v in model.weights))
 
 
 def model_costs(model, input_sizes: Sequence = DEFAULT_FLOPS_SIZES) -> dict:

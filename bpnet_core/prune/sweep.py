@@ -9,17 +9,18 @@ Sits above :mod:`bpnet_core.prune.flops` (the cost figures) and :mod:`bpnet_core
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
+from bpnet_core.costs import time_calls
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir
 from bpnet_core.meta import read_meta
 from bpnet_core.prune.channel_prune import filter_norms, normalize_scores, prune_and_save
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, model_costs, parse_hw, size_key
 from bpnet_core.prune.graph import layer_kind
+from bpnet_core.tables import format_table
 
 
 def latency_ms(model, input_hw=(128, 128), runs: int = 9, warmup: int = 3, batch: int = 1, seed: int = 0) -> float:
@@ -36,14 +37,8 @@ def latency_ms(model, input_hw=(128, 128), runs: int = 9, warmup: int = 3, batch
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.uniform(-0.5, 0.5, (int(batch), h, w, 3)).astype(np.float32))
     fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
-    for _ in range(max(1, int(warmup))):
-        _ = [np.asarray(o) for o in tf.nest.flatten(fn(x))]
-    times = []
-    for _ in range(int(runs)):
-        t0 = time.perf_counter()
-        _ = [np.asarray(o) for o in tf.nest.flatten(fn(x))]
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000.0 / int(batch))
+    times = time_calls({"model": lambda: [np.asarray(o) for o in tf.nest.flatten(fn(x))]}, max(1, int(warmup)), runs)
+    return float(np.median(times["model"]) / int(batch))
 
 
 def measure_model(
@@ -171,13 +166,11 @@ def plot_prune_sweep(rows: list[dict], baseline: dict | None = None, metric: str
 
 def comparison_table(rows: dict[str, dict], flops_label: str = "GFLOPs") -> str:
     """A text table of named measurements (params, FLOPs, ms per image, AP), e.g. unpruned / pruned / retrained."""
-    head = f"{'':<12}{'params':>12}{flops_label:>10}{'ms/img':>9}{'AP':>8}{'AP50':>8}"
-    lines = [head]
-    for name, m in rows.items():
-        ap = f"{m['AP']:>8.3f}" if "AP" in m else f"{'-':>8}"
-        ap50 = f"{m['AP50']:>8.3f}" if "AP50" in m else f"{'-':>8}"
-        lines.append(f"{name:<12}{m['params']:>12,d}{m['flops'] / 1e9:>10.3f}{m['latency_ms']:>9.2f}{ap}{ap50}")
-    return "\n".join(lines)
+    cells = [[name, f"{m['params']:,d}", f"{m['flops'] / 1e9:.3f}", f"{m['latency_ms']:.2f}",
+              f"{m['AP']:.3f}" if "AP" in m else "-", f"{m['AP50']:.3f}" if "AP50" in m else "-"]
+             for name, m in rows.items()]  # fmt: skip
+    return format_table(["", "params", flops_label, "ms/img", "AP", "AP50"], cells, style="text",
+                        widths=[12, 12, 10, 9, 8, 8])  # fmt: skip
 
 
 def plot_filter_scores(model, normalizer: str = "max", thresholds: Sequence[float] = ()):

@@ -400,10 +400,10 @@ def train(
         None: the chief writes every output) and ``workers``.
     """
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from bpnet_core.config import validate_against_pose
+    from bpnet_core.costs import count_params
     from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec
     from bpnet_core.model import save_bpnet_model, spec_normalization
     from bpnet_core.skeleton import PoseConfig
@@ -506,5 +506,5 @@ def train(
         "params_file": str(results / PARAMS_FILE),
         "status_file": str(results / STATUS_FILE),
         "log_dir": str(results / "logs"),
-        "num_params": int(np.sum([np.prod(v.shape) for v in state.model.weights])),
+        "num_params": count_params(state.model),
     }

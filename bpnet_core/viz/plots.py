@@ -44,12 +44,11 @@ def plot_curves(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, 
 
 def metrics_table(rows: dict[str, dict], keys: list[str]) -> str:
     """A fixed-width text table: one row per name, one column per key (floats to 3 decimals)."""
-    head = f"{'':<22}" + "".join(f"{k:>9}" for k in keys)
-    lines = [head]
-    for name, m in rows.items():
-        cells = "".join(f"{m[k]:>9.3f}" if isinstance(m.get(k), float) else f"{str(m.get(k, '')):>9}" for k in keys)
-        lines.append(f"{name:<22}{cells}")
-    return "\n".join(lines)
+    from bpnet_core.tables import format_table
+
+    cells = [[name, *(f"{m[k]:.3f}" if isinstance(m.get(k), float) else str(m.get(k, "")) for k in keys)]
+             for name, m in rows.items()]  # fmt: skip
+    return format_table(["", *keys], cells, style="text", widths=[22] + [9] * len(keys))
 
 
 def plot_lr_schedule(lr_spec, steps_per_epoch: int, num_epoch: int):
