@@ -15,7 +15,7 @@ modules of its own layer or of a layer below it, and no import cycle may join tw
  3   runtimes    runners, track
  4   engines     infer, train
  5   products    export, prune, importer
- 6   workflows   deploy, tutorial, benchmarks, viz.figures, viz.explorer, viz.plots
+ 6   workflows   tutorial, benchmarks, viz.figures, viz.explorer, viz.plots
  7   cli         cli, __main__
 ===  ==========  ==========================================================================================
 
@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runtimes", ("runners", "track")),
     ("engines", ("infer", "train")),
     ("products", ("export", "prune", "importer")),
-    ("workflows", ("deploy", "tutorial", "benchmarks", "viz.figures", "viz.explorer", "viz.plots")),
+    ("workflows", ("tutorial", "benchmarks", "viz.figures", "viz.explorer", "viz.plots")),
     ("cli", ("cli", "__main__")),
 )
 # fmt: on

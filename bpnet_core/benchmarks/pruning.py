@@ -23,7 +23,7 @@ MAX_DROP = 0.02
 
 
 def run_seed(work: Path, seed: int) -> dict:
-    from bpnet_core.tutorial import run_tutorial
+    from bpnet_core.tutorial import PRUNE_RETRAIN, run_tutorial
 
     work_dir = Path(work) / f"seed{seed}"
     row: dict = {"seed": seed}
@@ -32,7 +32,7 @@ def run_seed(work: Path, seed: int) -> dict:
         run_tutorial(work_dir, "demo", ["04"], extra_parameters={"SEED": seed, "COMPARE_LABELS_ONLY": True})
     except BpnetError as exc:  # notebook 04's own check failed: keep what it measured
         row["error"] = str(exc)
-    metrics_file = work_dir / "04_prune_retrain" / "metrics.json"
+    metrics_file = work_dir / PRUNE_RETRAIN / "metrics.json"
     m = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     if not m and "error" not in row:
         row["error"] = f"{metrics_file} was not written"
@@ -47,7 +47,9 @@ def run_seed(work: Path, seed: int) -> dict:
 
 def _from_folders(work_dir: Path) -> dict:
     """Figures of a notebook 04 run whose final check raised (metrics.json is written after the asserts)."""
-    out = work_dir / "04_prune_retrain"
+    from bpnet_core.tutorial import PRUNE_RETRAIN
+
+    out = work_dir / PRUNE_RETRAIN
     row = {}
     report = out / "prune_report.json"
     if report.is_file():

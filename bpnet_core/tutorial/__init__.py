@@ -1,0 +1,61 @@
+"""The tutorial: its ``WORK_DIR`` layout (:mod:`.layout`), the networks its notebooks evaluate (:mod:`.networks`),
+and running its notebooks with papermill or copying them out (:mod:`.runner`; ``bpnet tutorial``,
+``python -m bpnet_core.tutorial``). The names notebooks, the CLI and tests use are importable from here."""
+
+from bpnet_core.tutorial.layout import (
+    DATA_PREP,
+    DEPLOY,
+    EVALUATE,
+    MODEL_FILE,
+    PRUNE_RETRAIN,
+    SETUP,
+    TRAIN,
+    data_overrides,
+    dataset_spec_for,
+    model_for_deployment,
+    stage_dir,
+    trained_model_path,
+    write_metrics,
+)
+from bpnet_core.tutorial.networks import (
+    REAL_NETWORKS,
+    REAL_SAMPLE_SPEC,
+    REAL_TRAIN_IMAGES,
+    evaluation_runner,
+    real_networks,
+)
+from bpnet_core.tutorial.runner import (
+    NOTEBOOK_DIR,
+    init_tutorial,
+    main,
+    run_tutorial,
+    summary_lines,
+    tutorial_notebooks,
+)
+
+__all__ = [
+    "DATA_PREP",
+    "DEPLOY",
+    "EVALUATE",
+    "MODEL_FILE",
+    "NOTEBOOK_DIR",
+    "PRUNE_RETRAIN",
+    "REAL_NETWORKS",
+    "REAL_SAMPLE_SPEC",
+    "REAL_TRAIN_IMAGES",
+    "SETUP",
+    "TRAIN",
+    "data_overrides",
+    "dataset_spec_for",
+    "evaluation_runner",
+    "init_tutorial",
+    "main",
+    "model_for_deployment",
+    "real_networks",
+    "run_tutorial",
+    "stage_dir",
+    "summary_lines",
+    "trained_model_path",
+    "tutorial_notebooks",
+    "write_metrics",
+]
