@@ -142,7 +142,8 @@ def pick_threshold(
 
 
 def plot_prune_sweep(rows: list[dict], baseline: dict | None = None, metric: str = "AP"):
-    """Four panels against ``-pth``: parameters, GFLOPs, ms per image and ``metric`` (dashed: the unpruned model)."""
+    """Four panels against ``-pth``: parameters, GFLOPs, ms per image and ``metric`` (dashed: the unpruned model).
+    Returns the matplotlib Figure, not shown (a notebook cell shows it as its last expression)."""
     import matplotlib.pyplot as plt
 
     x = [r["pruning_threshold"] for r in rows]
@@ -160,7 +161,7 @@ def plot_prune_sweep(rows: list[dict], baseline: dict | None = None, metric: str
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    plt.show()
+    plt.close(fig)  # out of pyplot: shown once, by whoever displays the returned figure
     return fig
 
 
@@ -175,7 +176,8 @@ def comparison_table(rows: dict[str, dict], flops_label: str = "GFLOPs") -> str:
 
 def plot_filter_scores(model, normalizer: str = "max", thresholds: Sequence[float] = ()):
     """Box plot of each prunable conv's normalised filter scores (what ``-pth`` is compared with), with ``thresholds``
-    drawn as horizontal lines: it shows which threshold range actually removes filters from *this* model."""
+    drawn as horizontal lines: it shows which threshold range actually removes filters from *this* model. Returns the
+    matplotlib Figure, not shown."""
     import matplotlib.pyplot as plt
 
     from bpnet_core.model.stages import is_output_layer
@@ -194,5 +196,5 @@ def plot_filter_scores(model, normalizer: str = "max", thresholds: Sequence[floa
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    plt.show()
+    plt.close(fig)  # out of pyplot: shown once, by whoever displays the returned figure
     return fig

@@ -196,7 +196,8 @@ def to_rgb(image_bgr: np.ndarray) -> np.ndarray:
 
 
 def show(image_bgr: np.ndarray, title: str | None = None, width: float = 10.0):
-    """Show a BGR picture inline in a notebook with matplotlib (imported lazily); returns the figure."""
+    """A BGR picture as a matplotlib Figure (matplotlib imported lazily), closed in pyplot and not shown here: a
+    notebook cell shows it as its last expression, or with ``display(show(...))`` inside a loop."""
     import matplotlib.pyplot as plt
 
     h, w = image_bgr.shape[:2]
@@ -206,5 +207,5 @@ def show(image_bgr: np.ndarray, title: str | None = None, width: float = 10.0):
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    plt.show()
+    plt.close(fig)  # out of pyplot: shown once, by whoever displays the returned figure
     return fig

@@ -1,4 +1,6 @@
-"""Static matplotlib plots for the notebooks (matplotlib imported lazily)."""
+"""Static matplotlib plots for the notebooks (matplotlib imported lazily). Each returns its Figure, closed in pyplot
+and never shown here: a notebook cell shows it as its last expression (or with ``display(fig)``), a script saves it
+with ``fig.savefig``."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ def plot_sweep(rows: list[dict], metric: str = "AP"):
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    plt.show()
+    plt.close(fig)  # out of pyplot: shown once, by whoever displays the returned figure
     return fig
 
 
@@ -38,7 +40,7 @@ def plot_curves(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, 
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    plt.show()
+    plt.close(fig)  # out of pyplot: shown once, by whoever displays the returned figure
     return fig
 
 
