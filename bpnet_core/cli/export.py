@@ -114,7 +114,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bpnet_core.export import export_model
+    from bpnet_core.export import ExportOptions, export_model
 
     pose = None
     if args.experiment_spec:
@@ -123,16 +123,17 @@ def run(args) -> int:
 
         spec = load_train_spec(args.experiment_spec, args.overrides)
         pose = PoseConfig.from_json(resolve_path(spec.source, spec.dataloader.pose_config.pose_config_path))
-    r = export_model(
-        args.model, args.output_file, backend=args.backend, input_dims=args.input_dims, data_format=args.data_format,
-        data_type=args.data_type, engine_file=args.engine_file, cal_image_dir=args.cal_image_dir,
-        cal_data_file=args.cal_data_file, cal_cache_file=args.cal_cache_file, batches=args.batches,
-        batch_size=args.batch_size, max_batch_size=args.max_batch_size, opt_batch_size=args.opt_batch_size,
+    options = ExportOptions(
+        backend=args.backend, input_dims=args.input_dims, data_format=args.data_format, data_type=args.data_type,
+        engine_file=args.engine_file, cal_image_dir=args.cal_image_dir, cal_data_file=args.cal_data_file,
+        cal_cache_file=args.cal_cache_file, batches=args.batches, batch_size=args.batch_size,
+        max_batch_size=args.max_batch_size, opt_batch_size=args.opt_batch_size,
         static_batch_size=args.static_batch_size, max_workspace_size=args.max_workspace_size,
         strict_type_constraints=args.strict_type_constraints, force_ptq=args.force_ptq,
         output_stages=args.output_stages, calibration_method=args.calibration_method, pose=pose,
         sdk_compatible_model=args.sdk_compatible_model, upsample_ratio=args.upsample_ratio,
     )  # fmt: skip
+    r = export_model(args.model, args.output_file, options)
     if "sdk" in r and "source" in r:  # an imported network in the SDK layout
         s = r["sdk"]
         print(f"SDK-compatible ONNX of {r['source']} → {r['output_file']} ({r['bytes'] / 1e6:.1f} MB; outputs "

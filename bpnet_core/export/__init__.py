@@ -28,7 +28,9 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +51,9 @@ log = logging.getLogger(__name__)
 BACKENDS = ("onnx", "tfonnx", "openvino")
 DATA_TYPES = ("fp32", "fp16", "int8")
 
-__all__ = ["BACKENDS", "DATA_TYPES", "CalibrationBatcher", "calibration_cache_path", "check_calibration_cache",
-           "export_model", "list_images", "make_batcher", "sample_calibration_images"]  # fmt: skip
+__all__ = ["BACKENDS", "DATA_TYPES", "CalibrationBatcher", "ExportOptions", "calibration_cache_path",
+           "check_calibration_cache", "export_model", "export_options", "list_images", "make_batcher",
+           "sample_calibration_images"]  # fmt: skip
 
 
 def _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
@@ -116,42 +119,95 @@ def _load_keras(model, pose):
     return keras_model, path, meta
 
 
-def export_model(
-    model,
-    output_file: str | os.PathLike,
-    backend: str = "onnx",
-    input_dims: str | None = None,
-    data_format: str = "channels_last",
-    data_type: str = "fp32",
-    engine_file: str | os.PathLike | None = None,
-    cal_image_dir: str | os.PathLike | None = None,
-    cal_data_file: str | os.PathLike | None = None,
-    cal_cache_file: str | os.PathLike | None = None,
-    batches: int = 10,
-    batch_size: int = 1,
-    max_batch_size: int = 1,
-    opt_batch_size: int = 1,
-    static_batch_size: int = -1,
-    max_workspace_size: int = 2 << 30,
-    strict_type_constraints: bool = False,
-    force_ptq: bool = False,
-    output_stages: str = "all",
-    calibration_method: str = "minmax",
-    pose=None,
-    parity_tolerance: float = 1e-3,
-    sdk_compatible_model: bool = False,
-    upsample_ratio=4,
-) -> dict:
+@dataclass(frozen=True)
+class ExportOptions:
+    """How :func:`export_model` exports: TAO's ``export`` flags (see the module docstring and ``bpnet export --help``).
+
+    >>> export_model("m.keras", "m.onnx", ExportOptions(input_dims="288,384,3", data_type="fp16"))
+    >>> export_model("m.keras", "m.onnx", input_dims="288,384,3")          # the same, as keyword overrides
+    """
+
+    #: ``-t``: ``onnx`` (TAO's alias ``tfonnx``) or ``openvino`` (an IR ``.xml``)
+    backend: str = "onnx"
+    #: ``-d``: ``"H,W,C"`` / ``"H,W"``; ``None`` = dynamic H and W
+    input_dims: str | None = None
+    #: ``-i``: ``channels_last`` or ``channels_first`` (a transpose at the input)
+    data_format: str = "channels_last"
+    #: ``fp32``, ``fp16`` or ``int8``
+    data_type: str = "fp32"
+    #: a TensorRT engine to build from the FP32 ONNX graph (needs TensorRT)
+    engine_file: str | os.PathLike | None = None
+    #: INT8 calibration images
+    cal_image_dir: str | os.PathLike | None = None
+    #: INT8 calibration tensors (TAO's ``--cal_data_file``)
+    cal_data_file: str | os.PathLike | None = None
+    #: INT8 calibration cache (TensorRT's, and ONNX Runtime's beside it as ``.ort.json``)
+    cal_cache_file: str | os.PathLike | None = None
+    #: calibration batches
+    batches: int = 10
+    #: calibration batch size
+    batch_size: int = 1
+    #: TensorRT engine: largest batch
+    max_batch_size: int = 1
+    #: TensorRT engine: batch the engine is tuned for
+    opt_batch_size: int = 1
+    #: a fixed batch dimension (``-1``: dynamic)
+    static_batch_size: int = -1
+    #: TensorRT builder workspace in bytes
+    max_workspace_size: int = 2 << 30
+    #: TensorRT: keep the requested precision in every layer
+    strict_type_constraints: bool = False
+    #: recalibrate even when a calibration cache exists
+    force_ptq: bool = False
+    #: ``all`` stages in TAO's order, or the ``last`` stage's two outputs
+    output_stages: str = "all"
+    #: ONNX Runtime INT8 calibration method
+    calibration_method: str = "minmax"
+    #: a :class:`~bpnet_core.skeleton.PoseConfig`, checked against the model's output widths and stored in the file
+    pose: Any = None
+    #: largest max abs difference accepted between ONNX and Keras
+    parity_tolerance: float = 1e-3
+    #: TAO's ``--sdk_compatible_model`` (:mod:`~bpnet_core.export.sdk`)
+    sdk_compatible_model: bool = False
+    #: the SDK graph's PAF upsampling ratio
+    upsample_ratio: Any = 4
+
+
+def export_options(options: ExportOptions | None = None, **overrides) -> ExportOptions:
+    """``options`` (default :class:`ExportOptions`) with ``overrides`` replaced; an unknown keyword is an error."""
+    if options is None:
+        options = ExportOptions()
+    elif not isinstance(options, ExportOptions):
+        raise BpnetError(f"export_model: options must be an ExportOptions (got {type(options).__name__}); give "
+                         "flags as keywords, e.g. backend='onnx'")  # fmt: skip
+    known = {f.name for f in fields(ExportOptions)}
+    for key in overrides:
+        if key not in known:
+            raise BpnetError(f"export_model: unknown option {key!r}")
+    return replace(options, **overrides) if overrides else options
+
+
+def export_model(model, output_file: str | os.PathLike, options: ExportOptions | None = None, **overrides) -> dict:
     """Export a Keras BodyPoseNet (path or ``keras.Model``) to ONNX (and optionally a TensorRT engine).
 
-    Args mirror TAO's ``export`` flags (see the module docstring and ``bpnet export --help``); ``pose`` (a
-    :class:`PoseConfig`) is checked against the model's output widths and stored in the file's metadata.
+    ``options`` (:class:`ExportOptions`) mirror TAO's ``export`` flags (see the module docstring and
+    ``bpnet export --help``); any of its fields may also be given as a keyword, which overrides ``options``.
+    ``pose`` (a :class:`PoseConfig`) is checked against the model's output widths and stored in the file's metadata.
 
     Returns a report: ``output_file``, ``bytes``, ``data_type``, ``input_dims`` (None = dynamic), ``outputs``,
     ``parity`` (FP32 ONNX vs Keras: ``max_abs_diff`` …), ``deployed_vs_keras`` (the written file vs Keras, for
     FP16/INT8), ``calibration`` (INT8), ``engine`` (when built), ``seconds``; with ``sdk_compatible_model`` (TAO's
     ``--sdk_compatible_model``, :mod:`~bpnet_core.export.sdk`) also ``sdk`` (the SDK graph vs the normal export).
     """
+    opts = export_options(options, **overrides)
+    backend, input_dims, data_format, data_type = opts.backend, opts.input_dims, opts.data_format, opts.data_type
+    engine_file, cal_image_dir, cal_data_file = opts.engine_file, opts.cal_image_dir, opts.cal_data_file
+    cal_cache_file, batches, batch_size = opts.cal_cache_file, opts.batches, opts.batch_size
+    max_batch_size, opt_batch_size, static_batch_size = opts.max_batch_size, opts.opt_batch_size, opts.static_batch_size
+    max_workspace_size, strict_type_constraints = opts.max_workspace_size, opts.strict_type_constraints
+    force_ptq, output_stages, calibration_method = opts.force_ptq, opts.output_stages, opts.calibration_method
+    pose, parity_tolerance = opts.pose, opts.parity_tolerance
+    sdk_compatible_model, upsample_ratio = opts.sdk_compatible_model, opts.upsample_ratio
     import onnx
 
     from bpnet_core.export import onnx as ox
@@ -180,8 +236,9 @@ def export_model(
         from bpnet_core.export.imported import export_imported
 
         with tempfile.TemporaryDirectory(prefix="bpnet_ov_") as tmp:
-            first = export_model(model, Path(tmp) / f"{Path(output_file).stem}.onnx", "onnx", input_dims, data_format,
-                                 output_stages=output_stages, static_batch_size=static_batch_size, pose=pose,
+            first = export_model(model, Path(tmp) / f"{Path(output_file).stem}.onnx", backend="onnx",
+                                 input_dims=input_dims, data_format=data_format, output_stages=output_stages,
+                                 static_batch_size=static_batch_size, pose=pose,
                                  parity_tolerance=parity_tolerance)  # fmt: skip
             report = export_imported(
                 Path(tmp) / f"{Path(output_file).stem}.onnx",

@@ -537,3 +537,15 @@ def test_other_calibration_methods(method, model_file, cal_dir, tmp_path):
     assert all(np.isfinite(numpy_helper.to_array(i)).all() for i in m.graph.initializer if i.name.endswith("_scale"))
     with pytest.raises(BpnetError, match="--calibration_method"):
         export_model(model_file, tmp_path / "x.onnx", data_type="int8", cal_image_dir=cal_dir, calibration_method="kl")
+
+
+def test_export_options_keywords_override_and_unknown_keys_fail():
+    from bpnet_core.export import ExportOptions, export_model, export_options
+
+    base = ExportOptions(data_type="fp16", batches=3)
+    assert export_options(base, batches=5) == ExportOptions(data_type="fp16", batches=5)
+    assert export_options() == ExportOptions() and export_options(base) is base
+    with pytest.raises(BpnetError, match="unknown option 'input_dim'"):
+        export_model("m.keras", "m.onnx", input_dim="64,64,3")
+    with pytest.raises(BpnetError, match="must be an ExportOptions"):
+        export_model("m.keras", "m.onnx", "onnx")
