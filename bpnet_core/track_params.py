@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass, fields
 
-from bpnet_core.errors import BpnetError
+from bpnet_core.errors import BpnetError, ParamValueError
 
 CAMERA_MOTION = ("image", "pose", "still")
 
@@ -81,7 +81,7 @@ class TrackParams:
         ]
         for name, ok, expect in checks:
             if not ok:
-                raise BpnetError(f"tracking parameter {name}={getattr(self, name)!r} must be {expect}")
+                raise ParamValueError("tracking", name, getattr(self, name), expect)
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from bpnet_core.errors import BpnetError
+from bpnet_core.errors import ParamValueError
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class DecodeParams:
         ]
         for name, ok, expect in checks:
             if not ok:
-                raise BpnetError(f"decoder parameter {name}={getattr(self, name)!r} must be {expect}")
+                raise ParamValueError("decoder", name, getattr(self, name), expect)
 
     @classmethod
     def field_names(cls) -> list[str]:
