@@ -21,3 +21,10 @@ class ParamValueError(BpnetError):
     def __init__(self, group: str, name: str, value, expect: str):
         self.group, self.name, self.value, self.expect = group, name, value, expect
         super().__init__(f"{group} parameter {name}={value!r} must be {expect}")
+
+    @classmethod
+    def first(cls, group: str, obj, checks) -> None:
+        """Raise for the first ``(name, ok, expect)`` of ``checks`` that is not ok (``value`` read off ``obj``)."""
+        for name, ok, expect in checks:
+            if not ok:
+                raise cls(group, name, getattr(obj, name), expect)

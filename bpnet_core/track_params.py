@@ -79,9 +79,7 @@ class TrackParams:
             ("beta", self.beta >= 0, ">= 0"),
             ("d_cutoff", self.d_cutoff > 0, "> 0"),
         ]
-        for name, ok, expect in checks:
-            if not ok:
-                raise ParamValueError("tracking", name, getattr(self, name), expect)
+        ParamValueError.first("tracking", self, checks)
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -44,9 +44,7 @@ class DecodeParams:
             ("min_person_score", self.min_person_score >= 0, ">= 0"),
             ("max_peaks_per_joint", int(self.max_peaks_per_joint) >= 0, ">= 0 (0 = no limit)"),
         ]
-        for name, ok, expect in checks:
-            if not ok:
-                raise ParamValueError("decoder", name, getattr(self, name), expect)
+        ParamValueError.first("decoder", self, checks)
 
     @classmethod
     def field_names(cls) -> list[str]:
