@@ -38,6 +38,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from bpnet_core.config.train_spec import ModelConfig, TrainSpec, pose_channels
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
 from bpnet_core.model.backbones import OUTPUT_STRIDE, LayerFactory, build_backbone
@@ -75,9 +76,6 @@ def model_config(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **k
     shortcuts ``architecture`` and ``backbone_use_bias``; ``kwargs`` override ``spec_or_kwargs``. Without explicit
     ``heat_channels`` / ``paf_channels`` a dict takes them from ``pose``. Errors name the key, as spec errors do.
     """
-    from bpnet_core.config import TrainSpec
-    from bpnet_core.config.train_spec import ModelConfig
-
     src = spec_or_kwargs
     if src is None or isinstance(src, Mapping):
         data = _nested(src or {})
@@ -100,23 +98,6 @@ def model_config(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **k
     return TrainSpec.from_dict({"model": data}, source=source).model
 
 
-def check_channels(cfg, pose: PoseConfig, source: str = "model") -> tuple[int, int]:
-    """The (heat, paf) output widths; a ``model:`` block whose channels disagree with the pose config is an error."""
-    where = pose.source or pose.name
-    heat, paf = pose.num_heatmap_channels, pose.num_paf_channels
-    if int(cfg.heat_channels) != heat:
-        raise BpnetError(
-            f"{source}: model.heat_channels is {cfg.heat_channels} but pose config {where} needs {heat} "
-            f"({pose.num_joints} joints + background)"
-        )
-    if int(cfg.paf_channels) != paf:
-        raise BpnetError(
-            f"{source}: model.paf_channels is {cfg.paf_channels} but pose config {where} needs {paf} "
-            f"(2 x {pose.num_limbs} limbs)"
-        )
-    return heat, paf
-
-
 def _default_pose() -> PoseConfig:
     return PoseConfig.from_json(default_pose_config_path())
 
@@ -136,7 +117,7 @@ def build_model(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **kw
     pose = pose or _default_pose()
     cfg = model_config(spec_or_kwargs, pose, **kwargs)
     source = getattr(spec_or_kwargs, "source", "model")
-    heat_ch, paf_ch = check_channels(cfg, pose, source if isinstance(source, str) else "model")
+    heat_ch, paf_ch = pose_channels(cfg, pose, source if isinstance(source, str) else "model")
     factory = LayerFactory(
         kernel_initializer=cfg.kernel_initializer,
         regularization_type=cfg.regularization_type,
