@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass, fields
 
-from bpnet_core.errors import BpnetError
+from bpnet_core.errors import BpnetError, ParamValueError
 
 CAMERA_MOTION = ("image", "pose", "still")
 
@@ -79,9 +79,7 @@ class TrackParams:
             ("beta", self.beta >= 0, ">= 0"),
             ("d_cutoff", self.d_cutoff > 0, "> 0"),
         ]
-        for name, ok, expect in checks:
-            if not ok:
-                raise BpnetError(f"tracking parameter {name}={getattr(self, name)!r} must be {expect}")
+        ParamValueError.first("tracking", self, checks)
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -93,20 +93,20 @@ def predictor_from_args(args, check=None):
     ``model_path``; the spec is ``-i`` (+ ``--set``), else the model's recommended settings (+ ``--set``).
     ``check`` (cheap input checks) runs after the spec is read and before the model loads. A TAO 5 ``.hdf5`` takes
     its architecture from the spec's ``train_spec`` when set (TAO's inference spec key), else from the file."""
-    from bpnet_core.config import infer_spec_from_model, load_infer_spec, resolve_path
+    from bpnet_core.config import infer_spec_from_model, load_infer_spec
     from bpnet_core.infer import Predictor
     from bpnet_core.runners import load_runner
 
     spec = load_infer_spec(args.inference_spec, args.overrides) if args.inference_spec else None
     model = args.model_filename
     if not model and spec is not None and spec.model_path:
-        model = resolve_path(spec.source, spec.model_path)
+        model = spec.model_path  # absolute: paths are resolved when the spec loads
     if not model:
         where = args.inference_spec or "bpnet"
         raise BpnetError(f"{where}: no model: give -m/--model_filename" + (" or set model_path" if spec else ""))
     if check is not None:
         check()
-    train_spec = resolve_path(spec.source, spec.train_spec) if spec is not None and spec.train_spec else None
+    train_spec = spec.train_spec if spec is not None else None
     runner = load_runner(model, train_spec=train_spec)
     return Predictor(runner, spec if spec is not None else infer_spec_from_model(runner.meta, args.overrides))
 

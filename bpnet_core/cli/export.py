@@ -118,11 +118,11 @@ def run(args) -> int:
 
     pose = None
     if args.experiment_spec:
-        from bpnet_core.config import load_train_spec, resolve_path
+        from bpnet_core.config import load_train_spec
         from bpnet_core.skeleton import PoseConfig
 
         spec = load_train_spec(args.experiment_spec, args.overrides)
-        pose = PoseConfig.from_json(resolve_path(spec.source, spec.dataloader.pose_config.pose_config_path))
+        pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     options = ExportOptions(
         backend=args.backend, input_dims=args.input_dims, data_format=args.data_format, data_type=args.data_type,
         engine_file=args.engine_file, cal_image_dir=args.cal_image_dir, cal_data_file=args.cal_data_file,

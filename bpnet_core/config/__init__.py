@@ -14,6 +14,7 @@ from bpnet_core.config.io import (
     load_dataset_spec,
     load_infer_spec,
     load_train_spec,
+    override,
     parse_overrides,
     read_spec_file,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "load_dataset_spec",
     "load_infer_spec",
     "load_train_spec",
+    "override",
     "parse_overrides",
     "read_spec_file",
     "resolve_path",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from bpnet_core.config.errors import format_validation_error
 from bpnet_core.config.fields import resolve_path
+from bpnet_core.config.keys import has_path_marker, unwrap_annotation
 from bpnet_core.errors import BpnetError
 
 
@@ -107,6 +108,7 @@ class SpecRoot(Block):
         except ValidationError as exc:
             raise BpnetError(format_validation_error(exc, cls, source, override_keys)) from None
         spec._set_origin(source, Path(spec_dir).absolute() if spec_dir is not None else None)
+        resolve_path_fields(spec, (spec.spec_dir / "spec") if spec.spec_dir is not None else None)
         return spec
 
     def __eq__(self, other: object) -> bool:  # by value: the same spec loaded from two files is equal
@@ -115,6 +117,27 @@ class SpecRoot(Block):
         return self.model_dump() == other.model_dump()  # type: ignore[union-attr]
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def resolve_path_fields(block: Any, anchor: Path | None) -> None:
+    """Make every path field of a validated spec absolute (in place), with :func:`resolve_path` against ``anchor``
+    (the spec file; ``None``: the current directory). Done once, when the spec is built: consumers use the values."""
+    for name, fi in type(block).model_fields.items():
+        value = getattr(block, name)
+        if value is None:
+            continue
+        if has_path_marker(fi.annotation, list(fi.metadata)):
+            setattr(block, name, os.fspath(resolve_path(anchor, value)))
+            continue
+        base = unwrap_annotation(fi.annotation)
+        if isinstance(value, dict) and has_path_marker(getattr(base, "__args__", (None, None))[-1], []):
+            setattr(block, name, {k: os.fspath(resolve_path(anchor, v)) for k, v in value.items()})
+        elif isinstance(value, BaseModel):
+            resolve_path_fields(value, anchor)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    resolve_path_fields(item, anchor)
 
 
 def _drop_null_labels(obj: Any) -> Any:

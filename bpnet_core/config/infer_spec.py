@@ -3,7 +3,6 @@ built from :class:`~bpnet_core.decode.params.DecodeParams` and :class:`~bpnet_co
 
 from __future__ import annotations
 
-import re
 from dataclasses import MISSING
 from dataclasses import fields as dc_fields
 from typing import Annotated, Any, Literal, get_type_hints
@@ -13,7 +12,7 @@ from pydantic import BeforeValidator, Field, Strict, create_model, model_validat
 from bpnet_core.config.blocks import Block, SpecRoot
 from bpnet_core.config.fields import Bool, Float, Int, PathStr, PosFloat, PosInt, SpecValueError
 from bpnet_core.decode.params import DecodeParams
-from bpnet_core.errors import BpnetError
+from bpnet_core.errors import ParamValueError
 from bpnet_core.track_params import TrackParams
 
 # ---------------------------------------------------------------------------------------------------- infer spec
@@ -62,9 +61,6 @@ def _tracking_model() -> type[Block]:
 
 
 TrackingConfig = _tracking_model()
-_TRACK_MSG = re.compile(r"tracking parameter (\w+)=(.*?) must be (.*)$")
-
-_DECODE_MSG = re.compile(r"decoder parameter (\w+)=(.*?) must be (.*)$")
 
 
 def _keep_ratio_none(value: Any) -> Any:
@@ -83,11 +79,11 @@ class InferSpec(SpecRoot):
         BeforeValidator(_keep_ratio_none),
     ] = "adjust_network_input"
     output_stage_to_use: Int | None = Field(None, ge=1)  # null: the last stage
-    output_upsampling_factor: list[Annotated[int, Strict(), Field(ge=1)]] = Field(
+    output_upsampling_factor: list[Annotated[int, Strict()]] = Field(
         default_factory=lambda: [8, 8], min_length=2, max_length=2
     )
-    heatmap_threshold: Float = Field(0.1, ge=0.0, lt=1.0)
-    paf_threshold: Float = Field(0.05, ge=-1.0, lt=1.0)
+    heatmap_threshold: Float = 0.1  # valid values: DecodeParams (checked once, in _cross)
+    paf_threshold: Float = 0.05
     multi_scale_inference: Bool = False
     scales: list[PosFloat] = Field(default_factory=lambda: [1.0], min_length=1)
     flip_test: Bool = False  # bpnet extension: also run the mirrored image and average the maps
@@ -99,25 +95,20 @@ class InferSpec(SpecRoot):
         a, b = self.output_upsampling_factor
         if a != b:
             raise SpecValueError("output_upsampling_factor", f"must use one factor for both axes (got [{a}, {b}])")
-        try:
+        try:  # the decoder's and the tracker's own checks are the one definition of their valid values
             self.decode_params()
-        except BpnetError as exc:
-            m = _DECODE_MSG.match(str(exc))
-            if not m:
-                raise SpecValueError(None, str(exc)) from None
-            name, got, expect = m.groups()
-            key = {"upsampling_factor": "output_upsampling_factor"}.get(name, name)
-            key = key if key in type(self).model_fields else f"decoder.{key}"
-            raise SpecValueError(key, f"must be {expect} (got {got})") from None
-        try:
             self.track_params()
-        except BpnetError as exc:
-            m = _TRACK_MSG.match(str(exc))
-            if not m:
-                raise SpecValueError(None, str(exc)) from None
-            name, got, expect = m.groups()
-            raise SpecValueError(f"tracking.{name}", f"must be {expect} (got {got})") from None
+        except ParamValueError as exc:
+            raise SpecValueError(self._spec_key(exc), f"must be {exc.expect} (got {exc.value!r})") from None
         return self
+
+    def _spec_key(self, exc: ParamValueError) -> str:
+        """The spec key of a decoder/tracker parameter: TAO's field, or the ``decoder:``/``tracking:`` block's."""
+        if exc.group == "tracking":
+            return f"tracking.{exc.name}"
+        if exc.name == "upsampling_factor":
+            return "output_upsampling_factor[0]"
+        return exc.name if exc.name in type(self).model_fields else f"decoder.{exc.name}"
 
     def track_params(self) -> TrackParams:
         """The tracker constants of the ``tracking:`` block (video inference)."""

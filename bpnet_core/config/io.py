@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel
 
 from bpnet_core.config.blocks import SpecRoot
 from bpnet_core.config.dataset_spec import DatasetSpec
@@ -41,11 +40,9 @@ from bpnet_core.config.keys import (
     NotAMapping,
     UnknownKey,
     dotted,
-    has_path_marker,
     schema_lookup,
     split_key,
     unknown_key_message,
-    unwrap_annotation,
 )
 from bpnet_core.config.train_spec import TrainSpec
 from bpnet_core.errors import BpnetError
@@ -254,26 +251,6 @@ def apply_overrides(
 # ---------------------------------------------------------------------------------------------------- paths
 
 
-def _resolve_paths(block: Any, anchor: Path | None) -> None:
-    """Make every path field of a validated spec absolute (in place)."""
-    for name, fi in type(block).model_fields.items():
-        value = getattr(block, name)
-        if value is None:
-            continue
-        if has_path_marker(fi.annotation, list(fi.metadata)):
-            setattr(block, name, os.fspath(resolve_path(anchor, value)))
-            continue
-        base = unwrap_annotation(fi.annotation)
-        if isinstance(value, dict) and has_path_marker(getattr(base, "__args__", (None, None))[-1], []):
-            setattr(block, name, {k: os.fspath(resolve_path(anchor, v)) for k, v in value.items()})
-        elif isinstance(value, BaseModel):
-            _resolve_paths(value, anchor)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, BaseModel):
-                    _resolve_paths(item, anchor)
-
-
 # ---------------------------------------------------------------------------------------------------- loading
 
 
@@ -284,7 +261,6 @@ def _build(cls: type[S], data: dict, overrides, source: str, anchor: Path | None
     merged = apply_overrides(data, overrides, schema=cls)
     spec = cls.from_dict(merged, source=source, spec_dir=anchor.parent if anchor else None,
                          override_keys=tuple(p for _, p, _ in parsed))  # fmt: skip
-    _resolve_paths(spec, anchor)
     if parsed:
         log.debug("%s: applied overrides %s", source, ", ".join(k for k, _, _ in parsed))
     return spec
@@ -305,19 +281,26 @@ def load_train_spec(path: str | os.PathLike, overrides=()) -> TrainSpec:
     return _load(TrainSpec, path, overrides, "train spec", ("specs", "bpnet_*"))
 
 
+def override(spec: S, overrides=()) -> S:
+    """A copy of a loaded spec (any kind) with ``overrides`` (``["a.b=c", …]`` or ``{"a.b": c}``, the CLI's
+    ``--set``) applied and validated again; errors under an overridden key name ``--set``. No overrides: ``spec``."""
+    if overrides is not None and not isinstance(overrides, (Mapping, str)):
+        overrides = list(overrides)  # read twice below
+    if not overrides:
+        return spec
+    cls = type(spec)
+    data = apply_overrides(spec.to_dict(), overrides, schema=cls)
+    keys = tuple(parts for _, parts, _ in parse_overrides(overrides))
+    return cls.from_dict(data, source=spec.source, spec_dir=spec.spec_dir, override_keys=keys)
+
+
 def as_train_spec(spec, overrides=()) -> TrainSpec:
     """A :class:`TrainSpec` from a path or a loaded spec, with ``overrides`` applied (what ``train()`` accepts)."""
     if isinstance(spec, (str, os.PathLike)):
         return load_train_spec(spec, overrides)
     if not isinstance(spec, TrainSpec):
         raise BpnetError(f"train() needs a train spec file or a loaded TrainSpec (got {type(spec).__name__})")
-    if overrides is not None and not isinstance(overrides, (dict, str)):
-        overrides = list(overrides)  # read twice below
-    if not overrides:
-        return spec
-    data = apply_overrides(spec.to_dict(), overrides, schema=TrainSpec)
-    keys = tuple(parts for _, parts, _ in parse_overrides(overrides))
-    return TrainSpec.from_dict(data, source=spec.source, spec_dir=spec.spec_dir, override_keys=keys)
+    return override(spec, overrides)
 
 
 def load_infer_spec(path: str | os.PathLike, overrides=()) -> InferSpec:
@@ -358,9 +341,7 @@ def dump_spec(spec: SpecRoot, path: str | os.PathLike) -> Path:
     Every default is written out; path fields are absolute, so the file reloads to an equal spec from anywhere.
     """
     path = Path(path)
-    resolved = spec.model_copy(deep=True)
-    _resolve_paths(resolved, spec.spec_dir / "spec" if spec.spec_dir is not None else None)
-    data = resolved.to_dict()
+    data = spec.to_dict()  # its paths are absolute since it was built (resolve_path_fields)
     header = (
         f"# Resolved {type(spec).__name__} (defaults -> spec file -> overrides), written by bpnet.\n"
         f"# Source: {spec.source}\n"

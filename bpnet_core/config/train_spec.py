@@ -369,14 +369,20 @@ class TrainSpec(SpecRoot):
 
 def validate_against_pose(spec: TrainSpec, pose) -> None:
     """Check the model's head sizes against a :class:`~bpnet_core.skeleton.PoseConfig`; one-line error if not."""
+    pose_channels(spec.model, pose, spec.source)
+
+
+def pose_channels(model: ModelConfig, pose, source: str = "model") -> tuple[int, int]:
+    """The (heatmap, PAF) output widths of a ``model:`` block, which must be the pose config's (the one check)."""
     where = pose.source or pose.name
-    if spec.model.heat_channels != pose.num_heatmap_channels:
+    if model.heat_channels != pose.num_heatmap_channels:
         raise BpnetError(
-            f"{spec.source}: model.heat_channels is {spec.model.heat_channels} but pose config {where} needs "
+            f"{source}: model.heat_channels is {model.heat_channels} but pose config {where} needs "
             f"{pose.num_heatmap_channels} ({pose.num_joints} joints + background)"
         )
-    if spec.model.paf_channels != pose.num_paf_channels:
+    if model.paf_channels != pose.num_paf_channels:
         raise BpnetError(
-            f"{spec.source}: model.paf_channels is {spec.model.paf_channels} but pose config {where} needs "
+            f"{source}: model.paf_channels is {model.paf_channels} but pose config {where} needs "
             f"{pose.num_paf_channels} (2 x {pose.num_limbs} limbs)"
         )
+    return pose.num_heatmap_channels, pose.num_paf_channels

@@ -57,12 +57,11 @@ def _as_dict(obj):
 
 def pipeline_config_from_spec(spec, dataset_spec=None) -> PipelineConfig:
     """Build a :class:`PipelineConfig` from a loaded train spec (and its dataset spec, loaded if not given)."""
-    from bpnet_core.config import load_dataset_spec, resolve_path
+    from bpnet_core.config import load_dataset_spec
 
     dl = spec.dataloader
     if dataset_spec is None:
-        ds_path = resolve_path(getattr(spec, "source", None), dl.dataset_config.dataset_specs.coco)
-        dataset_spec = load_dataset_spec(ds_path)
+        dataset_spec = load_dataset_spec(dl.dataset_config.dataset_specs.coco)  # absolute since the spec loaded
     cat = dataset_spec.categories[0]
     dims = dl.image_config.image_dims
     lp = dl.label_processor_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from bpnet_core.errors import BpnetError
+from bpnet_core.errors import ParamValueError
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,7 @@ class DecodeParams:
             ("min_person_score", self.min_person_score >= 0, ">= 0"),
             ("max_peaks_per_joint", int(self.max_peaks_per_joint) >= 0, ">= 0 (0 = no limit)"),
         ]
-        for name, ok, expect in checks:
-            if not ok:
-                raise BpnetError(f"decoder parameter {name}={getattr(self, name)!r} must be {expect}")
+        ParamValueError.first("decoder", self, checks)
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -88,18 +88,7 @@ class LayerFactory:
     _kernel_reg: Any = field(default=None, init=False, repr=False)
     _bias_reg: Any = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        from bpnet_core.errors import BpnetError
-
-        if self.kernel_initializer not in ("random_normal", "xavier", "he_normal"):
-            raise BpnetError(
-                f"model.kernel_initializer must be 'random_normal', 'xavier' or 'he_normal' "
-                f"(got {self.kernel_initializer!r})"
-            )
-        if self.regularization_type not in ("l1", "l2", "l1_l2"):
-            raise BpnetError(
-                f"model.regularization_type must be 'l1', 'l2' or 'l1_l2' (got {self.regularization_type!r})"
-            )
+    def __post_init__(self) -> None:  # values checked once, by the model: block's schema (ModelConfig)
         self._kernel_reg = self._regularizer(self.kernel_regularization_factor)
         self._bias_reg = self._regularizer(self.bias_regularization_factor)
 

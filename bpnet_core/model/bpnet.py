@@ -27,23 +27,22 @@ architecture they came from. ``pretrained_weights: imagenet`` copies ImageNet ke
 
 from __future__ import annotations
 
-import difflib
 import io
 import logging
 import os
 import zipfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from bpnet_core.config.train_spec import ModelConfig, TrainSpec, pose_channels
 from bpnet_core.costs import count_params
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
-from bpnet_core.model.backbones import ARCHITECTURES, OUTPUT_STRIDE, LayerFactory, build_backbone
+from bpnet_core.model.backbones import OUTPUT_STRIDE, LayerFactory, build_backbone
 from bpnet_core.model.stages import initial_stage, layer_stage, refinement_stage
 from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
@@ -53,137 +52,51 @@ MAX_STAGES = 10
 #: ``pretrained_weights`` value that asks for ImageNet weights from ``keras.applications``.
 IMAGENET = "imagenet"
 
-
-@dataclass(frozen=True)
-class ModelParams:
-    """Everything that defines the architecture (the ``model:`` block of a train spec, flattened).
-
-    ``heat_channels`` / ``paf_channels`` of ``None`` mean "take them from the pose config".
-    """
-
-    architecture: str = "vgg"
-    stages: int = 6
-    heat_channels: int | None = None
-    paf_channels: int | None = None
-    width_multiplier: float = 1.0
-    use_self_attention: bool = False
-    use_bias: bool = True
-    backbone_use_bias: bool = False
-    regularization_type: str = "l1"
-    kernel_regularization_factor: float = 1e-9
-    bias_regularization_factor: float = 1e-9
-    kernel_initializer: str = "random_normal"
-    stage1_kernel_sizes: tuple[int, ...] = (3, 3, 3)
-    stageT_kernel_sizes: tuple[int, ...] = (7, 7, 7, 7, 7)
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("extra")
-        return d
+#: Flat keyword shortcuts of :func:`build_model` for keys of ``model.backbone_attributes``.
+_BACKBONE_SHORTCUTS = {"architecture": "architecture", "backbone_use_bias": "use_bias"}
 
 
-_PARAM_NAMES = [f.name for f in fields(ModelParams) if f.name != "extra"]
-#: Keys of the spec's ``model:`` block that do not change the Keras graph.
-_IGNORED_KEYS = {"data_format", "__class_name__", "class_name", "mtype", "nlayers"}
-
-
-def model_params(spec_or_kwargs: Any = None, **kwargs) -> ModelParams:
-    """Normalise a train spec, its ``model`` block, a mapping or keyword arguments to :class:`ModelParams`.
-
-    Mappings use the spec's keys (``stages``, ``width_multiplier``, ``backbone_attributes: {architecture, use_bias}``)
-    or the flat ones of :class:`ModelParams` (``architecture``, ``backbone_use_bias``).
-    """
-    src = spec_or_kwargs
-    if isinstance(src, ModelParams):
-        values = src.to_dict()
-    elif src is None:
-        values = {}
-    elif isinstance(src, Mapping):
-        values = _from_mapping(src)
-    else:
-        block = getattr(src, "model", src)  # a TrainSpec or its model block
-        if not hasattr(block, "stages"):
-            raise BpnetError(f"build_model needs a train spec, its model block or a dict (got {type(src).__name__})")
-        values = _from_block(block)
-    values.update(_from_mapping(kwargs))
-    p = ModelParams(**values)
-    _check(p)
-    return p
-
-
-def _from_block(block) -> dict:
-    bb = block.backbone_attributes
-    return {
-        "architecture": str(bb.architecture),
-        "backbone_use_bias": bool(bb.use_bias),
-        "stages": int(block.stages),
-        "heat_channels": int(block.heat_channels),
-        "paf_channels": int(block.paf_channels),
-        "width_multiplier": float(getattr(block, "width_multiplier", 1.0)),
-        "use_self_attention": bool(block.use_self_attention),
-        "use_bias": bool(block.use_bias),
-        "regularization_type": str(block.regularization_type),
-        "kernel_regularization_factor": float(block.kernel_regularization_factor),
-        "bias_regularization_factor": float(block.bias_regularization_factor),
-        "kernel_initializer": str(block.kernel_initializer),
-        "stage1_kernel_sizes": tuple(int(k) for k in block.stage1_kernel_sizes),
-        "stageT_kernel_sizes": tuple(int(k) for k in block.stageT_kernel_sizes),
-    }
-
-
-def _from_mapping(m: Mapping) -> dict:
+def _nested(m: Mapping) -> dict:
+    """Model keys in the spec's form: the flat shortcuts go into ``backbone_attributes``."""
     out: dict = {}
     for key, value in m.items():
-        if key == "backbone_attributes":
-            bb = dict(value or {})
-            if "architecture" in bb:
-                out["architecture"] = bb.pop("architecture")
-            if "use_bias" in bb:
-                out["backbone_use_bias"] = bb.pop("use_bias")
-            for k in bb:
-                if k not in _IGNORED_KEYS:
-                    raise BpnetError(f"unknown model key 'backbone_attributes.{k}'")
-        elif key in _PARAM_NAMES:
-            out[key] = tuple(value) if key.endswith("kernel_sizes") else value
-        elif key in _IGNORED_KEYS:
-            continue
+        if key in _BACKBONE_SHORTCUTS:
+            out.setdefault("backbone_attributes", {})[_BACKBONE_SHORTCUTS[key]] = value
+        elif key == "backbone_attributes" and isinstance(value, Mapping):
+            out.setdefault("backbone_attributes", {}).update(value)
         else:
-            hint = difflib.get_close_matches(key, _PARAM_NAMES + ["backbone_attributes"], n=1)
-            raise BpnetError(f"unknown model key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
 
-def _check(p: ModelParams) -> None:
-    if isinstance(p.stages, bool) or not isinstance(p.stages, (int, np.integer)) or not 1 <= p.stages <= MAX_STAGES:
-        raise BpnetError(f"model.stages must be an integer in 1..{MAX_STAGES} (got {p.stages!r})")
-    if p.architecture not in ARCHITECTURES:
-        raise BpnetError(
-            f"model.backbone_attributes.architecture must be one of {', '.join(ARCHITECTURES)} (got {p.architecture!r})"
-        )
-    if not (isinstance(p.width_multiplier, (int, float)) and 0 < float(p.width_multiplier) <= 4):
-        raise BpnetError(f"model.width_multiplier must be a number in (0, 4] (got {p.width_multiplier!r})")
-    for name in ("stage1_kernel_sizes", "stageT_kernel_sizes"):
-        sizes = getattr(p, name)
-        if not sizes or any(int(k) < 1 or int(k) % 2 == 0 for k in sizes):
-            raise BpnetError(f"model.{name} must be a non-empty list of odd kernel sizes (got {list(sizes)})")
+def model_config(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **kwargs):
+    """The validated ``model:`` block (:class:`~bpnet_core.config.train_spec.ModelConfig`, the one schema of the
+    architecture) of a train spec, of a ``model`` block, of a dict of model keys or of keyword arguments.
 
-
-def check_channels(p: ModelParams, pose: PoseConfig, source: str = "model") -> tuple[int, int]:
-    """The (heat, paf) output widths; a spec value that disagrees with the pose config is an error."""
-    where = pose.source or pose.name
-    heat, paf = pose.num_heatmap_channels, pose.num_paf_channels
-    if p.heat_channels is not None and int(p.heat_channels) != heat:
-        raise BpnetError(
-            f"{source}: model.heat_channels is {p.heat_channels} but pose config {where} needs {heat} "
-            f"({pose.num_joints} joints + background)"
-        )
-    if p.paf_channels is not None and int(p.paf_channels) != paf:
-        raise BpnetError(
-            f"{source}: model.paf_channels is {p.paf_channels} but pose config {where} needs {paf} "
-            f"(2 x {pose.num_limbs} limbs)"
-        )
-    return heat, paf
+    Dicts and keywords use the spec's keys (``stages``, ``width_multiplier``, ``backbone_attributes: {…}``) or the
+    shortcuts ``architecture`` and ``backbone_use_bias``; ``kwargs`` override ``spec_or_kwargs``. Without explicit
+    ``heat_channels`` / ``paf_channels`` a dict takes them from ``pose``. Errors name the key, as spec errors do.
+    """
+    src = spec_or_kwargs
+    if src is None or isinstance(src, Mapping):
+        data = _nested(src or {})
+        source = "build_model"
+        if pose is not None:
+            data.setdefault("heat_channels", pose.num_heatmap_channels)
+            data.setdefault("paf_channels", pose.num_paf_channels)
+    else:
+        block = getattr(src, "model", src)  # a TrainSpec or its model block
+        if not isinstance(block, ModelConfig):
+            raise BpnetError(f"build_model needs a train spec, its model block or a dict (got {type(src).__name__})")
+        if not kwargs:
+            return block
+        data = block.model_dump(by_alias=True)
+        source = getattr(src, "source", "build_model")
+    extra = _nested(kwargs)
+    if "backbone_attributes" in extra:
+        data["backbone_attributes"] = {**data.get("backbone_attributes", {}), **extra.pop("backbone_attributes")}
+    data.update(extra)
+    return TrainSpec.from_dict({"model": data}, source=source).model
 
 
 def _default_pose() -> PoseConfig:
@@ -202,26 +115,27 @@ def build_model(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **kw
         A functional ``keras.Model`` named ``bpnet`` with input ``input_1`` (None, None, 3) and outputs
         ``[heatmap_1 … heatmap_S, paf_1 … paf_S]``.
     """
-    p = model_params(spec_or_kwargs, **kwargs)
     pose = pose or _default_pose()
+    cfg = model_config(spec_or_kwargs, pose, **kwargs)
     source = getattr(spec_or_kwargs, "source", "model")
-    heat_ch, paf_ch = check_channels(p, pose, source if isinstance(source, str) else "model")
+    heat_ch, paf_ch = pose_channels(cfg, pose, source if isinstance(source, str) else "model")
     factory = LayerFactory(
-        kernel_initializer=p.kernel_initializer,
-        regularization_type=p.regularization_type,
-        kernel_regularization_factor=p.kernel_regularization_factor,
-        bias_regularization_factor=p.bias_regularization_factor,
-        use_bias=p.use_bias,
+        kernel_initializer=cfg.kernel_initializer,
+        regularization_type=cfg.regularization_type,
+        kernel_regularization_factor=cfg.kernel_regularization_factor,
+        bias_regularization_factor=cfg.bias_regularization_factor,
+        use_bias=cfg.use_bias,
     )
+    bb, width, stages = cfg.backbone_attributes, float(cfg.width_multiplier), int(cfg.stages)
     inputs = keras.Input(shape=(None, None, 3), name="input_1")
-    features = build_backbone(inputs, p.architecture, factory, p.width_multiplier, p.backbone_use_bias)
-    heat, paf = initial_stage(features, factory, heat_ch, paf_ch, p.stage1_kernel_sizes, p.width_multiplier,
-                              is_final=p.stages == 1)  # fmt: skip
+    features = build_backbone(inputs, bb.architecture, factory, width, bb.use_bias)
+    heat, paf = initial_stage(features, factory, heat_ch, paf_ch, tuple(cfg.stage1_kernel_sizes), width,
+                              is_final=stages == 1)  # fmt: skip
     heats, pafs = [heat], [paf]
-    for t in range(2, p.stages + 1):
+    for t in range(2, stages + 1):
         heat, paf = refinement_stage(
-            t, features, heat, paf, factory, heat_ch, paf_ch, p.stageT_kernel_sizes, p.width_multiplier,
-            p.use_self_attention, is_final=t == p.stages,
+            t, features, heat, paf, factory, heat_ch, paf_ch, tuple(cfg.stageT_kernel_sizes), width,
+            cfg.use_self_attention, is_final=t == stages,
         )  # fmt: skip
         heats.append(heat)
         pafs.append(paf)

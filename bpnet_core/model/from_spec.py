@@ -19,7 +19,6 @@ from bpnet_core.model.bpnet import (
     load_bpnet_model,
     load_imagenet_weights,
     load_pretrained_weights,
-    model_params,
     num_stages,
 )
 from bpnet_core.model.tao import is_tao_hdf5, load_tao_hdf5
@@ -50,8 +49,7 @@ def model_from_spec(spec, pose: PoseConfig | None = None) -> keras.Model:
     model = build_model(spec, pose)
     if weights:
         if is_imagenet(weights):
-            p = model_params(spec)
-            load_imagenet_weights(model, p.architecture, p.width_multiplier)
+            load_imagenet_weights(model, spec.model.backbone_attributes.architecture, spec.model.width_multiplier)
         else:
             load_pretrained_weights(model, weights)
     return model

@@ -294,9 +294,8 @@ def load_tao_model(path: str | os.PathLike, train_spec: str | os.PathLike | None
 def spec_pose(spec) -> PoseConfig:
     """The pose config a (TAO) train spec names; TAO's container paths that do not exist here fall back to the shipped
     18-joint config, with a warning."""
-    from bpnet_core.config import resolve_path
 
-    pose_path = resolve_path(spec.source, spec.dataloader.pose_config.pose_config_path)
+    pose_path = spec.dataloader.pose_config.pose_config_path  # absolute: resolved when the spec loaded
     if pose_path is None or not Path(pose_path).is_file():
         log.warning("%s: pose config %s not found; using the shipped %s", spec.source, pose_path,
                     default_pose_config_path().name)  # fmt: skip

@@ -581,7 +581,9 @@ def test_decoder_block_keys_are_decode_params_fields():
         ("output_upsampling_factor: [4, 8]\n", "output_upsampling_factor must use one factor for both axes"),
         ("output_stage_to_use: 0\n", "output_stage_to_use must be >= 1 (got 0)"),
         ("keep_aspect_ratio_mode: squash\n", "keep_aspect_ratio_mode must be one of"),
-        ("heatmap_threshold: 1.5\n", "heatmap_threshold must be < 1.0 (got 1.5)"),
+        ("heatmap_threshold: 1.5\n", "heatmap_threshold must be in [0, 1) (got 1.5)"),
+        ("paf_threshold: -2\n", "paf_threshold must be in [-1, 1) (got -2.0)"),
+        ("tracking:\n  max_age: -1\n", "tracking.max_age must be an integer >= 0 (got -1)"),
         ("decoder:\n  nms_window: 4\n", "decoder.nms_window must be an odd number >= 1 (got 4)"),
         ("decoder:\n  nms_windw: 5\n", "unknown key 'decoder.nms_windw' (did you mean 'nms_window'?)"),
         ("heatmap_treshold: 0.2\n", "unknown key 'heatmap_treshold' (did you mean 'heatmap_threshold'?)"),
@@ -718,3 +720,26 @@ def test_deepstream_preset_is_the_apps_post_processing():
     assert (p.heatmap_threshold, p.paf_threshold, p.upsampling_factor, p.nms_window) == (0.05, 0.05, 4, 7)
     assert (p.min_parts, p.min_person_score, p.line_integral_samples) == (4, 0.4, 10)
     assert required_count(p) == 8  # threshVectorCnt1: 8 of the 10 samples
+
+
+def test_override_applies_to_any_loaded_spec(tmp_path):
+    from bpnet_core.config import override
+
+    spec = load_infer_spec(write(tmp_path, "heatmap_threshold: 0.2\n", "infer.yaml"))
+    changed = override(spec, ["paf_threshold=0.1"])
+    assert (changed.paf_threshold, changed.heatmap_threshold, spec.paf_threshold) == (0.1, 0.2, 0.05)
+    assert override(spec, []) is spec
+    with pytest.raises(BpnetError, match="--set"):
+        override(spec, {"decoder.nms_window": 4})
+
+
+def test_paths_are_absolute_once_a_spec_is_built(tmp_path, monkeypatch):
+    """Resolved once, when the spec is built (loaded or from a dict): consumers use the values as they are."""
+    monkeypatch.chdir(tmp_path)
+    built = TrainSpec.from_dict({})
+    assert Path(built.dataloader.dataset_config.dataset_specs.coco) == PROJECT_ROOT / "data_pose_config/coco_spec.json"
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    text = "dataloader:\n  pose_config:\n    pose_config_path: my_pose.json\n"
+    loaded = load_train_spec(write(folder, text, "train.yaml"))
+    assert Path(loaded.dataloader.pose_config.pose_config_path) == folder / "my_pose.json"
