@@ -88,6 +88,7 @@ def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F8
     assert "broken.keras" in line and "cannot be read" in line
 
 
+@pytest.mark.slow
 def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):  # noqa: F811
     from bpnet_core.config import load_train_spec
     from bpnet_core.model import build_model, save_bpnet_model, spec_normalization

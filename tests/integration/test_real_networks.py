@@ -39,6 +39,7 @@ def _err(capsys) -> list[str]:
     return capsys.readouterr().err.strip().splitlines()
 
 
+@pytest.mark.slow
 def test_import_writes_the_contract_and_self_checks(imported):
     from bpnet_core.meta import read_meta
 
@@ -88,6 +89,7 @@ def test_the_deepstream_preset_decodes_the_real_network_and_its_sdk_export_alike
     assert (tmp_path / "eval" / "sdk__DeepStream" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_inference_defaults_come_from_the_card_and_set_overrides_them(imported, tmp_path, capsys):
     img = SAMPLE / "000000197388.jpg"  # 5 skiers
     assert main(["inference", "-m", str(imported["hpe"]), "--input", str(img), "-r", str(tmp_path / "a")]) == 0
@@ -106,6 +108,7 @@ def test_inference_defaults_come_from_the_card_and_set_overrides_them(imported, 
     assert kp[..., 0].max() < w and kp[..., 1].max() < h and kp[..., 0].max() > w / 2  # photo pixels, whole photo
 
 
+@pytest.mark.slow
 def test_a_card_is_a_contract_not_a_file(imported, tmp_path):
     """The thin card imports the ONNX file (not only the .pb), and into an OpenVINO IR; both run the same."""
     from bpnet_core.importer import import_model
@@ -143,6 +146,7 @@ def _card(tmp_path: Path, edit) -> Path:
     (lambda d: d["inference"].update(keep_aspect_ratio_mode="squash"), "keep_aspect_ratio_mode must be one of"),
     (lambda d: d["outputs"]["heatmaps"].update(stride=4), "stride 4 in the card means 92x108"),
 ])  # fmt: skip
+@pytest.mark.slow
 def test_bad_cards_are_one_line_errors_and_write_nothing(imported, tmp_path, capsys, edit, words):
     src = THIN_PB if "nope" in str(words) else imported["thin"]
     out = tmp_path / "out" / "m.onnx"
@@ -152,6 +156,7 @@ def test_bad_cards_are_one_line_errors_and_write_nothing(imported, tmp_path, cap
     assert not out.exists() and not any(p.suffix == ".onnx" for p in (tmp_path / "out").glob("*"))
 
 
+@pytest.mark.slow
 def test_bad_model_files_are_one_line_errors(imported, tmp_path, capsys):
     (tmp_path / "junk.pb").write_bytes(b"\x01\x02 not a graph")
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
@@ -203,6 +208,7 @@ def test_predictor_gives_the_people_of_before_on_the_real_sample(reference, pose
     assert people >= 60
 
 
+@pytest.mark.slow
 def test_predictor_feeds_bpnet_models_as_before(reference, pose, tmp_path):
     """The demo architecture (seeded weights) as .keras and as .onnx: the maps the Predictor decodes equal those of
     the pre-redesign code (same preprocessing, normalisation and output selection)."""

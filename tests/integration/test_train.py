@@ -108,6 +108,7 @@ def _event_tags(folder: Path) -> set[str]:
     return tags
 
 
+@pytest.mark.slow
 def test_training_writes_every_output(full_run):
     s = full_run
     results = Path(s["results_dir"])

@@ -124,6 +124,7 @@ def blur(sigma):
     return lambda heat, paf, rng: (cv2.GaussianBlur(heat, (0, 0), sigma), cv2.GaussianBlur(paf, (0, 0), sigma))
 
 
+@pytest.mark.slow
 def test_noise_and_blur_lower_ap_gracefully(gt_decodable, sample, pose, perfect):
     ap0 = evaluate_coco(gt_decodable, perfect)["AP"]
     noisy = [evaluate_coco(gt_decodable, run(sample, pose, transform=add_noise(s)))["AP"] for s in (0.01, 0.025)]

@@ -59,6 +59,7 @@ def _photo_batch(meta, hw):
 # ---------------------------------------------------------------------------------------------------- SDK export
 
 
+@pytest.mark.slow
 def test_sdk_export_names_shapes_and_parity_with_the_normal_export(exports):
     import onnx
     from onnx import numpy_helper
@@ -348,6 +349,7 @@ def _without_meta(src: Path, dst: Path, swap: bool = False) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_deployable_card_imports_and_runs_an_nvidia_layout_onnx(model_file, pose, tmp_path, capsys):
     """NVIDIA's deployable layout (here: a dynamic-size SDK export with its contract removed, as NGC's file has
     none) imports with the shipped card and runs through the Predictor at 288x384, letterboxed."""
@@ -385,6 +387,7 @@ def test_deployable_card_imports_and_runs_an_nvidia_layout_onnx(model_file, pose
     assert r["parity"]["snr_db"] > 30 and read_meta(tmp_path / "imported16.onnx").pafs().stride == 2
 
 
+@pytest.mark.slow
 def test_deployable_card_refuses_swapped_or_missing_outputs(model_file, pose, tmp_path, capsys):
     import onnx
 
