@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from bpnet_core.config import apply_overrides
+from bpnet_core.config.schema import InferSpec
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import (
     COLORS,
@@ -41,6 +43,7 @@ from bpnet_core.meta import (
     choice,
     parse_size,
 )
+from bpnet_core.paths import project_file
 from bpnet_core.skeleton import PoseConfig
 
 CARD_KEYS = {"name", "description", "licence", "source", "pose_config", "input", "num_stages", "outputs",
@@ -49,8 +52,6 @@ CARD_KEYS = {"name", "description", "licence", "source", "pose_config", "input",
 
 def shipped_cards() -> list[str]:
     """Names of the cards shipped with bpnet (``model_cards/*.yaml``)."""
-    from bpnet_core.paths import project_file
-
     return sorted(p.stem for p in project_file("model_cards").glob("*.yaml"))
 
 
@@ -59,8 +60,6 @@ def card_path(card: str | os.PathLike) -> Path:
     p = Path(card)
     if p.is_file():
         return p
-    from bpnet_core.paths import project_file
-
     shipped = project_file("model_cards")
     name = p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml"
     if len(p.parts) == 1 and (shipped / name).is_file():
@@ -80,8 +79,6 @@ def _pose(value, card: Path) -> PoseConfig:
         beside = card.parent / p
         if beside.is_file():
             return PoseConfig.from_json(beside)
-        from bpnet_core.paths import project_file
-
         shipped = project_file("model_pose_config")
         if (shipped / p.name).is_file() and len(p.parts) == 1:
             return PoseConfig.from_json(shipped / p.name)
@@ -93,8 +90,6 @@ def _pose(value, card: Path) -> PoseConfig:
 def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
     """The contract a card states (``ModelMeta``) and the card's mapping, after ``overrides`` (``key=value`` with
     dotted keys, as ``--set`` gives them)."""
-    from bpnet_core.config import apply_overrides
-
     path = card_path(card)
     try:
         data = yaml.safe_load(path.read_text())
@@ -129,8 +124,6 @@ def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
     inference = data.get("inference") or {}
     if not isinstance(inference, dict):
         raise BpnetError(f"{where}: inference: must be a mapping of inference-spec keys")
-    from bpnet_core.config.schema import InferSpec
-
     InferSpec.from_dict(dict(inference), source=f"{where}: inference")  # unknown keys / bad values fail here
     try:
         meta = ModelMeta(

@@ -26,9 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bpnet_core.cards import load_card
 from bpnet_core.errors import BpnetError
+from bpnet_core.export.onnx import parity_image, set_meta
 from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
+from bpnet_core.fileio import atomic_path, make_dir
+from bpnet_core.infer import Predictor
 from bpnet_core.meta import ModelMeta, check_encrypted, read_ir
+from bpnet_core.runners.onnx import OnnxRunner, check_graph_io
+from bpnet_core.runners.openvino import OpenVinoRunner, _shape
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +90,6 @@ def _onnx_io(proto) -> tuple[dict, dict]:
 
 
 def _ov_io(model) -> tuple[dict, dict]:
-    from bpnet_core.runners.openvino import _shape
-
     return ({n: _shape(p) for p in model.inputs for n in p.get_names()},
             {n: _shape(p) for p in model.outputs for n in p.get_names()})  # fmt: skip
 
@@ -93,9 +97,6 @@ def _ov_io(model) -> tuple[dict, dict]:
 def self_check(runner) -> dict:
     """Run ``runner`` once at its recommended settings; every map must have input size / its stride and finite
     values. Returns the shapes and value ranges."""
-    from bpnet_core.export.onnx import parity_image
-    from bpnet_core.infer import Predictor
-
     pre = Predictor(runner).prepare(parity_image((480, 640)))  # a real-looking scene (bpnet's synthetic generator)
     heat, paf = runner.predict(pre.batch)
     h, w = pre.input_hw
@@ -119,10 +120,6 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
     Returns a report: ``output``, ``bytes``, ``meta`` (the contract written), ``check`` (the self-check: input size,
     map shapes and value ranges), ``seconds``.
     """
-    from bpnet_core.cards import load_card
-    from bpnet_core.fileio import atomic_path, make_dir
-    from bpnet_core.runners.onnx import check_graph_io
-
     t0 = time.perf_counter()
     external, output = Path(external), Path(output)
     check_encrypted(external)
@@ -154,9 +151,6 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
         else:
             import onnx
 
-            from bpnet_core.export.onnx import set_meta
-            from bpnet_core.runners.onnx import OnnxRunner
-
             set_meta(proto, meta)
             with atomic_path(output) as tmp:
                 onnx.save(proto, str(tmp))
@@ -169,8 +163,6 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
 
 
 def _finish_ir(model, output: Path, meta: ModelMeta) -> dict:
-    from bpnet_core.runners.openvino import OpenVinoRunner
-
     check = self_check(OpenVinoRunner(output, meta, model=model.clone()))
     write_ir(model, output, meta)
     return {"check": check}

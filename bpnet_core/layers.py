@@ -1,6 +1,9 @@
 """The layers of ``bpnet_core``, declared as data: a module may import (at module level or inside a function) only
 modules of its own layer or of a layer below it, and no import cycle may join two modules, whatever their layer.
-``tests/unit/test_layers.py`` enforces both and fails on a module that is not placed here.
+``tests/unit/test_layers.py`` enforces both and fails on a module that is not placed here. It also keeps imports at
+module level: a function-level import of a ``bpnet_core`` module is there only to keep a heavy optional dependency
+(TensorFlow, Keras, ONNX Runtime, ONNX, OpenVINO, NNCF, TensorRT, tf2onnx, matplotlib, ipywidgets, papermill) out of
+import time, except in ``cli`` (``bpnet --help`` imports every verb module, so verbs import the library in ``run``).
 
 ===  ==========  ==========================================================================================
  #   layer       modules (a name covers the module or package and everything under it; ``pkg.__init__``

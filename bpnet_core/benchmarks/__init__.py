@@ -21,8 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bpnet_core.benchmarks import data as data_bench
+from bpnet_core.benchmarks.decode import bench_decode, markdown_table
+from bpnet_core.env import environment_report
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import write_json_atomic, write_text_atomic
+from bpnet_core.tables import format_table
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,6 @@ PARTS = ["decode", "data", "train", "inference", "real", "video", "pruning"]
 
 
 def machine_info() -> dict:
-    from bpnet_core.env import environment_report
-
     r = environment_report(probe_gpu=True)
     return {"cpu": r["cpu"], "cpu_count": r["cpu_count"], "gpus": r["gpus"], "python": r["python"],
             "platform": r["platform"], "packages": r["packages"],
@@ -49,9 +51,6 @@ def _optional(module: str):
 
 def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = False) -> dict:
     """Run the benchmark parts (all, or ``only``); write bench.json / bench.md / plots; return the report."""
-    from bpnet_core.benchmarks import data as data_bench
-    from bpnet_core.benchmarks.decode import bench_decode
-
     parts = only or [p for p in PARTS if p != "pruning"]  # pruning trains 3 demo chains: only on request
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -94,9 +93,6 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
 
 
 def markdown(report: dict) -> str:
-    from bpnet_core.benchmarks.decode import markdown_table
-    from bpnet_core.tables import format_table
-
     m = report["machine"]
     lines = [f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} cores), GPUs: {', '.join(m['gpus']) or 'none'}, "
              f"Python {m['python']}, TensorFlow {m['packages'].get('tensorflow')}, "

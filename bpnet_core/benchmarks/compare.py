@@ -11,7 +11,11 @@ import logging
 import os
 from pathlib import Path
 
+from bpnet_core.config import infer_spec_from_model, load_infer_spec
 from bpnet_core.costs import measure_latencies
+from bpnet_core.export.openvino import ir_bytes
+from bpnet_core.infer.evaluation import run_evaluation
+from bpnet_core.preprocess import effective_mode
 from bpnet_core.runners import load_runner
 from bpnet_core.tables import dict_table
 
@@ -32,11 +36,6 @@ def compare_deployments(
     size on disk and COCO AP on ``dataset_spec``'s test split (``run_evaluation`` with ``spec``, or with each
     model's recommended settings when ``spec`` is ``None``; fixed-shape models run with ``pad_image_input`` at their
     size). Latency is measured at ``input_hw``, else at the model's recommended input shape. One row per model."""
-    from bpnet_core.config import infer_spec_from_model
-    from bpnet_core.export.openvino import ir_bytes
-    from bpnet_core.infer.evaluation import run_evaluation
-    from bpnet_core.preprocess import effective_mode
-
     runners = {name: load_runner(path) for name, path in models.items()}
     specs = {name: spec if spec is not None else infer_spec_from_model(r.meta) for name, r in runners.items()}
     hws = {name: r.meta.input_hw or tuple(input_hw or specs[name].input_shape) for name, r in runners.items()}
@@ -61,10 +60,6 @@ def compare_decoders(models: dict, specs: dict, dataset_spec, results_dir: str |
     size (its fixed size, else its card's ``input_shape``) so that rows differ only in resize mode and decoder
     constants — e.g. the model card's settings, TAO's defaults and the DeepStream app's preset side by side. One row per
     (model, spec): ``model``, ``decoder``, ``input``, ``mode``, ``AP``, ``AP50``, ``people`` (detections per image)."""
-    from bpnet_core.config import infer_spec_from_model, load_infer_spec
-    from bpnet_core.infer.evaluation import run_evaluation
-    from bpnet_core.preprocess import effective_mode
-
     rows = []
     for name, path in models.items():
         runner = load_runner(path)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bpnet_core.config import load_dataset_spec, load_train_spec
+from bpnet_core.data.convert import convert_dataset
+from bpnet_core.data.pipeline import loader_from_spec, pipeline_throughput
+from bpnet_core.data.synthetic import generate_synthetic_coco
 from bpnet_core.paths import PROJECT_ROOT
+from bpnet_core.skeleton import PoseConfig
 
 
 def bench_synthetic(work: Path, num: int = 200, size: int = 256, workers: int | None = None) -> dict:
-    from bpnet_core.data.synthetic import generate_synthetic_coco
-
     s = generate_synthetic_coco(work / "synthetic", num_train=num, num_val=max(8, num // 10), image_size=(size, size),
                                 seed=0, workers=workers, progress=False)  # fmt: skip
     return {"images": s["images"], "size": size, "seconds": s["seconds"], "images_per_second": s["images_per_second"]}
@@ -18,9 +21,6 @@ def bench_synthetic(work: Path, num: int = 200, size: int = 256, workers: int | 
 
 def bench_convert(work: Path, workers: int | None = None) -> dict:
     import tensorflow  # noqa: F401  (imported before timing: the figure is conversion work, not TF start-up)
-
-    from bpnet_core.config import load_dataset_spec
-    from bpnet_core.data.convert import convert_dataset
 
     spec = load_dataset_spec(work / "synthetic" / "dataset_spec.json")
     out = work / "records"
@@ -52,10 +52,6 @@ def profile_specs() -> dict[str, Path]:
 
 
 def bench_pipeline(work: Path, batches: int = 10) -> dict:
-    from bpnet_core.config import load_train_spec
-    from bpnet_core.data.pipeline import loader_from_spec, pipeline_throughput
-    from bpnet_core.skeleton import PoseConfig
-
     out = {}
     for profile, spec_path in profile_specs().items():
         spec = load_train_spec(spec_path, pipeline_overrides(work))

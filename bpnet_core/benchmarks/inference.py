@@ -18,6 +18,18 @@ import logging
 import time
 from pathlib import Path
 
+from bpnet_core.config import load_train_spec
+from bpnet_core.costs import measure_latencies
+from bpnet_core.export import export_model
+from bpnet_core.export import onnx as ox
+from bpnet_core.export.calibration import make_batcher
+from bpnet_core.export.onnx import parity_image
+from bpnet_core.export.quantize import quantize_int8
+from bpnet_core.export.tensorrt import tensorrt_status
+from bpnet_core.paths import project_file
+from bpnet_core.runners import load_runner
+from bpnet_core.runners.keras import KerasRunner
+from bpnet_core.skeleton import PoseConfig
 from bpnet_core.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -28,8 +40,6 @@ SPECS = {"full": "specs/bpnet_train_m1_coco.yaml", "demo": "specs/bpnet_train_m1
 
 def _calibration_images(folder: Path, count: int, hw=(368, 368)) -> Path:
     import cv2
-
-    from bpnet_core.export.onnx import parity_image
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
@@ -42,13 +52,7 @@ def _convert(name: str, work: Path, cal_dir: Path, batches: int) -> dict:
     import keras
     import onnx
 
-    from bpnet_core.config import load_train_spec
-    from bpnet_core.export import onnx as ox
-    from bpnet_core.export.calibration import make_batcher
-    from bpnet_core.export.quantize import quantize_int8
     from bpnet_core.model import build_model, model_meta, spec_normalization
-    from bpnet_core.paths import project_file
-    from bpnet_core.skeleton import PoseConfig
 
     keras.utils.set_random_seed(0)
     spec = load_train_spec(project_file(*SPECS[name].split("/")))
@@ -77,8 +81,6 @@ def _convert(name: str, work: Path, cal_dir: Path, batches: int) -> dict:
 
 def _openvino(name: str, fp32: Path, work: Path, cal_dir: Path, batches: int) -> dict:
     """OpenVINO FP32 and INT8 (NNCF) IRs of the FP32 ONNX file; a precision whose export fails is left out (logged)."""
-    from bpnet_core.export import export_model
-
     out = {}
     for prec in ("fp32", "int8"):
         path = work / f"{name}_{prec}.xml"
@@ -91,8 +93,6 @@ def _openvino(name: str, fp32: Path, work: Path, cal_dir: Path, batches: int) ->
 
 
 def _engine(model_path: Path, keras_model, pose, hw, work: Path, precision: str, cal_dir: Path):
-    from bpnet_core.export import export_model
-
     engine = work / f"{model_path.stem}_{hw[0]}x{hw[1]}_{precision}.engine"
     export_model(keras_model, work / f"{engine.stem}.onnx", input_dims=f"{hw[0]},{hw[1]},3", data_type=precision,
                  engine_file=engine, cal_image_dir=cal_dir, batches=4, pose=pose)  # fmt: skip
@@ -101,11 +101,6 @@ def _engine(model_path: Path, keras_model, pose, hw, work: Path, precision: str,
 
 def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     """Measure every backend × precision on the full and demo models; returns numbers and a Markdown table."""
-    from bpnet_core.costs import measure_latencies
-    from bpnet_core.export.tensorrt import tensorrt_status
-    from bpnet_core.runners import load_runner
-    from bpnet_core.runners.keras import KerasRunner
-
     work = Path(work) / "inference"
     work.mkdir(parents=True, exist_ok=True)
     warmup, repeats = (1, 3) if quick else (2, 7)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.tables import format_table
+from bpnet_core.tutorial import PRUNE_RETRAIN, run_tutorial
 
 SEEDS = [0, 1, 2]
 TARGET = 2.0
@@ -23,8 +24,6 @@ MAX_DROP = 0.02
 
 
 def run_seed(work: Path, seed: int) -> dict:
-    from bpnet_core.tutorial import PRUNE_RETRAIN, run_tutorial
-
     work_dir = Path(work) / f"seed{seed}"
     row: dict = {"seed": seed}
     try:
@@ -47,8 +46,6 @@ def run_seed(work: Path, seed: int) -> dict:
 
 def _from_folders(work_dir: Path) -> dict:
     """Figures of a notebook 04 run whose final check raised (metrics.json is written after the asserts)."""
-    from bpnet_core.tutorial import PRUNE_RETRAIN
-
     out = work_dir / PRUNE_RETRAIN
     row = {}
     report = out / "prune_report.json"

@@ -22,7 +22,17 @@ import logging
 import time
 from pathlib import Path
 
+from bpnet_core.config import load_dataset_spec
+from bpnet_core.costs import measure_latencies
+from bpnet_core.evaluate import evaluate_coco
+from bpnet_core.export import export_model
+from bpnet_core.fileio import read_json
+from bpnet_core.infer import Predictor
+from bpnet_core.infer.evaluation import run_evaluation
+from bpnet_core.infer.sweep import cached_predictions, decode_cached
+from bpnet_core.runners import load_runner
 from bpnet_core.tables import format_table
+from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_TRAIN_IMAGES, real_networks
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +42,6 @@ X1 = {"upsampling_factor": 1, "smooth_sigma": 0.0, "subpixel": True}
 
 def _models(work: Path, quick: bool) -> dict:
     """name → (model file, backend, precision, network): imports and INT8 exports."""
-    from bpnet_core.export import export_model
-    from bpnet_core.tutorial import REAL_TRAIN_IMAGES, real_networks
-
     real = real_networks(work, ["human-pose-estimation-0001", "mobilenet_thin"])
     thin = real["mobilenet_thin"]
     n = 8 if quick else CAL_IMAGES
@@ -61,13 +68,6 @@ def _summary(report: dict) -> dict:
 
 def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     """Measure every variant; returns rows, ratios and a Markdown table."""
-    from bpnet_core.config import load_dataset_spec
-    from bpnet_core.costs import measure_latencies
-    from bpnet_core.infer import Predictor
-    from bpnet_core.infer.evaluation import run_evaluation
-    from bpnet_core.runners import load_runner
-    from bpnet_core.tutorial import REAL_SAMPLE_SPEC
-
     work = Path(work) / "real"
     work.mkdir(parents=True, exist_ok=True)
     made = _models(work, quick)
@@ -111,11 +111,6 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
 
 def _decoder(runner, ds) -> dict:
     """TAO's ×8 default vs the ×1 fast path on the same cached real maps: AP and decode ms per image."""
-    from bpnet_core.evaluate import evaluate_coco
-    from bpnet_core.fileio import read_json
-    from bpnet_core.infer import Predictor
-    from bpnet_core.infer.sweep import cached_predictions, decode_cached
-
     predictor = Predictor(runner)
     images_dir, _, ann = ds.split("test")
     cache = cached_predictions(predictor, ann, images_dir)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from bpnet_core.costs import time_calls
+from bpnet_core.config import load_train_spec
+from bpnet_core.costs import count_params, time_calls
+from bpnet_core.paths import PROJECT_ROOT
+from bpnet_core.skeleton import PoseConfig
 from bpnet_core.tables import format_table
 
 CONFIGS = {"demo": "specs/bpnet_train_m1_demo.yaml", "full": "specs/bpnet_train_m1_coco.yaml"}
@@ -22,11 +25,7 @@ def step_images_per_second(spec_path: str, repeats: int, warmup: int = 2) -> dic
     import numpy as np
     import tensorflow as tf
 
-    from bpnet_core.config import load_train_spec
-    from bpnet_core.costs import count_params
     from bpnet_core.model import bpnet_loss, build_model
-    from bpnet_core.paths import PROJECT_ROOT
-    from bpnet_core.skeleton import PoseConfig
 
     spec = load_train_spec(
         PROJECT_ROOT / spec_path,

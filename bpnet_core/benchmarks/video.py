@@ -13,7 +13,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from bpnet_core.data.pan_zoom import generate_pan_zoom_video
+from bpnet_core.fileio import read_json
+from bpnet_core.infer.video import run_video_inference
+from bpnet_core.paths import PROJECT_ROOT
 from bpnet_core.tables import format_table
+from bpnet_core.track import evaluate_video_tracking, retrack
+from bpnet_core.tutorial import real_networks
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +31,6 @@ BACKENDS = {"human-pose-estimation-0001": "OpenVINO", "mobilenet_thin": "ONNX Ru
 
 
 def run(work: Path, report: dict | None = None, quick: bool = False, photos: tuple[str, ...] = PHOTOS) -> dict:
-    from bpnet_core.data.pan_zoom import generate_pan_zoom_video
-    from bpnet_core.fileio import read_json
-    from bpnet_core.infer.video import run_video_inference
-    from bpnet_core.paths import PROJECT_ROOT
-    from bpnet_core.track import evaluate_video_tracking, retrack
-    from bpnet_core.tutorial import real_networks
-
     work = Path(work) / "video"
     sample = PROJECT_ROOT / "tests" / "fixtures" / "coco_sample"
     frames = 30 if quick else 90

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import read_image, read_json, safe_join
 from bpnet_core.skeleton import PoseConfig
 
 COCO_KEYPOINTS = [
@@ -97,8 +98,6 @@ def pose_to_dataset(keypoints: np.ndarray, dataset_keypoints: list[str], pose: P
 def labelled_example(annotation_file, images_dir, pose: PoseConfig, index: int = 0):
     """The ``index``-th image that has labelled people: (image BGR, pose keypoints (P, J, 3), image entry)."""
     from pathlib import Path
-
-    from bpnet_core.fileio import read_image, read_json, safe_join
 
     data = read_json(annotation_file, "annotation file")
     names = data["categories"][0]["keypoints"] if data.get("categories") else COCO_KEYPOINTS

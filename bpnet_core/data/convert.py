@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from bpnet_core.config import load_dataset_spec
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, read_image, read_json, safe_join, write_bytes_atomic, write_json_atomic
 
@@ -351,8 +352,6 @@ def convert_dataset(
     """
     t0 = time.perf_counter()
     if isinstance(dataset_spec, (str, os.PathLike)):
-        from bpnet_core.config import load_dataset_spec
-
         dataset_spec = load_dataset_spec(dataset_spec)
     if mode not in ("train", "test"):
         raise BpnetError(f"--mode must be 'train' or 'test' (got {mode!r})")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, read_json, safe_join, write_json_atomic
+from bpnet_core.paths import project_file
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,6 @@ def download_coco(
         if not keep_zip:
             zip_path.unlink()
         status[part] = "downloaded"
-
-    from bpnet_core.paths import project_file
 
     spec = read_json(project_file("data_pose_config", "coco_spec.json"), "dataset spec")
     spec["root_directory_path"] = str(root_path)

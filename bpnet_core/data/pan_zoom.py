@@ -24,7 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bpnet_core.data.synthetic_video import _check, video_fourcc, write_clip
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import make_dir, read_json
 
 
 def camera_matrix(u: float, image_hw: tuple[int, int], frame_hw: tuple[int, int], max_zoom: float) -> np.ndarray:
@@ -69,9 +71,6 @@ def generate_pan_zoom_video(out_dir: str | Path, image: str | Path, annotations:
     """Write the pan/zoom clip of ``image`` (a photo listed in the COCO keypoints file ``annotations``, matched by
     file name) and its ground truth (see the module docstring). ``frame_size``: (H, W), default the photo's size.
     Returns a summary (paths, frames, tracks, person-frames)."""
-    from bpnet_core.data.synthetic_video import _check, video_fourcc, write_clip
-    from bpnet_core.fileio import make_dir, read_json
-
     image = Path(image)
     if not image.is_file():
         raise BpnetError(f"{image}: image not found")

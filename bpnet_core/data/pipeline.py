@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bpnet_core.config import load_dataset_spec
 from bpnet_core.data.augment import AugParams, augment
 from bpnet_core.data.coco import dataset_to_pose
+from bpnet_core.data.convert import read_records
 from bpnet_core.data.targets import render_labels, resize_mask
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import list_images, read_image, to_bgr8
@@ -57,8 +59,6 @@ def _as_dict(obj):
 
 def pipeline_config_from_spec(spec, dataset_spec=None) -> PipelineConfig:
     """Build a :class:`PipelineConfig` from a loaded train spec (and its dataset spec, loaded if not given)."""
-    from bpnet_core.config import load_dataset_spec
-
     dl = spec.dataloader
     if dataset_spec is None:
         dataset_spec = load_dataset_spec(dl.dataset_config.dataset_specs.coco)  # absolute since the spec loaded
@@ -215,8 +215,6 @@ def make_dataset(
 
 def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool | None = None) -> SampleLoader:
     """A :class:`SampleLoader` over the train (or val) records named in a train spec."""
-    from bpnet_core.data.convert import read_records
-
     dc = spec.dataloader.dataset_config
     folder, names = (
         (dc.train_records_folder_path, dc.train_records_path) if split == "train"

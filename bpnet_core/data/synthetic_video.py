@@ -32,11 +32,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.data.synthetic.body import _sample_pose
 from bpnet_core.data.synthetic.render import _composite, _render_figure
 from bpnet_core.data.synthetic.scene import _background
 from bpnet_core.data.synthetic.writer import _category
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import read_json, write_json_atomic
 
 #: (track_id, height as a fraction of H, centre y fraction, x start fraction, x end fraction, first frame fraction,
 #: last frame fraction, walk cycle in frames); x moves linearly between first and last frame, standing when equal
@@ -93,8 +95,6 @@ def _people_at(frame: int, num_frames: int, H: int, W: int) -> list[dict]:
 def render_frame(frame: int, num_frames: int, H: int, W: int, background: np.ndarray, seed: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:  # fmt: skip
     """One frame of the standard scenario and its people (``track_id``, COCO ``keypoints`` list, ``bbox``...)."""
-    from bpnet_core.data.coco import COCO_KEYPOINTS
-
     canvas = background.copy()
     objects = []
     for person in sorted(_people_at(frame, num_frames, H, W), key=lambda p: p["height"]):  # far first
@@ -179,8 +179,6 @@ def write_clip(out: Path, video_name: str, fourcc: str, fps: float, size_hw: tup
     image_fields)``, and ``out/annotations.json``: one COCO ``images`` entry per frame (``frames/NNNNNN.jpg``,
     ``frame_index``, ``timestamp_ms`` + ``image_fields``) and one annotation per person (``people``: dicts with
     ``track_id``, ``keypoints``, …). Returns the generators' summary."""
-    from bpnet_core.fileio import write_json_atomic
-
     h, w = size_hw
     t0 = time.perf_counter()
     video_path, tmp = out / video_name, out / f".{video_name}.tmp{Path(video_name).suffix.lower()}"
@@ -240,8 +238,6 @@ def generate_synthetic_video(out_dir: str | Path, num_frames: int = 90, image_si
 def load_video_ground_truth(annotation_file: str | Path) -> tuple[list[str], list[tuple[np.ndarray, list[int]]]]:
     """``(keypoint names, [(keypoints (P, K, 3), track ids) per frame])`` from :func:`generate_synthetic_video`'s
     annotations (frames in ``frame_index`` order)."""
-    from bpnet_core.fileio import read_json
-
     data = read_json(annotation_file, "video annotation file")
     names = data["categories"][0]["keypoints"]
     by_image: dict = {im["id"]: [] for im in data["images"]}

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bpnet_core.data.coco import pose_to_dataset
 from bpnet_core.errors import BpnetError
 from bpnet_core.skeleton import PoseConfig
 
@@ -128,8 +129,6 @@ def people_to_coco_results(
     :class:`bpnet_core.decode.Person`). Joints are mapped to ``dataset_keypoints`` by name (the neck drops out).
     ``scale_xy``: (sx, sy) with image = input × (sx, sy), or a callable mapping (N, 2) input xy → image xy.
     """
-    from bpnet_core.data.coco import pose_to_dataset
-
     out = []
     for person in people:
         kp = np.asarray(person.keypoints, np.float32).reshape(pose.num_joints, 3)

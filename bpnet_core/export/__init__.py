@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.export import onnx as ox
+from bpnet_core.export import sdk
 from bpnet_core.export.calibration import (
     CalibrationBatcher,
     calibration_cache_path,
@@ -43,8 +45,12 @@ from bpnet_core.export.calibration import (
     make_batcher,
     sample_calibration_images,
 )
+from bpnet_core.export.imported import export_imported
+from bpnet_core.export.onnx import tensor_names
 from bpnet_core.export.quantize import CALIBRATION_METHODS, quantize_int8
+from bpnet_core.export.tensorrt import build_engine, import_tensorrt, plan_engine
 from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
+from bpnet_core.meta import engine_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +216,6 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
     sdk_compatible_model, upsample_ratio = opts.sdk_compatible_model, opts.upsample_ratio
     import onnx
 
-    from bpnet_core.export import onnx as ox
-
     t0 = time.perf_counter()
     backend, data_type = str(backend).lower(), str(data_type).lower()
     backend = "onnx" if backend == "tfonnx" else backend
@@ -219,8 +223,6 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
                  cal_cache_file, batches, batch_size, parity_tolerance, calibration_method)  # fmt: skip
     input_name = ox.INPUT_NAME
     if sdk_compatible_model:
-        from bpnet_core.export import sdk
-
         upsample_ratio = sdk.check_sdk_request(model, backend, data_format, upsample_ratio)
         output_stages, input_name = "last", sdk.SDK_INPUT
     if sdk_compatible_model and isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx":
@@ -228,13 +230,9 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
         r["seconds"] = round(time.perf_counter() - t0, 1)
         return r
     if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in (".onnx", ".xml"):
-        from bpnet_core.export.imported import export_imported
-
         return export_imported(model, output_file, backend, data_type, cal_image_dir, batches, calibration_method,
                                parity_tolerance=parity_tolerance)  # fmt: skip
     if backend == "openvino":  # Keras → FP32 ONNX (checked against Keras) → IR (checked against the ONNX file)
-        from bpnet_core.export.imported import export_imported
-
         with tempfile.TemporaryDirectory(prefix="bpnet_ov_") as tmp:
             first = export_model(model, Path(tmp) / f"{Path(output_file).stem}.onnx", backend="onnx",
                                  input_dims=input_dims, data_format=data_format, output_stages=output_stages,
@@ -261,8 +259,6 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
     ox.select_outputs(["h", "p"], output_stages)
     plan = None
     if engine_file:
-        from bpnet_core.export.tensorrt import import_tensorrt, plan_engine
-
         plan = plan_engine(data_type, work_hw, "NCHW" if data_format == "channels_first" else "NHWC",
                            max_batch_size, opt_batch_size, static_batch_size, batch_size, max_workspace_size,
                            strict_type_constraints, input_name)  # fmt: skip
@@ -329,8 +325,6 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
                                                                 data_format)  # fmt: skip
         if plan is not None:
             report["engine"] = _build_engine(proto, engine_file, plan, batcher, trt_cache, force_ptq)
-            from bpnet_core.meta import engine_sidecar
-
             write_text_atomic(engine_sidecar(engine_file), meta.with_changes(
                 input_hw=tuple(work_hw), precision=plan.precision).to_json())  # fmt: skip
     report["bytes"] = Path(output_file).stat().st_size
@@ -340,9 +334,6 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
 
 def _build_engine(proto, engine_file, plan, batcher, cache_path, force_ptq) -> dict:
     import onnx
-
-    from bpnet_core.export.onnx import tensor_names
-    from bpnet_core.export.tensorrt import build_engine
 
     read_cache = not force_ptq
     if plan.precision == "int8" and cache_path and Path(cache_path).is_file() and read_cache:

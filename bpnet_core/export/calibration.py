@@ -22,7 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bpnet_core import fileio
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import atomic_path, make_dir, read_image, read_json, safe_join
+from bpnet_core.meta import bpnet_meta
+from bpnet_core.preprocess import prepare
+from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,6 @@ log = logging.getLogger(__name__)
 
 def list_images(image_dir: str | os.PathLike) -> list[Path]:
     """The image files directly inside ``image_dir``, sorted by name; a missing or image-less folder is an error."""
-    from bpnet_core import fileio
-
     return fileio.list_images(
         image_dir, "calibration image directory not found", "no calibration images ({suffixes}) in the directory"
     )
@@ -64,9 +67,6 @@ class CalibrationBatcher:
         self.max_batches = _positive_int(batches, "--batches")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         if meta is None:  # bpnet's own models: RGB / 256 − 0.5, grey padding (TAO's convention)
-            from bpnet_core.meta import bpnet_meta
-            from bpnet_core.skeleton import PoseConfig, default_pose_config_path
-
             meta = bpnet_meta(PoseConfig.from_json(default_pose_config_path()), 1, ["heatmap_out", "paf_out"])
         self.meta, self.mode, self.data_format = meta, mode, data_format
         self.skipped: list[dict] = []
@@ -101,9 +101,6 @@ class CalibrationBatcher:
         return np.ascontiguousarray(batch, np.float32)
 
     def _images(self) -> Iterator[np.ndarray]:
-        from bpnet_core.fileio import read_image
-        from bpnet_core.preprocess import prepare
-
         self.skipped = []
         for path in self.files:
             try:
@@ -177,8 +174,6 @@ def save_calibration_data(batcher: CalibrationBatcher, path: str | os.PathLike) 
 
     TAO writes a "tensorfile" of pre-processed batches; bpnet writes a NumPy file with the same role.
     """
-    from bpnet_core.fileio import atomic_path
-
     path = Path(path)
     h, w = batcher.input_hw
     layout, batcher.data_format = batcher.data_format, "channels_last"
@@ -323,8 +318,6 @@ def sample_calibration_images(
     Images are taken in annotation-file order, or shuffled with ``seed`` when ``randomize``. Files that are missing
     are skipped and reported. Copies are atomic (temporary name, then rename). Returns a summary.
     """
-    from bpnet_core.fileio import make_dir, read_json, safe_join
-
     num_images = _positive_int(num_images, "-n/--num_images")
     if isinstance(min_persons, bool) or not isinstance(min_persons, (int, np.integer)) or min_persons < 0:
         raise BpnetError(f"-pth/--min_persons must be a non-negative integer (got {min_persons!r})")

@@ -42,6 +42,9 @@ import os
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.export.onnx import parse_input_dims
+from bpnet_core.fileio import write_text_atomic
+from bpnet_core.meta import check_encrypted, read_meta
 
 PGIE_NAME = "bodypose2d_pgie_config.txt"
 MODEL_CONFIG_NAME = "bodypose2d_model_config.txt"
@@ -58,8 +61,6 @@ def _fmt(v) -> str:
 
 
 def _values(meta, model: Path, input_dims, batch_size: int, network_mode: str | None, int8_calib_file):
-    from bpnet_core.export.onnx import parse_input_dims
-
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BpnetError(f"--batch_size must be a positive integer (got {batch_size!r})")
     heat, paf = meta.heatmaps(), meta.pafs()
@@ -105,9 +106,6 @@ def deepstream_config(model: str | os.PathLike, output_dir: str | os.PathLike, i
                       gpu_id: int = 0) -> dict:  # fmt: skip
     """Write the nvinfer primary config and the bodypose2d model config for an SDK-compatible ``model`` (``.onnx``)
     into ``output_dir``. Returns ``pgie`` / ``model_config`` (paths) and ``values`` (the pgie keys written)."""
-    from bpnet_core.fileio import write_text_atomic
-    from bpnet_core.meta import check_encrypted, read_meta
-
     model, out = Path(model), Path(output_dir)
     check_encrypted(model)
     if model.suffix.lower() != ".onnx":

@@ -27,6 +27,7 @@ import numpy as np
 
 from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
+from bpnet_core.evaluate.agreement import agreement_ap
 from bpnet_core.export.calibration import CalibrationBatcher, list_images
 from bpnet_core.export.int8_real import (
     AGREEMENT_AP_MIN,
@@ -35,8 +36,13 @@ from bpnet_core.export.int8_real import (
     quantize_openvino_int8,
 )
 from bpnet_core.export.int8_search import accuracy_controlled_int8
+from bpnet_core.export.onnx import convert_fp16, parity_image, set_meta
+from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
+from bpnet_core.fileio import make_dir, read_image
+from bpnet_core.infer import Predictor
 from bpnet_core.meta import ModelMeta, read_ir, read_meta
 from bpnet_core.preprocess import FIXED_SIZE_MODES, prepare
+from bpnet_core.runners import load_runner
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +81,6 @@ def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dic
 def decoded_agreement(fp32_runner, runner, image_paths: list) -> dict:
     """How well ``runner``'s decoded people agree with ``fp32_runner``'s on real photos (each model's recommended
     settings): :func:`bpnet_core.evaluate.agreement.agreement_ap` plus ``passed`` (≥ :data:`AGREEMENT_AP_MIN`)."""
-    from bpnet_core.evaluate.agreement import agreement_ap
-    from bpnet_core.fileio import read_image
-    from bpnet_core.infer import Predictor
-
     a, b = Predictor(fp32_runner), Predictor(runner)
     ref, cand, hw = [], [], []
     for path in image_paths:
@@ -106,9 +108,6 @@ def export_imported(
     Returns a report: ``output_file``, ``bytes``, ``data_type``, ``backend``, ``parity`` (the written model vs the
     source on calibration or probe images: SNRs and absolute errors), ``int8`` (kept in float, equalisation,
     sensitivity search) for INT8, ``seconds``."""
-    from bpnet_core.export.openvino import ir_bytes
-    from bpnet_core.fileio import make_dir
-
     t0 = time.perf_counter()
     src, out = Path(model), Path(output_file)
     meta = read_meta(src)
@@ -122,16 +121,12 @@ def export_imported(
     make_dir(out.parent, "output folder")
     probe = calibration_batches(meta, cal_image_dir, batches, "channels_last") if cal_image_dir else None
     if probe is None:
-        from bpnet_core.export.onnx import parity_image
-
         hw = tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
         probe = [prepare(parity_image(hw), meta, hw, "pad_image_input").batch]
     to_model = [b.transpose(0, 3, 1, 2).copy() if meta.layout == "NCHW" else b for b in probe]
     out_meta = meta.with_changes(precision=data_type, name=out.stem,
                                  provenance={**meta.provenance, "exported_from": src.name})  # fmt: skip
     report: dict = {"output_file": str(out), "backend": backend, "data_type": data_type, "source": str(src)}
-    from bpnet_core.runners import load_runner
-
     fp32 = load_runner(src)
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
@@ -185,8 +180,6 @@ def export_imported(
 def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list, method: str) -> dict:
     import onnx
 
-    from bpnet_core.export.onnx import convert_fp16, set_meta
-
     info = {}
     if data_type == "int8":
         info = {"int8": quantize_onnx_int8(src, staged, batches, method=method)}
@@ -200,8 +193,6 @@ def _onnx(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: lis
 
 
 def _openvino(src: Path, meta: ModelMeta, staged: Path, data_type: str, batches: list) -> dict:
-    from bpnet_core.export.openvino import onnx_to_openvino, write_ir
-
     if data_type != "int8":
         model = read_ir(src) if src.suffix.lower() == ".xml" else onnx_to_openvino(src)
         write_ir(model, staged, meta, compress_to_fp16=data_type == "fp16")

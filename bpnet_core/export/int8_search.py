@@ -17,6 +17,8 @@ from bpnet_core.export.int8_real import (
     quantize_onnx_int8,
     quantize_openvino_int8,
 )
+from bpnet_core.export.onnx import set_meta
+from bpnet_core.export.openvino import write_ir
 
 
 def _quantisable_groups(proto, groups) -> list[tuple[str, list[str]]]:
@@ -93,8 +95,6 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
             if backend == "onnx":
                 quantize_onnx_int8(eq_path, cand, batches, exclude=names, equalize=False, **quant_kwargs)
                 if meta is not None:
-                    from bpnet_core.export.onnx import set_meta
-
                     proto = onnx.load(str(cand))
                     set_meta(proto, meta)
                     onnx.save(proto, str(cand))
@@ -103,8 +103,6 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
 
                 q, _ = quantize_openvino_int8(ov.convert_model(str(eq_path)), batches, ignored=names, **quant_kwargs)
                 if meta is not None:
-                    from bpnet_core.export.openvino import write_ir
-
                     write_ir(q, cand, meta)
                 else:
                     ov.save_model(q, str(cand), compress_to_fp16=False)
@@ -150,8 +148,6 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
             proto.CopyFrom(src)
             if backend == "onnx":
                 if meta is not None:
-                    from bpnet_core.export.onnx import set_meta
-
                     set_meta(proto, meta)
                 onnx.save(proto, str(out))
             else:
@@ -160,8 +156,6 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
                 onnx.save(proto, str(tmp / "fp32.onnx"))
                 model = ov.convert_model(str(tmp / "fp32.onnx"))
                 if meta is not None:
-                    from bpnet_core.export.openvino import write_ir
-
                     write_ir(model, out, meta)
                 else:
                     ov.save_model(model, str(out), compress_to_fp16=False)

@@ -29,7 +29,12 @@ import re
 
 import numpy as np
 
+from bpnet_core.data.synthetic.scene import _render_scene
 from bpnet_core.errors import BpnetError
+from bpnet_core.export.calibration import list_images
+from bpnet_core.fileio import read_image
+from bpnet_core.meta import META_KEY, REIMPORT_HINT, ModelMeta, bpnet_meta
+from bpnet_core.preprocess import prepare
 from bpnet_core.sizes import parse_hw
 
 log = logging.getLogger(__name__)
@@ -138,8 +143,6 @@ def _stable_names(proto) -> None:
 
 def set_meta(proto, meta) -> None:
     """Store the model contract under ``metadata_props['bpnet_meta']`` (replacing an earlier entry)."""
-    from bpnet_core.meta import META_KEY
-
     keep = [p for p in proto.metadata_props if p.key != META_KEY]
     del proto.metadata_props[:]
     for p in keep:
@@ -149,8 +152,6 @@ def set_meta(proto, meta) -> None:
 
 def get_meta(proto, source: str = "model"):
     """The model contract stored in a proto (a one-line error when there is none)."""
-    from bpnet_core.meta import META_KEY, REIMPORT_HINT, ModelMeta
-
     for p in proto.metadata_props:
         if p.key == META_KEY:
             return ModelMeta.from_json(p.value, source)
@@ -160,8 +161,6 @@ def get_meta(proto, source: str = "model"):
 def export_meta(source_meta, wanted: list[str], data_format: str, input_hw, num_stages: int, name: str):
     """The contract of an exported bpnet model: the source's pose and normalisation, the exported outputs (NHWC),
     the input layout and size of the export."""
-    from bpnet_core.meta import bpnet_meta
-
     return bpnet_meta(source_meta.pose, num_stages, wanted, source_meta.normalization, input_hw,
                       "NCHW" if data_format == "channels_first" else "NHWC", INPUT_NAME, name,
                       provenance={**source_meta.provenance, "exported_from": source_meta.name})  # fmt: skip
@@ -173,11 +172,7 @@ def export_meta(source_meta, wanted: list[str], data_format: str, input_hw, num_
 def parity_image(input_hw: tuple[int, int], image_dir: str | os.PathLike | None = None, seed: int = 0) -> np.ndarray:
     """A real-looking BGR image for the parity check: the first readable image of ``image_dir``, else a synthetic
     scene of people (bpnet's synthetic data generator), else smooth coloured noise."""
-    from bpnet_core.fileio import read_image
-
     if image_dir:
-        from bpnet_core.export.calibration import list_images
-
         for path in list_images(image_dir)[:20]:
             try:
                 return read_image(path)
@@ -185,8 +180,6 @@ def parity_image(input_hw: tuple[int, int], image_dir: str | os.PathLike | None 
                 continue
     h, w = input_hw
     try:
-        from bpnet_core.data.synthetic.scene import _render_scene
-
         return _render_scene(np.random.default_rng(seed), h, w)[0]
     except Exception:  # noqa: BLE001 - any failure of the generator: fall back to noise
         import cv2
@@ -198,8 +191,6 @@ def parity_image(input_hw: tuple[int, int], image_dir: str | os.PathLike | None 
 
 def parity_batch(input_hw: tuple[int, int], meta, image_dir=None) -> np.ndarray:
     """The parity input: :func:`parity_image` prepared exactly like inference (``pad_image_input``), NHWC."""
-    from bpnet_core.preprocess import prepare
-
     return prepare(parity_image(input_hw, image_dir), meta, input_hw, "pad_image_input").batch
 
 

@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.export.calibration import ort_calibration_reader
+from bpnet_core.export.onnx import tensor_names
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,6 @@ def ort_cache_names(path: str | os.PathLike) -> set[str]:
 def check_ort_cache(path: str | os.PathLike, proto) -> None:
     """An ONNX Runtime cache must hold the ranges of this graph: its tensors must be tensors of the graph, and the
     graph's convolution outputs must be in it (else it was calibrated on another model)."""
-    from bpnet_core.export.onnx import tensor_names
-
     names = ort_cache_names(path)
     known = names & tensor_names(proto)
     convs = {o for n in proto.graph.node if n.op_type == "Conv" for o in n.output}
@@ -115,8 +115,6 @@ def quantize_int8(
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
-
-    from bpnet_core.export.calibration import ort_calibration_reader
 
     calibrate_method = _method(method)
     report: dict = {"method": method.lower(), "per_channel": per_channel, "format": "QDQ",

@@ -32,6 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.export import onnx as ox
+from bpnet_core.export.onnx import onnx_session, set_meta
+from bpnet_core.fileio import write_bytes_atomic
+from bpnet_core.meta import MapOutput, StageOutputs, read_meta
 
 SDK_INPUT = "input_1:0"
 SDK_HEATMAP = "heatmap_out/BiasAdd:0"
@@ -105,8 +109,6 @@ def _rename(graph, old: str, new: str) -> None:
 
 def sdk_meta(meta, ratio: int, name: str | None = None):
     """The contract of the SDK graph made from an export whose contract is ``meta`` (its last stage)."""
-    from bpnet_core.meta import MapOutput, StageOutputs
-
     last = meta.stage()
     if last.stage != meta.num_stages:
         raise BpnetError(f"{meta.name}: --sdk_compatible_model needs the last stage ({meta.num_stages}); the model "
@@ -194,8 +196,6 @@ def to_sdk_graph(proto, meta, ratio: int, name: str | None = None):
     keep.CopyFrom(heat_vi)
     del g.output[:]
     g.output.extend([paf_vi, keep])
-    from bpnet_core.export.onnx import set_meta
-
     set_meta(m, new_meta)
     try:
         onnx.checker.check_model(m)
@@ -232,8 +232,6 @@ def make_sdk_model(proto, meta, ratio: int, batch: np.ndarray, name: str | None 
                    tolerance: float = SDK_TOLERANCE):  # fmt: skip
     """:func:`to_sdk_graph` plus the check against the normal export ``proto`` on ``batch`` (ONNX Runtime, CPU).
     Returns ``(sdk proto, sdk meta, report)``; a difference above ``tolerance`` is an error."""
-    from bpnet_core.export.onnx import onnx_session
-
     sdk_proto, sdk = to_sdk_graph(proto, meta, ratio, name)
     ref_sess = onnx_session(proto)
     heat, paf = meta.stage().heatmaps, meta.stage().pafs
@@ -287,10 +285,6 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
     ``bpnet deepstream_config`` turns into ``net-scale-factor`` / ``offsets`` / ``model-color-format``). FP32 only:
     DeepStream builds FP16/INT8 engines from it."""
     import onnx
-
-    from bpnet_core.export import onnx as ox
-    from bpnet_core.fileio import write_bytes_atomic
-    from bpnet_core.meta import read_meta
 
     src, out = Path(model), Path(output_file)
     if data_type != "fp32":

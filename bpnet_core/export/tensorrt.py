@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import write_bytes_atomic
 from bpnet_core.runners.tensorrt import _Cuda, check_engine_input, import_tensorrt  # noqa: F401 - used and re-exported
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,6 @@ class _NoBatches:
 def make_calibrator(batcher, cache_path: str | os.PathLike, read_cache: bool = True):
     """A ``trt.IInt8EntropyCalibrator2`` over a :class:`CalibrationBatcher`, with the cache at ``cache_path``."""
     trt = import_tensorrt()
-    from bpnet_core.fileio import write_bytes_atomic
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
@@ -179,8 +179,6 @@ def build_engine(
 ) -> dict:
     """Parse ``onnx_file`` and build a serialized engine at ``engine_file`` (atomically). Returns a report."""
     import time
-
-    from bpnet_core.fileio import write_bytes_atomic
 
     trt = import_tensorrt()
     if plan.precision == "int8" and batcher is None and not (cache_path and Path(cache_path).is_file()):

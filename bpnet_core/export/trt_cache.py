@@ -17,6 +17,8 @@ import struct
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.export.calibration import read_calibration_cache
+from bpnet_core.fileio import write_text_atomic
 
 DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
 _HEADER = re.compile(r"^TRT-\d+-\w*Calibration\w*$")
@@ -39,14 +41,10 @@ def format_calibration_cache(scales: dict[str, float], header: str = DEFAULT_HEA
 
 def write_calibration_cache(path: str | os.PathLike, scales: dict[str, float], header: str = DEFAULT_HEADER) -> Path:
     """Write ``scales`` as a TensorRT calibration cache at ``path`` (atomically)."""
-    from bpnet_core.fileio import write_text_atomic
-
     return write_text_atomic(path, format_calibration_cache(scales, header))
 
 
 def cache_header(path: str | os.PathLike) -> str:
     """The first line of a cache (``TRT-<version>-EntropyCalibration2``)."""
-    from bpnet_core.export.calibration import read_calibration_cache
-
     read_calibration_cache(path)  # a malformed file fails here, naming it
     return Path(path).read_text(encoding="ascii").splitlines()[0].strip()

@@ -6,8 +6,11 @@ import csv
 import io
 from pathlib import Path
 
+from bpnet_core.config import load_dataset_spec
 from bpnet_core.errors import BpnetError
+from bpnet_core.evaluate import KPI_NAMES, evaluate_coco, per_image_table
 from bpnet_core.fileio import read_json, write_json_atomic, write_text_atomic
+from bpnet_core.infer.inference import run_inference
 
 METRIC_KEYS = ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
 
@@ -26,12 +29,7 @@ def run_evaluation(
     Writes ``detections.json``, ``detections_coco_format.json``, ``results.csv`` (the 10 stats with TAO's KPI names),
     ``metrics.json`` (AP, AP50, … ARl plus counts) and ``per_image.csv`` (people annotated vs found, OKS of matches).
     """
-    from bpnet_core.evaluate import KPI_NAMES, evaluate_coco, per_image_table
-    from bpnet_core.infer.inference import run_inference
-
     if isinstance(dataset_spec, (str, Path)):
-        from bpnet_core.config import load_dataset_spec
-
         dataset_spec = load_dataset_spec(dataset_spec)
     images_dir, _, ann_file = dataset_spec.split("test")
     if not Path(ann_file).is_file():

@@ -8,16 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
+from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
+from bpnet_core.evaluate.coco_eval import people_to_coco_results
+from bpnet_core.fileio import (
+    list_images,
+    make_dir,
+    read_image,
+    read_json,
+    safe_join,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from bpnet_core.infer.predictor import ImageResult, make_predictor, photo_mapping
+from bpnet_core.viz.draw import draw_people, to_png
 
 log = logging.getLogger(__name__)
 
 
 def list_inputs(input_type: str, input_path: str | Path, image_root_path: str | Path | None = None) -> list[dict]:
     """The images to process: ``[{"path": Path, "image_id": int | None}]`` for image, dir or json (COCO) inputs."""
-    from bpnet_core.fileio import list_images, read_json, safe_join
-
     input_path = Path(input_path)
     if input_type == "image":
         if not input_path.is_file():
@@ -57,11 +67,6 @@ def run_inference(
     and annotated images. ``model``: a model path, a runner or a :class:`Predictor`; ``spec``: an inference spec, or
     ``None`` for the model's recommended settings. Returns a summary (also ``inference_summary.json``)."""
     from tqdm.auto import tqdm
-
-    from bpnet_core.data.coco import COCO_KEYPOINTS
-    from bpnet_core.evaluate.coco_eval import people_to_coco_results
-    from bpnet_core.fileio import make_dir, read_image, write_bytes_atomic, write_json_atomic
-    from bpnet_core.viz.draw import draw_people, to_png
 
     items = list_inputs(input_type, input_path, image_root_path)
     predictor = make_predictor(model, spec)

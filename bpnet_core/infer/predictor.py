@@ -26,9 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bpnet_core.config import infer_spec_from_model
 from bpnet_core.decode import DecodeParams, decode
 from bpnet_core.errors import BpnetError
 from bpnet_core.preprocess import Prepared, prepare, to_photo
+from bpnet_core.runners import load_runner
 from bpnet_core.runners.rendered import Transform
 
 
@@ -88,8 +90,6 @@ class Predictor:
     """Runs one runner with one inference spec (``None``: the model's recommended settings)."""
 
     def __init__(self, runner, spec=None):
-        from bpnet_core.config import infer_spec_from_model
-
         self.runner = runner
         self.meta = runner.meta
         self.pose = self.meta.pose
@@ -202,7 +202,5 @@ def make_predictor(model, spec=None) -> Predictor:
     if isinstance(model, Predictor):
         return model if spec is None else model.with_spec(spec)
     if isinstance(model, (str, Path)):
-        from bpnet_core.runners import load_runner
-
         model = load_runner(model)
     return Predictor(model, spec)

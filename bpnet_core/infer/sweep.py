@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from bpnet_core.evaluate import evaluate_coco
 from bpnet_core.evaluate.coco_eval import people_to_coco_results
 from bpnet_core.fileio import read_image, read_json, safe_join
 from bpnet_core.infer.predictor import photo_mapping
@@ -36,8 +37,6 @@ def decode_cached(cache: list[dict], predictor, params, dataset_keypoints: list[
 
 def decoder_sweep(predictor, dataset_spec, sweeps: dict[str, list], max_images: int | None = None) -> list[dict]:
     """AP/AR for each value of each decoder parameter in ``sweeps`` (others at the predictor's spec values)."""
-    from bpnet_core.evaluate import evaluate_coco
-
     images_dir, _, ann = dataset_spec.split("test")
     names = list(dataset_spec.categories[0].keypoints)
     gt = read_json(ann, "annotation file")

@@ -35,6 +35,10 @@ import cv2
 import numpy as np
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import make_dir, write_json_atomic
+from bpnet_core.infer.predictor import make_predictor
+from bpnet_core.track import Tracker
+from bpnet_core.viz.draw import draw_tracks
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +207,6 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
     a Predictor; ``source``: a path, camera index, URL or an opened :class:`VideoSource`; ``spec``: inference spec
     (its ``tracking:`` block sets the tracker). Returns the summary (also ``inference_summary.json``)."""
     from tqdm.auto import tqdm
-
-    from bpnet_core.fileio import make_dir, write_json_atomic
-    from bpnet_core.infer.predictor import make_predictor
-    from bpnet_core.track import Tracker
-    from bpnet_core.viz.draw import draw_tracks
 
     check_video_args(max_frames, stride_frames)
     post = None

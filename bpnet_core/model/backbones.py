@@ -35,6 +35,8 @@ from typing import Any
 
 import keras
 
+from bpnet_core.errors import BpnetError
+
 #: Channels that leave every backbone before the width multiplier is applied (TAO: 128).
 FEATURE_CHANNELS = 128
 #: Input pixels per output cell of every backbone.
@@ -200,8 +202,6 @@ def build_backbone(x, architecture: str, f: LayerFactory, width: float = 1.0, us
         return vgg_backbone(x, f, width, use_bias)
     if architecture == "mobilenet_v2":
         return mobilenet_v2_backbone(x, f, width)
-    from bpnet_core.errors import BpnetError
-
     raise BpnetError(
         f"model.backbone_attributes.architecture must be one of {', '.join(ARCHITECTURES)} (got {architecture!r})"
     )

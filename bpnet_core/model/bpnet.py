@@ -41,6 +41,7 @@ import numpy as np
 from bpnet_core.config.train_spec import ModelConfig, TrainSpec, pose_channels
 from bpnet_core.costs import count_params
 from bpnet_core.errors import BpnetError
+from bpnet_core.fileio import save_model_atomic
 from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
 from bpnet_core.model.backbones import OUTPUT_STRIDE, LayerFactory, build_backbone
 from bpnet_core.model.stages import initial_stage, layer_stage, refinement_stage
@@ -173,8 +174,6 @@ def model_meta(model: keras.Model, pose: PoseConfig, normalization: Normalizatio
 def save_bpnet_model(model: keras.Model, path: str | os.PathLike, pose: PoseConfig,
                      normalization: Normalization | None = None) -> Path:  # fmt: skip
     """Save ``model`` as ``.keras`` with its contract (:func:`model_meta`) inside, atomically."""
-    from bpnet_core.fileio import save_model_atomic
-
     return save_model_atomic(model, path, keras_members(model_meta(model, pose, normalization, Path(path).stem)))
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import keras
 
+from bpnet_core.config import load_train_spec
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import check_encrypted, read_meta
 from bpnet_core.model.bpnet import (
@@ -279,8 +280,6 @@ def load_tao_model(path: str | os.PathLike, train_spec: str | os.PathLike | None
                          "bpnet's own models are .keras files")  # fmt: skip
     normalization = None
     if train_spec is not None:
-        from bpnet_core.config import load_train_spec
-
         spec = load_train_spec(train_spec, overrides)
         pose = spec_pose(spec)
         model = load_tao_hdf5(path, spec, pose, widths_from_file=True, strict=True)

@@ -47,6 +47,8 @@ from bpnet_core.fileio import make_dir, save_model_atomic, write_json_atomic
 from bpnet_core.meta import ModelMeta, keras_members, read_meta
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 from bpnet_core.prune.graph import channel_groups, layer_kind
+from bpnet_core.train import train
+from bpnet_core.train.trainer import CHECKPOINT_SUBDIR, STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -431,9 +433,6 @@ def retrain_pruned(
     trainer resumes from them otherwise, and they may belong to another pruned model. Returns train's summary.
     """
     import shutil
-
-    from bpnet_core.train import train
-    from bpnet_core.train.trainer import CHECKPOINT_SUBDIR, STATUS_FILE
 
     pruned_model = Path(pruned_model)
     if not pruned_model.is_file():

@@ -16,10 +16,12 @@ import numpy as np
 from bpnet_core.costs import time_calls
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir
+from bpnet_core.infer.evaluation import run_evaluation
 from bpnet_core.meta import read_meta
 from bpnet_core.prune.channel_prune import filter_norms, normalize_scores, prune_and_save
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, model_costs, parse_hw, size_key
 from bpnet_core.prune.graph import layer_kind
+from bpnet_core.runners.keras import KerasRunner
 from bpnet_core.tables import format_table
 
 
@@ -69,9 +71,7 @@ def measure_model(
         "latency_input": size_key(latency_hw),
     }
     if infer_spec is not None and dataset_spec is not None:
-        from bpnet_core.infer.evaluation import run_evaluation
         from bpnet_core.model import model_meta
-        from bpnet_core.runners.keras import KerasRunner
 
         if results_dir is None:
             raise BpnetError("measure_model: results_dir is needed to evaluate AP")

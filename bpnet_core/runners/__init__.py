@@ -33,7 +33,11 @@ import numpy as np
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import ENGINE_SUFFIXES, ModelMeta, check_encrypted
 from bpnet_core.runners.base import check_batch, run_chunked
+from bpnet_core.runners.keras import KerasRunner
+from bpnet_core.runners.onnx import OnnxRunner
+from bpnet_core.runners.openvino import OpenVinoRunner
 from bpnet_core.runners.rendered import RenderedMapsSource
+from bpnet_core.runners.tensorrt import TensorRTRunner
 
 __all__ = ["ENGINE_SUFFIXES", "KerasRunner", "OnnxRunner", "OpenVinoRunner", "RenderedMapsSource", "Runner",
            "TensorRTRunner", "check_batch", "load_runner", "run_chunked"]  # fmt: skip
@@ -60,39 +64,23 @@ def load_runner(path: str | os.PathLike, providers: list[str] | None = None, thr
         raise BpnetError(f"{path}: model file not found")
     suffix = path.suffix.lower()
     if suffix in (".keras", ".hdf5", ".h5"):
-        from bpnet_core.runners.keras import KerasRunner
-
         return KerasRunner.from_file(path, train_spec)
     if suffix == ".onnx":
-        from bpnet_core.runners.onnx import OnnxRunner
-
         return OnnxRunner(path, providers=providers, threads=threads)
     if suffix == ".xml":
-        from bpnet_core.runners.openvino import OpenVinoRunner
-
         return OpenVinoRunner(path, precision_hint=precision_hint, threads=threads)
     if suffix in ENGINE_SUFFIXES:
-        from bpnet_core.runners.tensorrt import TensorRTRunner
-
         return TensorRTRunner(path)
     raise BpnetError(f"{path}: unknown model type {suffix!r} (expected .keras, TAO's .hdf5, .onnx, .xml or .engine)")
 
 
 def __getattr__(name: str):  # the runner classes import their runtimes lazily
     if name == "KerasRunner":
-        from bpnet_core.runners.keras import KerasRunner
-
         return KerasRunner
     if name == "OnnxRunner":
-        from bpnet_core.runners.onnx import OnnxRunner
-
         return OnnxRunner
     if name == "OpenVinoRunner":
-        from bpnet_core.runners.openvino import OpenVinoRunner
-
         return OpenVinoRunner
     if name == "TensorRTRunner":
-        from bpnet_core.runners.tensorrt import TensorRTRunner
-
         return TensorRTRunner
     raise AttributeError(name)

@@ -21,7 +21,12 @@ from collections import defaultdict
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from bpnet_core.data.coco import COCO_KEYPOINTS
+from bpnet_core.data.synthetic_video import load_video_ground_truth
+from bpnet_core.fileio import read_json
 from bpnet_core.track.oks import oks_matrix, sigmas_for
+from bpnet_core.track.tracker import Tracker
+from bpnet_core.track_params import TrackParams
 
 
 def evaluate_mot(gt_frames: list, pred_frames: list, sigmas=None, oks_threshold: float = 0.5) -> dict:
@@ -103,8 +108,6 @@ def evaluate_mot(gt_frames: list, pred_frames: list, sigmas=None, oks_threshold:
 
 
 def _names(num_joints: int) -> list[str]:
-    from bpnet_core.data.coco import COCO_KEYPOINTS
-
     return COCO_KEYPOINTS if num_joints == len(COCO_KEYPOINTS) else [f"joint{j}" for j in range(num_joints)]
 
 
@@ -115,9 +118,6 @@ def evaluate_video_tracking(detections, annotations, min_visible: int = 3, oks_t
     Frames are paired by ``frame_index`` (with ``--stride_frames`` only the processed ones count). Predicted joints
     are mapped to the ground truth's joints by name (a joint at (0, 0) is missing); ground-truth people count when
     at least ``min_visible`` of their joints are visible (``v = 2``): a person hidden but for a hand is not a miss."""
-    from bpnet_core.data.synthetic_video import load_video_ground_truth
-    from bpnet_core.fileio import read_json
-
     det = read_json(detections, "detections file") if not isinstance(detections, dict) else detections
     names, gt_frames = load_video_ground_truth(annotations)
     gt_index = [f["frame_index"] for f in sorted(read_json(annotations, "video annotation file")["images"],
@@ -149,10 +149,6 @@ def retrack(detections, params: dict | None = None) -> dict:
     the network again. The frames are not read, so ``camera_motion: image`` finds no camera motion here (use
     ``"pose"`` or ``"still"``); the picture's size comes from the file's ``video`` block."""
     import copy
-
-    from bpnet_core.fileio import read_json
-    from bpnet_core.track.tracker import Tracker
-    from bpnet_core.track_params import TrackParams
 
     det = copy.deepcopy(detections) if isinstance(detections, dict) else read_json(detections, "detections file")
     names = det["categories"][0]["keypoints"]

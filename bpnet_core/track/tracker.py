@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
 from bpnet_core.track.camera import MIN_THRESHOLD_PX, FlowCameraEstimator, apply, estimate_camera_motion, scale_of
 from bpnet_core.track.filters import OneEuroFilter
@@ -111,8 +112,6 @@ class Tracker:
 
     def _sigmas(self, num_joints: int) -> np.ndarray:
         if self.sigmas is None:
-            from bpnet_core.data.coco import COCO_KEYPOINTS
-
             names = COCO_KEYPOINTS if num_joints == len(COCO_KEYPOINTS) else [f"joint{j}" for j in range(num_joints)]
             self.sigmas = sigmas_for(names, self.params.default_sigma)
         if len(self.sigmas) != num_joints:

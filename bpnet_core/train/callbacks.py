@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bpnet_core.data.pipeline import make_dataset
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json, write_json_atomic
+from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,6 @@ def tb_image(tag: str, image_rgb) -> None:
 def prediction_panel(image, heat_label, heat_pred, paf_label, paf_pred, scale, offset):
     """One RGB picture: input | label heatmaps | predicted heatmaps | label PAFs | predicted PAFs (uint8)."""
     import numpy as np
-
-    from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
 
     rgb = np.clip((np.asarray(image) + np.asarray(offset)) * np.asarray(scale), 0, 255).astype(np.uint8)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
@@ -188,8 +188,6 @@ class Validation(Callback):
         self.every, self.writer = every, writer
 
     def loss(self) -> dict:
-        from bpnet_core.data.pipeline import make_dataset
-
         sums: dict[str, float] = {}
         n = 0
         for images, labels in make_dataset(self.loader, self.batch_size, epoch=0, shuffle=False, drop_remainder=False):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from bpnet_core.config import as_train_spec
+from bpnet_core.data.pipeline import loader_from_spec, make_dataset
 from bpnet_core.errors import BpnetError
+from bpnet_core.meta import read_meta
+from bpnet_core.runners import load_runner
+from bpnet_core.skeleton import PoseConfig
+from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,6 @@ def load_teacher(spec, pose, student_normalization) -> Teacher | None:
     One-line :class:`BpnetError` when the file does not load, or its pose config or stride differs from the
     student's (both named).
     """
-    from bpnet_core.meta import read_meta
     from bpnet_core.model import load_bpnet_model
 
     dist = spec.distillation
@@ -106,8 +111,6 @@ def load_teacher(spec, pose, student_normalization) -> Teacher | None:
         model.trainable = False
         teacher = Teacher(path, meta, student_normalization, model=model)
     else:
-        from bpnet_core.runners import load_runner
-
         try:
             runner = load_runner(path)
         except BpnetError as exc:
@@ -119,8 +122,6 @@ def load_teacher(spec, pose, student_normalization) -> Teacher | None:
 
 def _pruned_from(spec) -> Path | None:
     """``distillation.from_pruned``: the model ``pretrained_weights`` was pruned from, if it records one."""
-    from bpnet_core.meta import read_meta
-
     if not (spec.distillation.from_pruned and spec.pretrained_weights):
         return None
     try:
@@ -162,11 +163,7 @@ def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=
     """
     import numpy as np
 
-    from bpnet_core.config import as_train_spec
-    from bpnet_core.data.pipeline import loader_from_spec, make_dataset
     from bpnet_core.model import load_bpnet_model, spec_normalization
-    from bpnet_core.skeleton import PoseConfig
-    from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
 
     spec = as_train_spec(spec, overrides)
     pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)

@@ -56,7 +56,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bpnet_core.config import as_train_spec, dump_spec, validate_against_pose
+from bpnet_core.costs import count_params
+from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec, make_dataset
 from bpnet_core.errors import BpnetError
+from bpnet_core.skeleton import PoseConfig
 from bpnet_core.train.callbacks import (
     STATUS_FILE,
     Callback,
@@ -87,6 +91,7 @@ from bpnet_core.train.cluster import (
     sync_from_chief,
     tf_config_is_chief,
 )
+from bpnet_core.train.distill import distillation_targets, load_teacher
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +124,6 @@ __all__ = [
 def load_spec(spec, overrides=()):
     """A :class:`~bpnet_core.config.TrainSpec` from a path or a loaded spec, with ``overrides`` applied
     (:func:`bpnet_core.config.as_train_spec`)."""
-    from bpnet_core.config import as_train_spec
-
     return as_train_spec(spec, overrides)
 
 
@@ -159,7 +162,6 @@ def build_train_state(spec, pose, results_dir, chief: bool, strategy, loader, *,
     import keras
     import tensorflow as tf
 
-    from bpnet_core.config import dump_spec
     from bpnet_core.model import model_from_spec
     from bpnet_core.train.optimizers import build_optimizer
     from bpnet_core.train.schedules import schedule_from_spec
@@ -221,7 +223,6 @@ def make_step_functions(state: TrainState, teacher=None):
     import tensorflow as tf
 
     from bpnet_core.model import FocalParams, bpnet_loss, loss_terms
-    from bpnet_core.train.distill import distillation_targets
     from bpnet_core.train.optimizers import gradient_multipliers, scale_gradients
 
     spec, model, optimizer, strategy = state.spec, state.model, state.optimizer, state.strategy
@@ -277,8 +278,6 @@ def run_epochs(state: TrainState, train_step, callbacks: list[Callback], history
     epoch. Appends to ``history``; returns ``(step, last epoch's figures, learning rate)``."""
     import tensorflow as tf
     from tqdm.auto import tqdm
-
-    from bpnet_core.data.pipeline import make_dataset
 
     spec, strategy, global_batch = state.spec, state.strategy, state.global_batch
     steps_per_epoch, num_epoch = state.steps_per_epoch, state.num_epoch
@@ -402,12 +401,7 @@ def train(
     import keras
     import tensorflow as tf
 
-    from bpnet_core.config import validate_against_pose
-    from bpnet_core.costs import count_params
-    from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec
     from bpnet_core.model import save_bpnet_model, spec_normalization
-    from bpnet_core.skeleton import PoseConfig
-    from bpnet_core.train.distill import load_teacher
 
     t_start = time.perf_counter()
     spec = load_spec(spec, overrides)

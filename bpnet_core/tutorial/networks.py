@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.importer import import_model
 from bpnet_core.paths import PROJECT_ROOT
+from bpnet_core.runners import RenderedMapsSource, load_runner
 from bpnet_core.tutorial.layout import stage_dir, trained_model_path
 
 
 def evaluation_runner(work_dir: str | Path, dataset_spec, model_path: str = "", pose=None):
     """The network notebooks 03+ evaluate: ``model_path`` if given, else the model notebook 02 trained, else a
     stand-in that returns label maps rendered from the test annotations. Returns (runner, description)."""
-    from bpnet_core.runners import RenderedMapsSource, load_runner
-
     path = Path(model_path) if model_path else trained_model_path(work_dir)
     if path is not None:
         return load_runner(path), f"trained model {path}"
@@ -35,8 +35,6 @@ REAL_TRAIN_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_mini_train2017"
 def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
     """The shipped real networks imported with their cards into ``WORK_DIR/real_networks/`` (``.xml`` for the
     OpenVINO IR, ``.onnx`` for the TensorFlow graph); files already there are reused. Returns name → model file."""
-    from bpnet_core.importer import import_model
-
     out_dir = stage_dir(work_dir, "real_networks")
     models = {}
     for name in names or list(REAL_NETWORKS):

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from bpnet_core.data.targets import render_labels
+from bpnet_core.runners.rendered import Transform
 from bpnet_core.skeleton import PoseConfig
 from bpnet_core.viz.draw import draw_people, grid, overlay_map, overlay_mask, overlay_pafs
 
@@ -106,8 +107,6 @@ def prediction_vs_truth(image_bgr: np.ndarray, predicted: np.ndarray, truth: np.
 def stage_outputs(predictor, image_bgr: np.ndarray, image_path=None) -> np.ndarray:
     """One row per available stage: all joint heatmaps, background, all PAFs, as the network outputs them for one
     image (``predictor``: a :class:`~bpnet_core.infer.Predictor`; its spec's input size and resize mode)."""
-    from bpnet_core.runners.rendered import Transform
-
     pre = predictor.prepare(image_bgr)
     oy, ox, y1, x1 = pre.box
     base = cv2.resize(image_bgr, (x1 - ox, y1 - oy), interpolation=cv2.INTER_AREA)

@@ -4,6 +4,9 @@ with ``fig.savefig``."""
 
 from __future__ import annotations
 
+from bpnet_core.fileio import read_json
+from bpnet_core.tables import format_table
+
 
 def plot_sweep(rows: list[dict], metric: str = "AP"):
     """One panel per swept decoder parameter: ``metric`` against the parameter value."""
@@ -46,8 +49,6 @@ def plot_curves(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, 
 
 def metrics_table(rows: dict[str, dict], keys: list[str]) -> str:
     """A fixed-width text table: one row per name, one column per key (floats to 3 decimals)."""
-    from bpnet_core.tables import format_table
-
     cells = [[name, *(f"{m[k]:.3f}" if isinstance(m.get(k), float) else str(m.get(k, "")) for k in keys)]
              for name, m in rows.items()]  # fmt: skip
     return format_table(["", *keys], cells, style="text", widths=[22] + [9] * len(keys))
@@ -68,8 +69,6 @@ def plot_lr_schedule(lr_spec, steps_per_epoch: int, num_epoch: int):
 
 def plot_history(status_file):
     """Training (and validation) loss per epoch from a training run's ``status.json``."""
-    from bpnet_core.fileio import read_json
-
     hist = read_json(status_file, "training status file").get("history", [])
     series = {"train loss": ([h["epoch"] for h in hist], [h["loss"] for h in hist])}
     val = [(h["epoch"], h["val_loss"]) for h in hist if h.get("val_loss") is not None]

@@ -7,10 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bpnet_core.fileio import read_json
+from bpnet_core.viz.draw import draw_tracks
+
 
 def _load(detections) -> dict:
-    from bpnet_core.fileio import read_json
-
     return detections if isinstance(detections, dict) else read_json(detections, "detections file")
 
 
@@ -18,8 +19,6 @@ def frame_strip(video: str | Path, detections, pose, num: int = 4, width: float 
     """``num`` evenly spaced processed frames of ``video`` with the people of ``detections`` (``detections.json``)
     drawn in their track's colour and labelled with their id."""
     import matplotlib.pyplot as plt
-
-    from bpnet_core.viz.draw import draw_tracks
 
     det = _load(detections)
     frames = det["images"]

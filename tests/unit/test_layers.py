@@ -7,7 +7,10 @@ classes (relative imports resolved). Importing ``bpnet_core.a.b.c`` also runs th
 * every module is placed in a layer (a new module must be added to ``LAYERS``), and every entry names a module;
 * no module imports a module of a higher layer;
 * no import cycle joins two modules (same layer included), with function-level imports counted: a lazy import
-  keeps an optional dependency out of import time, it does not make a cycle acceptable.
+  keeps an optional dependency out of import time, it does not make a cycle acceptable;
+* a function-level import of a ``bpnet_core`` module is there to keep a heavy optional dependency (:data:`HEAVY`)
+  out of import time: the module it imports must load one when imported (its module-level imports, transitively
+  through ``bpnet_core`` modules and package ``__init__``s). Any other is imported at module level.
 """
 
 from __future__ import annotations
@@ -69,21 +72,63 @@ def _targets(name: str, importer: str) -> list[str]:
     return out
 
 
-def _imports() -> list[tuple[str, int, str]]:
-    """``(importer, line, imported)`` for every import of a ``bpnet_core`` module, at any depth."""
-    edges = []
+def _is_main_guard(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":`` (its body runs as a script, not on import)."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
+
+
+def _import_nodes(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, str]]:
+    """Every import statement with where it runs: ``"module"`` (at import time: module level, class bodies,
+    ``try``/``if`` blocks), ``"function"`` (inside a function: when it is called) or ``"script"`` (under
+    ``if __name__ == "__main__":``)."""
+    out = []
+    work = [(tree, "module")]
+    while work:
+        node, where = work.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                out.append((child, where))
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                work.append((child, "function"))
+            else:
+                work.append((child, "script" if where == "module" and _is_main_guard(child) else where))
+    return sorted(out, key=lambda item: item[0].lineno)
+
+
+def _statements() -> list[tuple[str, int, str, str]]:
+    """``(importer, line, imported name, where)`` for every imported name (absolute, any package) of every module."""
+    out = []
     for module, path in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            names = []
+        for node, where in _import_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
+            else:
                 source = _resolve(module, node)
                 # ``from pkg import sub`` imports the submodule ``pkg.sub``; ``from mod import name`` only ``mod``
                 names = [f"{source}.{a.name}" if f"{source}.{a.name}" in MODULES else source for a in node.names]
-            for name in names:
-                if name == "bpnet_core" or name.startswith("bpnet_core."):
-                    edges.extend((module, node.lineno, target) for target in _targets(name, module))
+            out.extend((module, node.lineno, name, where) for name in names)
+    return out
+
+
+STATEMENTS = _statements()
+
+
+def _is_ours(name: str) -> bool:
+    return name == "bpnet_core" or name.startswith("bpnet_core.")
+
+
+def _imports() -> list[tuple[str, int, str]]:
+    """``(importer, line, imported)`` for every import of a ``bpnet_core`` module, at any depth."""
+    edges = [(module, line, target) for module, line, name, _ in STATEMENTS if _is_ours(name)
+             for target in _targets(name, module)]  # fmt: skip
     return sorted(set(edges))
 
 
@@ -179,3 +224,80 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
     assert not _cycles({"a": {"b"}, "b": set()})
     lazy = [(a, b) for a, _, b in EDGES if a == "bpnet_core.cli.train" and b == "bpnet_core.train"]
     assert lazy, "function-level imports are not collected"  # cli/train.py imports bpnet_core.train in a function
+
+
+#: Top-level packages that are heavy (seconds to import, or optional): a ``bpnet_core`` module may import another
+#: inside a function only to keep one of these out of its own import time.
+HEAVY = frozenset({"tensorflow", "keras", "onnxruntime", "onnx", "openvino", "nncf", "tensorrt", "tf2onnx",
+                   "matplotlib", "ipywidgets", "papermill"})  # fmt: skip
+
+#: Function-level imports of light modules kept on purpose: {(importing module, imported module): reason}. Function-
+#: level imports inside ``bpnet_core/cli/`` are exempt as a rule (below). Keep it empty or short.
+ALLOWED_LAZY: dict[tuple[str, str], str] = {}
+
+
+def _heavy_at_import() -> dict[str, str]:
+    """Module → why importing it loads a :data:`HEAVY` package (``"bpnet_core.model → keras"``), for every module
+    that does: its module-level imports, transitively through ``bpnet_core`` modules and package ``__init__``s."""
+    why: dict[str, str] = {}
+    eager = defaultdict(set)
+    for module, _, name, where in STATEMENTS:
+        if where != "module":
+            continue
+        if _is_ours(name):
+            eager[module].update(_targets(name, module))
+        elif name.split(".")[0] in HEAVY:
+            why.setdefault(module, name.split(".")[0])
+    changed = True
+    while changed:
+        changed = False
+        for module in sorted(eager):
+            if module in why:
+                continue
+            heavy = sorted(t for t in eager[module] if t in why)
+            if heavy:
+                why[module] = f"{heavy[0]} → {why[heavy[0]]}"
+                changed = True
+    return why
+
+
+HEAVY_AT_IMPORT = _heavy_at_import()
+
+
+def _cli_exempt(module: str) -> bool:
+    """``bpnet_core/cli/``: ``bpnet --help`` imports every verb module to build its parser, so a verb imports the
+    library (spec schemas, NumPy, OpenCV, the runtimes) only inside ``run``: a fast start is the reason there."""
+    return module == "bpnet_core.cli" or module.startswith("bpnet_core.cli.")
+
+
+def _lazy_imports_of_light_modules() -> list[tuple[str, int, str]]:
+    """``(importer, line, imported)`` for every function-level import of ``bpnet_core`` modules none of which is
+    heavy at import time (outside ``bpnet_core/cli/``)."""
+    out = []
+    for module, line, name, where in STATEMENTS:
+        if where != "function" or not _is_ours(name) or _cli_exempt(module):
+            continue
+        targets = _targets(name, module)
+        if targets and not any(t in HEAVY_AT_IMPORT for t in targets):
+            out.append((module, line, targets[-1]))
+    return sorted(set(out))
+
+
+def test_function_level_imports_keep_a_heavy_dependency_lazy():
+    lazy = _lazy_imports_of_light_modules()
+    bad = [f"{_where(a, line)}: {b} loads no heavy dependency at import time: import it at module level"
+           for a, line, b in lazy if (a, b) not in ALLOWED_LAZY]  # fmt: skip
+    assert not bad, "function-level imports of light modules:\n" + "\n".join(bad)
+    unused = set(ALLOWED_LAZY) - {(a, b) for a, _, b in lazy}
+    assert not unused, f"ALLOWED_LAZY entries no longer needed: {sorted(unused)}"
+
+
+def test_the_heaviness_check_sees_its_cases():
+    """The rule itself: Keras-backed modules are heavy, the decoder is not, and a lazy import is found."""
+    assert "bpnet_core.model.bpnet" in HEAVY_AT_IMPORT  # imports keras at module level
+    assert "bpnet_core.decode" not in HEAVY_AT_IMPORT and "bpnet_core.config" not in HEAVY_AT_IMPORT
+    assert "bpnet_core" not in HEAVY_AT_IMPORT
+    where = {w for m, _, n, w in STATEMENTS if m == "bpnet_core.cli.train" and n == "bpnet_core.train"}
+    assert where == {"function"}
+    scripts = {n for m, _, n, w in STATEMENTS if m == "bpnet_core.benchmarks.inference" and w == "script"}
+    assert "argparse" in scripts  # imported under if __name__ == "__main__": not at import time

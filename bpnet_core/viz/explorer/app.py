@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bpnet_core.config import infer_spec_from_model, load_infer_spec
+from bpnet_core.config.schema import InferSpec
 from bpnet_core.decode import DecodeParams, decode_debug
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import IMAGE_SUFFIXES, read_image, write_bytes_atomic
@@ -74,8 +76,6 @@ class Explorer(ExplorerViews):
         if not runners:
             raise BpnetError("Explorer needs at least one runner (name → runner)")
         if isinstance(infer_spec, (str, Path)):
-            from bpnet_core.config import load_infer_spec
-
             infer_spec = load_infer_spec(infer_spec)
         self.runners = dict(runners)
         self.pose = pose
@@ -366,9 +366,6 @@ class Explorer(ExplorerViews):
     def _model_spec(self, name: str):
         """The inference spec a model starts from: its card's recommended settings for an imported network, else
         the explorer's spec (or the defaults)."""
-        from bpnet_core.config import infer_spec_from_model
-        from bpnet_core.config.schema import InferSpec
-
         meta = self.runners[name].meta
         if meta.inference or self.spec is None:
             return infer_spec_from_model(meta) if meta.inference else InferSpec()

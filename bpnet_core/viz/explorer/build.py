@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bpnet_core.config import load_dataset_spec, load_infer_spec
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import list_images
+from bpnet_core.paths import PROJECT_ROOT
+from bpnet_core.runners import RenderedMapsSource, load_runner
 from bpnet_core.skeleton import PoseConfig
+from bpnet_core.tutorial import dataset_spec_for, stage_dir, trained_model_path
 from bpnet_core.viz.explorer.app import Explorer
 
 
@@ -20,8 +24,6 @@ def image_list(directory: str | Path, limit: int | None = None) -> list[Path]:
 def rendered_runner(sources: list[tuple[str | Path, str | Path]], pose: PoseConfig, stride: int = 8):
     """One :class:`~bpnet_core.runners.RenderedMapsSource` covering several ``(annotation_file, images_dir)`` pairs
     (images of none of them get empty maps: no people)."""
-    from bpnet_core.runners import RenderedMapsSource
-
     if not sources:
         raise BpnetError("rendered_runner needs at least one (annotation_file, images_dir) pair")
     runner = RenderedMapsSource(*sources[0], pose, stride=stride)
@@ -54,11 +56,6 @@ def build_explorer(
     :func:`bpnet_core.tutorial.real_networks`) come first in the model list: the explorer starts on a real network.
     Uploads go to ``WORK_DIR/06_explore/uploads``.
     """
-    from bpnet_core.config import load_dataset_spec, load_infer_spec
-    from bpnet_core.paths import PROJECT_ROOT
-    from bpnet_core.runners import load_runner
-    from bpnet_core.tutorial import dataset_spec_for, stage_dir, trained_model_path
-
     if not isinstance(pose, PoseConfig):
         pose = PoseConfig.from_json(pose)
     if infer_spec is not None and not hasattr(infer_spec, "decode_params"):
