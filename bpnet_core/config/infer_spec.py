@@ -26,41 +26,35 @@ class _DecoderBase(Block):
     CLASS_NAMES = ("DecodeParams", "DecoderConfig")
 
 
-def _decoder_model() -> type[Block]:
-    """``decoder:`` block built from :class:`DecodeParams`, so a new decoder constant is configurable at once."""
-    hints = get_type_hints(DecodeParams)
-    spec: dict[str, Any] = {}
-    for f in dc_fields(DecodeParams):
-        if f.name in _TAO_DECODE_FIELDS:
-            continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        spec[f.name] = (_SCALAR_TYPES.get(hints[f.name], hints[f.name]), default)
-    model = create_model("DecoderConfig", __base__=_DecoderBase, **spec)
-    model.__doc__ = "Optional ``decoder:`` block of the inference spec (bpnet extension): DecodeParams constants."
-    model.__module__ = __name__
-    return model
-
-
-DecoderConfig = _decoder_model()
-
-
 class _TrackingBase(Block):
     CLASS_NAMES = ("TrackParams", "TrackingConfig")
 
 
-def _tracking_model() -> type[Block]:
-    """``tracking:`` block built from :class:`~bpnet_core.track.TrackParams` (video inference)."""
-    hints = get_type_hints(TrackParams)
+def _block_from(params: type, name: str, base: type[Block], doc: str, skip: tuple = ()) -> type[Block]:
+    """A spec block built from a parameter dataclass (its fields, types and defaults), so a new constant is
+    configurable at once; the dataclass's own checks stay the one definition of its valid values."""
+    hints = get_type_hints(params)
     spec: dict[str, Any] = {}
-    for f in dc_fields(TrackParams):
-        spec[f.name] = (_SCALAR_TYPES.get(hints[f.name], hints[f.name]), f.default)
-    model = create_model("TrackingConfig", __base__=_TrackingBase, **spec)
-    model.__doc__ = "Optional ``tracking:`` block of the inference spec (bpnet extension): TrackParams constants."
+    for f in dc_fields(params):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        spec[f.name] = (_SCALAR_TYPES.get(hints[f.name], hints[f.name]), default)
+    model = create_model(name, __base__=base, **spec)
+    model.__doc__ = doc
     model.__module__ = __name__
     return model
 
 
-TrackingConfig = _tracking_model()
+DecoderConfig = _block_from(
+    DecodeParams, "DecoderConfig", _DecoderBase,
+    "Optional ``decoder:`` block of the inference spec (bpnet extension): DecodeParams constants.",
+    skip=_TAO_DECODE_FIELDS,
+)  # fmt: skip
+TrackingConfig = _block_from(
+    TrackParams, "TrackingConfig", _TrackingBase,
+    "Optional ``tracking:`` block of the inference spec (bpnet extension): TrackParams constants.",
+)  # fmt: skip
 
 
 def _keep_ratio_none(value: Any) -> Any:
