@@ -72,15 +72,19 @@ def kernel_arguments(level: str) -> list[str]:
 
 #: stderr lines dropped below DEBUG: absl/glog INFO and WARNING records (``I0000 00:00:1796.. 123 port.cc:153] ..``),
 #: TensorFlow's own format (``2025-01-01 10:00:00.123: W tensorflow/...cc:12] ..``), absl's pre-init banner and the
-#: second line of the cpu_feature_guard message. ERROR (E) and FATAL (F) records are never matched.
+#: second line of the cpu_feature_guard message, and the two lines asyncio prints when a notebook kernel is shut down
+#: while its control channel still waits (ipykernel's ``Kernel.dispatch_control`` task; harmless, seen on a busy
+#: machine). ERROR (E) and FATAL (F) records are never matched.
 NOISE = (
     r"(?:[IW]\d{4} [\d:.]+\s+\d+ [\w./+-]+:\d+\] "
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] [\w./+-]+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags)"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags"
+    r"|Task was destroyed but it is pending!$"
+    r"|task: <Task pending name='Task-\d+' coro=<Kernel\.dispatch_control\(\) )"
 )
 #: a line start that may grow into a NOISE line (held back until its line is complete)
-_MAYBE_NOISE = r"(?:[IW]\d|\d{4}-|WARNING: All|To enable)"
+_MAYBE_NOISE = r"(?:[IW]\d|\d{4}-|WARNING: All|To enable|Task was|task: <)"
 
 _FILTER = r"""
 import os, re, signal, sys

@@ -48,3 +48,7 @@ def test_noise_pattern_keeps_errors():
     assert not noise.match("E0000 00:00:1.2   30602 cuda_dnn.cc:8579] Unable to register cuDNN factory")
     assert not noise.match("2025-09-17 14:44:05.157831: E external/x.cc:3] an error")
     assert not noise.match("INFO bpnet_core.train.trainer: epoch 1/1")
+    # ipykernel's control task, destroyed pending when a kernel shuts down on a busy machine (tutorial runner)
+    assert noise.match("Task was destroyed but it is pending!")
+    assert noise.match("task: <Task pending name='Task-33' coro=<Kernel.dispatch_control() running at k.py:372>>")
+    assert not noise.match("Task was destroyed but it is pending! task=<Task pending coro=<bpnet()>>")
