@@ -184,10 +184,14 @@ class BackboneAttributes(Block):
         return self
 
 
+#: Most stages a BodyPoseNet model may have (the ``model.stages`` bound).
+MAX_STAGES = 10
+
+
 class ModelConfig(Block):
     CLASS_NAMES = ("BpNetLiteModel",)
     backbone_attributes: BackboneAttributes = Field(default_factory=BackboneAttributes)
-    stages: Int = Field(6, ge=1, le=10)
+    stages: Int = Field(6, ge=1, le=MAX_STAGES)
     heat_channels: Int = Field(19, ge=2)
     paf_channels: Int = Field(38, ge=2)
     use_self_attention: Bool = False

@@ -8,10 +8,10 @@
 See :mod:`bpnet_core.model.bpnet` for the tensor contract and :mod:`bpnet_core.model.stages` for layer names.
 """
 
+from bpnet_core.config.train_spec import MAX_STAGES  # the model.stages bound, defined once by the schema
 from bpnet_core.model.backbones import ARCHITECTURES, FEATURE_CHANNELS, OUTPUT_STRIDE, scaled
 from bpnet_core.model.bpnet import (
     IMAGENET,
-    MAX_STAGES,
     build_model,
     check_model_channels,
     count_conv_params,

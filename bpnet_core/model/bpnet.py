@@ -49,7 +49,6 @@ from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 log = logging.getLogger(__name__)
 
-MAX_STAGES = 10
 #: ``pretrained_weights`` value that asks for ImageNet weights from ``keras.applications``.
 IMAGENET = "imagenet"
 
