@@ -27,7 +27,7 @@ test: install
 	$(PY) -m pytest tests
 
 test-fast: install
-	$(PY) -m pytest tests -m "not slow and not notebook and not ui" -q
+	$(PY) -m pytest tests -m "not slow and not notebook and not ui" -q -n 2
 
 bench: install
 	$(VENV)/bin/bpnet bench -o runs/bench

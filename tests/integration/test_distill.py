@@ -10,8 +10,6 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tests.integration.test_train import full_run, spec_file, tiny_data  # noqa: E402,F401 - shared fixtures
-
 
 def test_targets_blend_teacher_and_labels():
     """weight 0 = labels, 1 = teacher's last stage, 0.5 = the mean; the teacher sees the batch renormalised to its
@@ -46,7 +44,7 @@ def test_targets_blend_teacher_and_labels():
 
 
 @pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
-def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):  # noqa: F811
+def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):
     from bpnet_core.train import train
 
     teacher = full_run["final_model"]
@@ -58,7 +56,7 @@ def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path): 
     assert "distillation" in (tmp_path / "dist" / "params.yaml").read_text()
 
 
-def _bad(spec_file, tmp_path, overrides, capsys):  # noqa: F811
+def _bad(spec_file, tmp_path, overrides, capsys):
     from bpnet_core.cli import main
 
     out = tmp_path / "results"
@@ -74,12 +72,12 @@ def _bad(spec_file, tmp_path, overrides, capsys):  # noqa: F811
 
 
 @pytest.mark.parametrize("weight", ["1.5", "-0.1"])
-def test_weight_outside_0_1(weight, spec_file, tmp_path, capsys):  # noqa: F811
+def test_weight_outside_0_1(weight, spec_file, tmp_path, capsys):
     line = _bad(spec_file, tmp_path, [f"distillation.weight={weight}"], capsys)
     assert "distillation.weight" in line
 
 
-def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F811
+def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):
     line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={tmp_path / 'none.keras'}"], capsys)
     assert "none.keras" in line and "not found" in line
     broken = tmp_path / "broken.keras"
@@ -89,7 +87,7 @@ def test_teacher_missing_or_unloadable(spec_file, tmp_path, capsys):  # noqa: F8
 
 
 @pytest.mark.slow
-def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):  # noqa: F811
+def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys):
     from bpnet_core.config import load_train_spec
     from bpnet_core.model import build_model, save_bpnet_model, spec_normalization
     from bpnet_core.skeleton import PoseConfig
@@ -110,14 +108,14 @@ def test_teacher_of_another_pose_or_stride(spec_file, full_run, tmp_path, capsys
     assert "stride is 8" in line and "student's is 4" in line
 
 
-def test_label_free_folder_without_images(spec_file, full_run, tmp_path, capsys):  # noqa: F811
+def test_label_free_folder_without_images(spec_file, untrained_model, tmp_path, capsys):
     empty = tmp_path / "no_images"
     empty.mkdir()
     (empty / "notes.txt").write_text("no pictures here")
-    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}", "distillation.weight=1",
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={untrained_model}", "distillation.weight=1",
                                       f"distillation.image_folder={empty}"], capsys)  # fmt: skip
     assert "no_images" in line and "no images" in line
-    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={full_run['final_model']}",
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={untrained_model}",
                                       "distillation.weight=0.5", f"distillation.image_folder={empty}"],
                 capsys)  # fmt: skip
     assert "distillation.weight" in line and "label-free" in line
@@ -138,7 +136,7 @@ def _map_error(student_path, teacher, images) -> float:
 
 
 @pytest.mark.slow
-def test_label_free_distillation_from_a_real_teacher(spec_file, tmp_path):  # noqa: F811
+def test_label_free_distillation_from_a_real_teacher(spec_file, tmp_path):
     """A tiny student distilled with no labels at all, on the 80 real COCO train images, from the real
     human-pose-estimation-0001 (OpenVINO IR, through its runner): its training loss falls and its maps on the 36
     held-out real photos move toward the teacher's."""

@@ -20,8 +20,6 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.integration.test_train import spec_file, tiny_data  # noqa: F401  (fixtures)
-
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 12
 
@@ -33,7 +31,7 @@ def _checkpoint_epochs(results: Path) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_train_sigkill_at_random_points(spec_file, tmp_path, seed):  # noqa: F811
+def test_train_sigkill_at_random_points(spec_file, tmp_path, seed):
     cmd = [sys.executable, "-m", "bpnet_core", "train", "-e", str(spec_file), "-r", str(tmp_path), "--no_progress",
            "--set", f"num_epoch={EPOCHS}"]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}

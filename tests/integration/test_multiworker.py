@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.test_train import spec_file, tiny_data  # noqa: F401  (fixtures)
-
 pytest.importorskip("tensorflow")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +118,7 @@ MIRRORED = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_two_workers_train_like_one_process(spec_file, tmp_path):  # noqa: F811
+def test_two_workers_train_like_one_process(spec_file, tmp_path):
     chief, worker = tmp_path / "chief", tmp_path / "worker"
 
     # 1. both workers stop after epoch 1 (checkpointed), as if the cluster went down

@@ -109,6 +109,7 @@ def test_photo_missing_from_the_annotations(tmp_path, capsys):
     assert rc == 2 and len(err) == 1 and "no images entry with file_name 'other.jpg'" in err[0], err
 
 
+@pytest.mark.slow  # runs the clip twice
 def test_pipelined_equals_serial_and_no_switch_in_view(real_clip, pose, tmp_path):
     """The perfect stand-in on the real clip: pipelined and serial runs write the same detections (the tracker's
     camera motion from the frames included); no identity switch, not even for the people who leave the picture while

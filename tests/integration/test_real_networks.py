@@ -190,7 +190,8 @@ def reference():
 
 @pytest.mark.parametrize("case, settings", [
     ("single", {"input_shape": [368, 368]}),
-    ("ms_flip", {"input_shape": [368, 368], "multi_scale_inference": True, "scales": [1.0, 1.25], "flip_test": True}),
+    pytest.param("ms_flip", {"input_shape": [368, 368], "multi_scale_inference": True, "scales": [1.0, 1.25],
+                             "flip_test": True}, marks=pytest.mark.slow),  # four forward passes per image
     ("pad", {"input_shape": [368, 368], "keep_aspect_ratio_mode": "pad_image_input"}),
 ])  # fmt: skip
 def test_predictor_gives_the_people_of_before_on_the_real_sample(reference, pose, case, settings):

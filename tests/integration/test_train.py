@@ -15,81 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("tensorflow")
 
 from bpnet_core.errors import BpnetError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    """16 synthetic 64×64 images → TFRecords (people this small need relaxed 'main person' filters)."""
-    from bpnet_core.config import load_dataset_spec
-    from bpnet_core.data.convert import convert_dataset
-    from bpnet_core.data.synthetic import generate_synthetic_coco
-
-    out = tmp_path_factory.mktemp("tiny_synthetic")
-    generate_synthetic_coco(out, num_train=16, num_val=4, image_size=(64, 64), seed=0, workers=1, progress=False)
-    relaxed = ["data_filtering_params.min_acceptable_height=8", "data_filtering_params.min_acceptable_width=8",
-               "data_filtering_params.min_acceptable_kpts=3"]  # fmt: skip
-    ds = load_dataset_spec(out / "dataset_spec.json", relaxed)
-    convert_dataset(ds, out / "train", mode="train", generate_masks=True, workers=1, progress=False)
-    convert_dataset(ds, out / "val", mode="test", generate_masks=True, workers=1, progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
-def spec_file(tiny_data, tmp_path_factory):
-    """A tiny train spec: 64×64 input, width ×0.125, 2 stages (3×3 refinement convs), Adam, 2 epochs × 8 steps."""
-    spec = {
-        "num_epoch": 2,
-        "checkpoint_n_epoch": 1,
-        "summary_every_n_steps": 2,
-        "validation_every_n_epoch": 2,
-        "random_seed": 7,
-        "dataloader": {
-            "batch_size": 4,
-            "pose_config": {"target_shape": [8, 8], "pose_config_path": "model_pose_config/bpnet_18joints.json"},
-            "image_config": {"image_dims": {"height": 64, "width": 64, "channels": 3}},
-            "dataset_config": {
-                "train_records_folder_path": str(tiny_data),
-                "val_records_folder_path": str(tiny_data),
-                "dataset_specs": {"coco": str(tiny_data / "dataset_spec.json")},
-            },
-            "augmentation_config": {"spatial_aug_params": {"flip_lr_prob": 0.5, "rotate_deg_max": 10.0}},
-            "label_processor_config": {"heatmap_gaussian_sigma": 4.0},
-        },
-        "model": {
-            "stages": 2,
-            "width_multiplier": 0.125,
-            "kernel_initializer": "xavier",
-            "stageT_kernel_sizes": [3, 3],
-        },  # fmt: skip
-        "optimizer": {
-            "__class_name__": "Adam",
-            "learning_rate_schedule": {
-                "base_learning_rate": 1e-3,
-                "min_learning_rate": 1e-5,
-                "soft_start": 0.1,
-                "annealing": 0.7,
-            },  # fmt: skip
-        },
-    }
-    path = tmp_path_factory.mktemp("spec") / "tiny_train.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-@pytest.fixture(scope="session")
-def full_run(spec_file, tmp_path_factory):
-    """Two uninterrupted epochs (shared by several tests; copy before modifying)."""
-    from bpnet_core.train import train
-
-    results = tmp_path_factory.mktemp("full_run")
-    return train(spec_file, results, progress=False)
 
 
 def _weights(path):
@@ -207,11 +138,11 @@ def test_retrain_whole_graph(full_run, spec_file, tmp_path):
         (["model.width_multiplier=0.25"], None),  # another width than the file: filled in below
     ],
 )
-def test_bad_input(overrides, message, spec_file, full_run, tmp_path):
+def test_bad_input(overrides, message, spec_file, untrained_model, tmp_path):
     from bpnet_core.train import train
 
     if message is None:  # weights of another architecture: the error names the layers
-        overrides = overrides + [f"pretrained_weights={full_run['final_model']}"]
+        overrides = overrides + [f"pretrained_weights={untrained_model}"]
         message = r"weights of another architecture: .*layers have other shapes: block1_conv1"
     with pytest.raises(BpnetError, match=message):
         train(spec_file, tmp_path, overrides=overrides, progress=False, max_steps=1)
@@ -231,6 +162,7 @@ def test_results_dir_not_writable(spec_file, tmp_path):
             train(spec_file, locked, progress=False)
 
 
+@pytest.mark.slow  # needs the finished training run
 def test_cli_train(spec_file, full_run, tmp_path, capsys):
     """``bpnet train`` in-process; on a finished run the same command only re-saves the final model."""
     from bpnet_core.cli import build_parser, main

@@ -169,6 +169,7 @@ def test_heatmap_threshold_and_min_parts_behave_as_documented(gt_decodable, samp
     assert 0 < complete < len(perfect)
 
 
+@pytest.mark.slow  # the full-map search on every sample image
 def test_patch_peaks_equal_full_map_peaks_on_the_sample(sample):
     params = DecodeParams()
     for _, heat, _, _ in sample:

@@ -99,6 +99,7 @@ def test_sdk_export_names_shapes_and_parity_with_the_normal_export(exports):
         assert float(np.abs(s[SDK_PAF] - bil).max()) > 1e-3
 
 
+@pytest.mark.slow  # two tf2onnx exports (the module's fixture)
 def test_predictor_on_the_sdk_export_finds_the_same_peaks(exports, pose):
     """The tiny random network: the same decoder on both files gives the same heatmap peaks (identical heatmaps)
     and the same people, whatever they are (a random network's people are few and arbitrary)."""
@@ -314,6 +315,7 @@ def test_sdk_export_of_a_model_without_its_last_stage(keras_model, pose, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a tf2onnx export
 def test_sdk_export_cli_ratio_2(model_file, tmp_path, capsys):
     from bpnet_core.cli import main
     from bpnet_core.meta import read_meta
@@ -423,6 +425,7 @@ def _pgie(path) -> dict:
     return dict(cp["property"])
 
 
+@pytest.mark.slow  # the tf2onnx exports of the module's fixture
 def test_deepstream_configs_follow_the_model_contract(exports, pose, tmp_path, capsys):
     from bpnet_core.cli import main
     from bpnet_core.export.deepstream import read_model_config
@@ -451,6 +454,7 @@ def test_deepstream_configs_follow_the_model_contract(exports, pose, tmp_path, c
     assert m["connections"] == m["jointEdges"]
 
 
+@pytest.mark.slow  # a tf2onnx export
 def test_deepstream_config_int8_ratio_and_custom_skeleton(keras_model, pose, tmp_path):
     """INT8 with a calibration cache; a ×2 SDK export (featUpsamplingFactor 2); a 17-joint pose config: numJoints and
     jointEdges follow the model's pose config; a dynamic model takes -d."""
@@ -504,6 +508,7 @@ def test_deepstream_config_int8_ratio_and_custom_skeleton(keras_model, pose, tmp
     ("etlt", "encrypted"),
     ("batch", "--batch_size"),
 ])  # fmt: skip
+@pytest.mark.slow  # the tf2onnx exports of the module's fixture
 def test_deepstream_config_bad_input(case, words, exports, model_file, tmp_path, capsys):
     from bpnet_core.cli import main
 

@@ -130,6 +130,7 @@ def test_sensitive_nodes_is_deterministic(tiny, batches):
     assert a["snr_db"][0] == pytest.approx(b["snr_db"][0])
 
 
+@pytest.mark.slow  # an NNCF quantisation
 def test_quantize_openvino_honours_ignored(tiny, batches):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")

@@ -91,6 +91,7 @@ def test_full_vgg_parameter_count_matches_tao(pose):
     assert model.get_layer("stage2_conv1").kernel.shape == (7, 7, 128 + 19 + 38, 128)
 
 
+@pytest.mark.slow  # saves, loads and clones a MobileNetV2 model
 def test_save_load_roundtrip_safe_mode(tmp_path, pose):
     model = tiny(pose, stages=2, use_self_attention=True, architecture="mobilenet_v2")
     x = np.random.default_rng(0).normal(size=(2, 32, 40, 3)).astype(np.float32)
@@ -186,6 +187,7 @@ def test_pretrained_weights_roundtrip(suffix, tmp_path, pose):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=1e-6)
 
 
+@pytest.mark.slow  # builds and saves three models
 def test_pretrained_weights_of_another_architecture(tmp_path, pose):
     other = tiny(pose, stages=2, architecture="mobilenet_v2")
     path = tmp_path / "mnv2.weights.h5"

@@ -60,7 +60,7 @@ def mnv2(pose):
     return _with_random_bn_stats(build_model({**TINY, "architecture": "mobilenet_v2", "width_multiplier": 0.25}, pose))
 
 
-@pytest.fixture(params=["vgg", "mnv2"])
+@pytest.fixture(params=["vgg", pytest.param("mnv2", marks=pytest.mark.slow)])  # MobileNetV2: over a second each
 def model(request):
     return request.getfixturevalue(request.param)
 
@@ -164,6 +164,7 @@ def _zero_channels(model, graph, layer, idx):
                   "block_12_expand": [3, 100], "channel_reduction_conv": [0, 31], "stage2_heat_conv3": [5]}),
     ],
 )  # fmt: skip
+@pytest.mark.slow  # prunes and runs both backbones
 def test_zeroed_filters_are_exactly_the_pruned_ones(arch, zeroed, pose):
     """Zeroed channels (their kernels, biases and BN scale/shift) are removed, nothing else, and outputs stay."""
     width = 0.125 if arch == "vgg" else 0.25
@@ -237,6 +238,7 @@ def test_excluded_layers_keep_their_filters(vgg):
     assert report["settings"]["excluded_layers"] == el
 
 
+@pytest.mark.slow  # prunes MobileNetV2 four times
 def test_equalization_criteria_decide_shared_channels(mnv2):
     # residual group: union keeps a channel if any member keeps it, so it keeps at least as many as intersection
     counts = {}
@@ -304,6 +306,7 @@ def vgg_file(vgg, tmp_path_factory, pose):
     return save_bpnet_model(vgg, tmp_path_factory.mktemp("model") / "bpnet_model.keras", pose)
 
 
+@pytest.mark.slow  # prunes, saves, loads and runs the graph twice
 def test_prune_save_load_round_trip(vgg, vgg_file, tmp_path, pose):
     out = tmp_path / "pruned.keras"
     report = prune_and_save(vgg_file, out, pruning_threshold=0.9, min_num_filters=8, pose=pose)
@@ -317,6 +320,7 @@ def test_prune_save_load_round_trip(vgg, vgg_file, tmp_path, pose):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prune_report.json", "pruned.keras"]  # no temp files
 
 
+@pytest.mark.slow  # a training step on the pruned graph
 def test_retrain_spec_loads_the_pruned_graph(vgg_file, tmp_path, pose):
     """specs/bpnet_retrain_m1_demo.yaml + pretrained_weights=pruned model → model_from_spec is the pruned model."""
     from bpnet_core.config import load_train_spec

@@ -303,6 +303,7 @@ def standard_clip(tmp_path_factory):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.slow  # renders the 90-frame standard clip
 def test_zero_identity_switches_on_the_standard_clip(standard_clip, stride):
     """Ground-truth poses (visible joints only, people with >= 3 of them) of the standard clip: crossing, passing
     behind the pole and behind each other, entering and leaving; 0 identity switches, one predicted track per
