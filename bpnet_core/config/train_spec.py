@@ -3,7 +3,7 @@ cross-field checks, and :func:`validate_against_pose`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -171,8 +171,12 @@ class DataloaderConfig(Block):
         return self.image_config.image_dims.height // self.pose_config.target_shape[0]
 
 
+Architecture = Literal["vgg", "mobilenet_v2"]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)  # the backbones bpnet builds, defined once
+
+
 class BackboneAttributes(Block):
-    architecture: Literal["vgg", "mobilenet_v2"] = "vgg"
+    architecture: Architecture = "vgg"
     mtype: str = "default"
     use_bias: Bool = False
     nlayers: Int = 19

@@ -8,8 +8,8 @@
 See :mod:`bpnet_core.model.bpnet` for the tensor contract and :mod:`bpnet_core.model.stages` for layer names.
 """
 
-from bpnet_core.config.train_spec import MAX_STAGES  # the model.stages bound, defined once by the schema
-from bpnet_core.model.backbones import ARCHITECTURES, FEATURE_CHANNELS, OUTPUT_STRIDE, scaled
+from bpnet_core.config.train_spec import ARCHITECTURES, MAX_STAGES  # defined once, by the model: block's schema
+from bpnet_core.model.backbones import FEATURE_CHANNELS, OUTPUT_STRIDE, scaled
 from bpnet_core.model.bpnet import (
     IMAGENET,
     build_model,

@@ -35,8 +35,6 @@ from typing import Any
 
 import keras
 
-from bpnet_core.errors import BpnetError
-
 #: Channels that leave every backbone before the width multiplier is applied (TAO: 128).
 FEATURE_CHANNELS = 128
 #: Input pixels per output cell of every backbone.
@@ -56,8 +54,6 @@ MOBILENET_V2_BLOCKS = (
     (6, 64, 1, 2), (6, 64, 1, 2), (6, 64, 1, 2), (6, 64, 1, 2),
     (6, 96, 1, 2), (6, 96, 1, 2), (6, 96, 1, 2),
 )  # fmt: skip
-
-ARCHITECTURES = ("vgg", "mobilenet_v2")
 
 
 def scaled(channels: int, width: float) -> int:
@@ -197,11 +193,7 @@ def mobilenet_v2_backbone(x, f: LayerFactory, width: float = 1.0):
 
 
 def build_backbone(x, architecture: str, f: LayerFactory, width: float = 1.0, use_bias: bool = False):
-    """Dispatch on ``model.backbone_attributes.architecture``."""
+    """Dispatch on ``model.backbone_attributes.architecture`` (one of ``ARCHITECTURES``, checked by the spec)."""
     if architecture == "vgg":
         return vgg_backbone(x, f, width, use_bias)
-    if architecture == "mobilenet_v2":
-        return mobilenet_v2_backbone(x, f, width)
-    raise BpnetError(
-        f"model.backbone_attributes.architecture must be one of {', '.join(ARCHITECTURES)} (got {architecture!r})"
-    )
+    return mobilenet_v2_backbone(x, f, width)

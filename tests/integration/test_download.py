@@ -92,17 +92,17 @@ VAL = {f"val2017/{i:012d}.jpg": bytes([i]) * 5000 for i in range(1, 6)}
 ANN = {"annotations/person_keypoints_val2017.json": b'{"images": [], "annotations": [], "categories": []}'}
 
 
+def fetch(root, server, parts, blobs: dict, **kwargs) -> dict:
+    """``download_coco`` from the local server, no progress bar, each part checked against its blob's MD5."""
+    checksums = {part: md5(blob) for part, blob in blobs.items()}
+    return download_coco(root, base_url=server.url, parts=parts, progress=False, checksums=checksums, **kwargs)
+
+
 def test_download_verify_unpack_and_skip(server, tmp_path):
     val, ann = make_zip(VAL), make_zip(ANN)
     server.files = {"/zips/val2017.zip": val, "/annotations/annotations_trainval2017.zip": ann}
     root = tmp_path / "coco"
-    out = download_coco(
-        root,
-        base_url=server.url,
-        parts="val2017,annotations",
-        progress=False,
-        checksums={"val2017": md5(val), "annotations": md5(ann)},
-    )
+    out = fetch(root, server, "val2017,annotations", {"val2017": val, "annotations": ann})
     assert out["parts"] == {"val2017": "downloaded", "annotations": "downloaded"}
     assert out["bytes_downloaded"] == len(val) + len(ann)
     for name, data in {**VAL, **ANN}.items():
@@ -112,13 +112,7 @@ def test_download_verify_unpack_and_skip(server, tmp_path):
     assert str(root.resolve()) in spec
 
     server.requests.clear()
-    again = download_coco(
-        root,
-        base_url=server.url,
-        parts=["val2017", "annotations"],
-        progress=False,
-        checksums={"val2017": md5(val), "annotations": md5(ann)},
-    )
+    again = fetch(root, server, ["val2017", "annotations"], {"val2017": val, "annotations": ann})
     assert again["parts"] == {"val2017": "skipped", "annotations": "skipped"}
     assert server.requests == []
 
@@ -127,15 +121,7 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     val = make_zip(VAL)
     server.files = {"/zips/val2017.zip": val}
     server.truncate = {"/zips/val2017.zip": len(val) // 2}
-    out = download_coco(
-        tmp_path,
-        base_url=server.url,
-        parts="val2017",
-        progress=False,
-        keep_zip=True,
-        checksums={"val2017": md5(val)},
-        timeout=5,
-    )
+    out = fetch(tmp_path, server, "val2017", {"val2017": val}, keep_zip=True, timeout=5)
     assert out["parts"]["val2017"] == "downloaded"
     assert server.requests[0] == ("/zips/val2017.zip", None)
     assert server.requests[1] == ("/zips/val2017.zip", f"bytes={len(val) // 2}-")
@@ -147,23 +133,14 @@ def test_partial_file_from_an_earlier_run_is_resumed(server, tmp_path):
     ann = make_zip(ANN)
     server.files = {"/annotations/annotations_trainval2017.zip": ann}
     (tmp_path / "annotations_trainval2017.zip.part").write_bytes(ann[:100])
-    download_coco(
-        tmp_path,
-        base_url=server.url,
-        parts="annotations",
-        progress=False,
-        keep_zip=True,
-        checksums={"annotations": md5(ann)},
-    )
+    fetch(tmp_path, server, "annotations", {"annotations": ann}, keep_zip=True)
     assert server.requests == [("/annotations/annotations_trainval2017.zip", "bytes=100-")]
     assert (tmp_path / "annotations_trainval2017.zip").read_bytes() == ann
     # a .part that is already complete: the server answers 416, nothing is downloaded again
     server.requests.clear()
     (tmp_path / ".bpnet_download" / "annotations.done").unlink()
     (tmp_path / "annotations_trainval2017.zip").rename(tmp_path / "annotations_trainval2017.zip.part")
-    out = download_coco(
-        tmp_path, base_url=server.url, parts="annotations", progress=False, checksums={"annotations": md5(ann)}
-    )
+    out = fetch(tmp_path, server, "annotations", {"annotations": ann})
     assert out["bytes_downloaded"] == 0 and server.requests == [
         ("/annotations/annotations_trainval2017.zip", f"bytes={len(ann)}-")
     ]

@@ -8,15 +8,8 @@ import pytest
 
 from bpnet_core.data.coco import COCO_KEYPOINTS, dataset_to_pose
 from bpnet_core.errors import BpnetError
-from bpnet_core.evaluate import (
-    KPI_NAMES,
-    STAT_KEYS,
-    evaluate_coco,
-    kpi_dict,
-    oks,
-    people_to_coco_results,
-    per_image_table,
-)  # fmt: skip
+from bpnet_core.evaluate import KPI_NAMES, STAT_KEYS, kpi_dict, per_image_table
+from bpnet_core.evaluate.coco_eval import evaluate_coco, oks, people_to_coco_results
 
 
 @pytest.fixture(scope="module")

@@ -77,22 +77,11 @@ def tao_layers(stages=3, width=1.0, heat=19, paf=38, stage1_k=(3, 3, 3), stage_t
         n = len(kernels) + 1
         conv(f"stage{t}/paf/conv{n}", f"stage{t}_paf_conv{n}", 1, ci, branch)
         conv(f"stage{t}/cmap/conv{n}", f"stage{t}_heat_conv{n}", 1, ci, branch)
-        conv(
-            "paf_out" if last else f"stage{t}/paf_branch/out",
-            "paf_out" if last else f"paf_stage{t}",
-            1,
-            branch,
-            paf,
-            relu=False,
-        )
-        conv(
-            "heatmap_out" if last else f"stage{t}/heat_branch/out",
-            "heatmap_out" if last else f"heatmap_stage{t}",
-            1,
-            branch,
-            heat,
-            relu=False,
-        )
+        for tao_branch, ours, channels in (("paf", "paf", paf), ("heat", "heatmap", heat)):
+            name = f"{ours}_out" if last else None
+            conv(
+                name or f"stage{t}/{tao_branch}_branch/out", name or f"{ours}_stage{t}", 1, branch, channels, relu=False
+            )
     return out
 
 

@@ -263,17 +263,8 @@ def _body(rng: np.random.Generator, pose: dict) -> tuple[dict, list]:
         joints[name + "wrist"] = (wrist, None)
         parts.append(("cap", "upper_arm_" + tag, "sleeve_upper", shoulder[i], elbow, 0.042 * build, 0.032 * build))
         parts.append(("cap", "forearm_" + tag, "sleeve_lower", elbow, wrist, 0.031 * build, 0.023 * build))
-        parts.append(
-            (
-                "cap",
-                "hand_" + tag,
-                "skin",
-                wrist + fdir * 0.01,
-                wrist + fdir * hand,
-                0.024 * build**0.5,
-                0.02 * build**0.5,
-            )
-        )
+        hand_ends = wrist + fdir * 0.01, wrist + fdir * hand
+        parts.append(("cap", "hand_" + tag, "skin", *hand_ends, 0.024 * build**0.5, 0.02 * build**0.5))
 
         lf, la = pose["leg_flex"][i], pose["leg_abd"][i]
         v_loc = np.array([s * math.sin(la), math.cos(la) * math.cos(lf), math.cos(la) * math.sin(lf)])
@@ -292,17 +283,8 @@ def _body(rng: np.random.Generator, pose: dict) -> tuple[dict, list]:
         joints[name + "ankle"] = (ankle, None)
         parts.append(("cap", "thigh_" + tag, "pants", hip[i], knee, 0.064 * build, 0.045 * build))
         parts.append(("cap", "shin_" + tag, "pants_lower", knee, ankle, 0.044 * build, 0.03 * build))
-        parts.append(
-            (
-                "cap",
-                "foot_" + tag,
-                "shoes",
-                ankle - fdir * 0.02 + sdir * 0.025,
-                ankle + fdir * foot + sdir * 0.02,
-                0.027 * build**0.5,
-                0.022 * build**0.5,
-            )
-        )
+        foot_ends = ankle - fdir * 0.02 + sdir * 0.025, ankle + fdir * foot + sdir * 0.02
+        parts.append(("cap", "foot_" + tag, "shoes", *foot_ends, 0.027 * build**0.5, 0.022 * build**0.5))
     return joints, parts
 
 
