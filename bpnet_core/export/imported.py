@@ -78,18 +78,32 @@ def parity_on(batches_nhwc: list, fp32_runner, runner, num_heatmaps: int) -> dic
     return int8_parity(ref, got, num_heatmaps)
 
 
-def decoded_agreement(fp32_runner, runner, image_paths: list) -> dict:
-    """How well ``runner``'s decoded people agree with ``fp32_runner``'s on real photos (each model's recommended
-    settings): :func:`bpnet_core.evaluate.agreement.agreement_ap` plus ``passed`` (≥ :data:`AGREEMENT_AP_MIN`)."""
-    a, b = Predictor(fp32_runner), Predictor(runner)
-    ref, cand, hw = [], [], []
+def reference_people(fp32_runner, image_paths: list) -> dict:
+    """The FP32 model's decoded people on ``image_paths`` (its recommended settings), with each photo's size and the
+    pose config: what :func:`decoded_agreement` scores candidates against, computed once per search."""
+    a = Predictor(fp32_runner)
+    people, hw = [], []
     for path in image_paths:
         image = read_image(path)
-        ref.append(a(image).keypoints)
-        r = b(image)
-        cand.append((r.keypoints, r.scores))
+        people.append(a(image).keypoints)
         hw.append(image.shape[:2])
-    out = agreement_ap(ref, cand, hw, a.pose)
+    return {"images": list(image_paths), "people": people, "hw": hw, "pose": a.pose}
+
+
+def decoded_agreement(fp32_runner, runner, image_paths: list, reference: dict | None = None) -> dict:
+    """How well ``runner``'s decoded people agree with ``fp32_runner``'s on real photos (each model's recommended
+    settings): :func:`bpnet_core.evaluate.agreement.agreement_ap` plus ``passed`` (≥ :data:`AGREEMENT_AP_MIN`).
+    ``reference``: :func:`reference_people` of the same runner and photos, so that checking many candidates runs
+    and decodes the FP32 model once."""
+    ref = reference_people(fp32_runner, image_paths) if reference is None else reference
+    if ref["images"] != list(image_paths):
+        raise BpnetError("decoded_agreement: the reference people are of other photos")
+    b = Predictor(runner)
+    cand = []
+    for path in image_paths:
+        r = b(read_image(path))
+        cand.append((r.keypoints, r.scores))
+    out = agreement_ap(ref["people"], cand, ref["hw"], ref["pose"])
     return {**out, "images": len(image_paths), "threshold": AGREEMENT_AP_MIN, "passed": out["AP"] >= AGREEMENT_AP_MIN}
 
 
@@ -136,8 +150,12 @@ def export_imported(
         check_photos = photos[batches:] if len(photos) >= batches + MIN_CHECK_PHOTOS else photos
         use_people = bool(photos) and any(n in COCO_KEYPOINTS for n in meta.pose.joint_names)
 
+        reference: dict = {}  # FP32's people on the check photos: decoded once, for every candidate of the search
+
         def agreement(path) -> dict:
-            return decoded_agreement(fp32, load_runner(path), check_photos)
+            if not reference:
+                reference.update(reference_people(fp32, check_photos))
+            return decoded_agreement(fp32, load_runner(path), check_photos, reference)
 
         if data_type == "int8" and use_people:
             kwargs = {"method": calibration_method} if backend == "onnx" else {}

@@ -171,3 +171,35 @@ def test_accuracy_controlled_int8_reverts_until_validate_passes(tiny, batches, t
     assert again["groups_float"] == rep["groups_float"]  # deterministic
     with pytest.raises(BpnetError, match="backend"):
         accuracy_controlled_int8(tiny, batches, validate, out, backend="tflite")
+
+
+def test_decoded_agreement_decodes_fp32_once_per_search(pose, coco_sample_json):
+    """The INT8 search scores every candidate against FP32's people: with ``reference_people`` FP32 runs once per
+    photo for the whole search, and the score is the same as without it."""
+    from bpnet_core.export.imported import decoded_agreement, reference_people
+    from bpnet_core.runners import RenderedMapsSource
+
+    class Counting(RenderedMapsSource):
+        calls = 0
+
+        def predict(self, *a, **k):
+            Counting.calls += 1
+            return super().predict(*a, **k)
+
+        def predict_with_transforms(self, *a, **k):
+            Counting.calls += 1
+            return super().predict_with_transforms(*a, **k)
+
+    sample = coco_sample_json.parent
+    photos = sorted(sample.glob("*.jpg"))[:4]
+    fp32, candidate = Counting(coco_sample_json, sample, pose), RenderedMapsSource(coco_sample_json, sample, pose)
+    fresh = decoded_agreement(fp32, candidate, photos)
+    assert Counting.calls == len(photos) and fresh["images"] == len(photos)
+    assert fresh["AP"] > 0.9 and fresh["passed"]  # the same maps: the same people
+    ref = reference_people(fp32, photos)
+    runs = Counting.calls
+    for _ in range(3):  # three candidates of a search
+        assert decoded_agreement(fp32, candidate, photos, ref) == fresh
+    assert Counting.calls == runs, "FP32 must not run again once its people are known"
+    with pytest.raises(BpnetError, match="other photos"):
+        decoded_agreement(fp32, candidate, photos[:2], ref)
