@@ -150,14 +150,12 @@ def export_imported(
         check_photos = photos[batches:] if len(photos) >= batches + MIN_CHECK_PHOTOS else photos
         use_people = bool(photos) and any(n in COCO_KEYPOINTS for n in meta.pose.joint_names)
 
-        reference: dict = {}  # FP32's people on the check photos: decoded once, for every candidate of the search
-
-        def agreement(path) -> dict:
-            if not reference:
-                reference.update(reference_people(fp32, check_photos))
-            return decoded_agreement(fp32, load_runner(path), check_photos, reference)
-
         if data_type == "int8" and use_people:
+            reference = reference_people(fp32, check_photos)  # FP32's people: decoded once, for every candidate
+
+            def agreement(path) -> dict:
+                return decoded_agreement(fp32, load_runner(path), check_photos, reference)
+
             kwargs = {"method": calibration_method} if backend == "onnx" else {}
             search = accuracy_controlled_int8(src, to_model, lambda path: agreement(path)["AP"], staged,
                                               backend=backend, max_drop=1.0 - AGREEMENT_AP_MIN, reference_score=1.0,
