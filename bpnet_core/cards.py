@@ -18,6 +18,8 @@ that pose config. Keys (all checked strictly; an unknown key gets a "did you mea
 ``preprocessing``   ``interpolation`` (auto/linear/cubic/area/nearest), ``pad_value`` (raw pixel value)
 ``inference``       recommended inference-spec values (e.g. ``input_shape``, ``keep_aspect_ratio_mode``): the
                     defaults of ``bpnet inference`` / ``evaluate`` for the imported model
+``architecture``    the ``model:`` block of a train spec that rebuilds the network as a trainable bpnet model
+                    (``bpnet import_model -o OUT.keras``; see :class:`~bpnet_core.config.train_spec.ModelConfig`)
 ==================  ============================================================================================
 """
 
@@ -30,6 +32,7 @@ import yaml
 
 from bpnet_core.config import apply_overrides
 from bpnet_core.config.schema import InferSpec
+from bpnet_core.config.train_spec import TrainSpec
 from bpnet_core.errors import BpnetError
 from bpnet_core.meta import (
     COLORS,
@@ -47,7 +50,7 @@ from bpnet_core.paths import project_file
 from bpnet_core.skeleton import PoseConfig
 
 CARD_KEYS = {"name", "description", "licence", "source", "pose_config", "input", "num_stages", "outputs",
-             "preprocessing", "inference"}  # fmt: skip
+             "preprocessing", "inference", "architecture"}  # fmt: skip
 
 
 def shipped_cards() -> list[str]:
@@ -125,6 +128,10 @@ def load_card(card: str | os.PathLike, overrides=()) -> tuple[ModelMeta, dict]:
     if not isinstance(inference, dict):
         raise BpnetError(f"{where}: inference: must be a mapping of inference-spec keys")
     InferSpec.from_dict(dict(inference), source=f"{where}: inference")  # unknown keys / bad values fail here
+    if "architecture" in data:
+        if not isinstance(data["architecture"], dict):
+            raise BpnetError(f"{where}: architecture: must be the model: block of a train spec")
+        TrainSpec.from_dict({"model": data["architecture"]}, source=f"{where}: architecture")
     try:
         meta = ModelMeta(
             name=str(data["name"]),

@@ -30,16 +30,21 @@ from bpnet_core.cards import load_card
 from bpnet_core.errors import BpnetError
 from bpnet_core.export.onnx import parity_image, set_meta
 from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
-from bpnet_core.fileio import atomic_path, make_dir
+from bpnet_core.fileio import atomic_path, make_dir, save_model_atomic
 from bpnet_core.infer import Predictor
-from bpnet_core.meta import ModelMeta, check_encrypted, read_ir
+from bpnet_core.infer.evaluation import run_evaluation
+from bpnet_core.meta import ModelMeta, check_encrypted, keras_members, read_ir
+from bpnet_core.paths import project_file
+from bpnet_core.runners.keras import KerasRunner
 from bpnet_core.runners.onnx import OnnxRunner, check_graph_io
 from bpnet_core.runners.openvino import OpenVinoRunner, _shape
 
 log = logging.getLogger(__name__)
 
 EXTERNAL_SUFFIXES = (".onnx", ".pb", ".xml")
-OUTPUT_SUFFIXES = (".onnx", ".xml")
+OUTPUT_SUFFIXES = (".onnx", ".xml", ".keras")
+#: Largest COCO AP difference allowed between a trainable rebuild and a quantised source on the 36 real photos.
+AP_TOLERANCE = 0.02
 
 
 def _graphdef_to_onnx(path: Path, meta: ModelMeta):
@@ -114,11 +119,12 @@ def self_check(runner) -> dict:
 
 
 def import_model(external: str | os.PathLike, card: str | os.PathLike, output: str | os.PathLike,
-                 overrides=()) -> dict:  # fmt: skip
-    """Import ``external`` with the contract stated by ``card`` into ``output`` (``.onnx`` or ``.xml``).
+                 overrides=(), check_ap: bool | None = None) -> dict:  # fmt: skip
+    """Import ``external`` with the contract stated by ``card`` into ``output``: ``.onnx`` or ``.xml`` for inference,
+    ``.keras`` for a trainable model (:func:`import_trainable`; ``check_ap`` applies to it).
 
     Returns a report: ``output``, ``bytes``, ``meta`` (the contract written), ``check`` (the self-check: input size,
-    map shapes and value ranges), ``seconds``.
+    map shapes and value ranges; for ``.keras`` the parity and AP checks), ``seconds``.
     """
     t0 = time.perf_counter()
     external, output = Path(external), Path(output)
@@ -130,7 +136,10 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
         raise BpnetError(f"{external}: import takes .onnx, .pb (frozen TensorFlow graph) or .xml (OpenVINO IR) "
                          f"files, got {src or 'no suffix'}")  # fmt: skip
     if dst not in OUTPUT_SUFFIXES:
-        raise BpnetError(f"{output}: the imported model is written as .onnx or .xml (got {dst or 'no suffix'})")
+        raise BpnetError(f"{output}: the imported model is written as .onnx, .xml or .keras (trainable) "
+                         f"(got {dst or 'no suffix'})")  # fmt: skip
+    if dst == ".keras":
+        return import_trainable(external, card, output, overrides, check_ap=check_ap, t0=t0)
     if src == ".xml" and dst != ".xml":
         raise BpnetError(f"{output}: an OpenVINO IR cannot become ONNX; import it as .xml")
     meta, _ = load_card(card, overrides)
@@ -166,3 +175,71 @@ def _finish_ir(model, output: Path, meta: ModelMeta) -> dict:
     check = self_check(OpenVinoRunner(output, meta, model=model.clone()))
     write_ir(model, output, meta)
     return {"check": check}
+
+
+def _real_sample_ap(runner, work: Path) -> float:
+
+    spec = project_file("data_pose_config", "coco_real_sample_spec.json")
+    return float(run_evaluation(None, runner, spec, work, progress=False)["AP"])
+
+
+def import_trainable(external: str | os.PathLike, card: str | os.PathLike, output: str | os.PathLike, overrides=(),
+                     check_ap: bool | None = None, t0: float | None = None) -> dict:  # fmt: skip
+    """Rebuild ``external`` as a trainable bpnet ``.keras`` model (:func:`bpnet_core.transplant.transplant`), with
+    the card's whole contract inside, after checking it against the source on real photos:
+
+    * parity: the last stage's maps within :data:`~bpnet_core.transplant.PARITY_TOLERANCE` of the source's on 3 of
+      the 36 COCO photos shipped with bpnet (an OpenVINO IR is compared without its activation quantisers);
+    * ``check_ap`` (default: for a quantised IR source): COCO AP on the 36 photos within :data:`AP_TOLERANCE` of the
+      source's own (quantised) AP, each at the card's recommended settings;
+    * the written file loads in Keras safe mode and gives the same maps bit for bit.
+
+    Nothing is written unless every check passes.
+    """
+    import tempfile
+
+    import keras
+
+    from bpnet_core.transplant import PARITY_TOLERANCE, check_photos, parity, transplant
+
+    t0 = time.perf_counter() if t0 is None else t0
+    external, output = Path(external), Path(output)
+    model, meta, info = transplant(external, card, overrides)
+    check = {"parity": parity(model, meta, external, card)}
+    diff = check["parity"]["max_abs_diff"]
+    if not diff <= PARITY_TOLERANCE:
+        raise BpnetError(f"{external}: the rebuilt network differs from the source by {diff:.3g} "
+                         f"(> {PARITY_TOLERANCE:g}) on real photos; nothing written")  # fmt: skip
+    if check_ap is None:
+        check_ap = external.suffix.lower() == ".xml"
+    if check_ap:
+        with tempfile.TemporaryDirectory() as tmp:
+            mine = _real_sample_ap(KerasRunner(model, meta), Path(tmp) / "keras")
+            theirs = None
+            if external.suffix.lower() == ".xml":  # the quantised source at its card's settings
+                src_meta, _ = load_card(card, overrides)
+                theirs = _real_sample_ap(OpenVinoRunner(external, src_meta), Path(tmp) / "source")
+        check["ap"] = {"rebuilt": mine, "source": theirs}
+        if theirs is not None and abs(mine - theirs) > AP_TOLERANCE:
+            raise BpnetError(f"{external}: the rebuilt network scores AP {mine:.3f} on the 36 real photos, the source "
+                             f"{theirs:.3f} (more than {AP_TOLERANCE} apart); nothing written")  # fmt: skip
+    make_dir(output.parent, "output folder")
+    probe = meta.normalize(check_photos(1)[0][:256, :256])[None]
+    before = [np.asarray(o) for o in model(probe, training=False)]
+    save_model_atomic(model, output, keras_members(meta))
+    reloaded = keras.saving.load_model(str(output), compile=False, safe_mode=True)
+    after = [np.asarray(o) for o in reloaded(probe, training=False)]
+    if any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)):
+        output.unlink(missing_ok=True)
+        raise BpnetError(f"{output}: the saved model does not reload bit-exactly; removed")
+    check["round_trip"] = "bit-exact"
+    log.debug("imported %s as trainable %s (%s, %d layers)", external, output, info["family"], info["layers"])
+    return {
+        "output": str(output),
+        "bytes": output.stat().st_size,
+        "meta": meta.to_dict(),
+        "check": check,
+        "params": info["params"],
+        "family": info["family"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }

@@ -17,7 +17,7 @@ import time, except in ``cli`` (``bpnet --help`` imports every verb module, so v
  2   model       model, evaluate, data.pipeline, data.convert
  3   runtimes    runners, track
  4   engines     infer, train
- 5   products    export, prune, importer
+ 5   products    export, prune, importer, transplant
  6   workflows   tutorial, benchmarks, viz.figures, viz.explorer, viz.plots
  7   cli         cli, __main__
 ===  ==========  ==========================================================================================
@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", ("model", "evaluate", "data.pipeline", "data.convert")),
     ("runtimes", ("runners", "track")),
     ("engines", ("infer", "train")),
-    ("products", ("export", "prune", "importer")),
+    ("products", ("export", "prune", "importer", "transplant")),
     ("workflows", ("tutorial", "benchmarks", "viz.figures", "viz.explorer", "viz.plots")),
     ("cli", ("cli", "__main__")),
 )

@@ -171,21 +171,98 @@ class DataloaderConfig(Block):
         return self.image_config.image_dims.height // self.pose_config.target_shape[0]
 
 
-Architecture = Literal["vgg", "mobilenet_v2"]
+Architecture = Literal["vgg", "mobilenet_v2", "mobilenet_v1"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)  # the backbones bpnet builds, defined once
+#: The prediction stages bpnet builds (``model.head``): TAO's, tf-pose's separable two-branch stages, and Lightweight
+#: OpenPose's CPM + residual refinement stages.
+Head = Literal["openpose", "openpose_separable", "lightweight_openpose"]
+HEADS: tuple[str, ...] = get_args(Head)
+#: Convolutions of MobileNetV1 (``Conv2d_0`` … ``Conv2d_13``): (filters before the width multiplier, stride).
+MOBILENET_V1_LAYERS = (
+    (32, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+)  # fmt: skip
 
 
 class BackboneAttributes(Block):
+    """``model.backbone_attributes``. TAO's keys (``architecture``, ``mtype``, ``use_bias``, ``nlayers``) and, for
+    ``mobilenet_v1`` only, how the MobileNetV1 is cut and laid out (bpnet extension):
+
+    * ``width_multiplier``: the backbone's own width (``null``: ``model.width_multiplier``);
+    * ``last_layer``: the last ``Conv2d_n`` kept (0…13);
+    * ``strides`` / ``dilations``: one value per kept layer (``Conv2d_0`` … ``Conv2d_last``); ``null`` strides:
+      MobileNetV1's own with every stride past output stride 8 set to 1; ``null`` dilations: all 1;
+    * ``padding``: ``same`` (TensorFlow's, asymmetric at stride 2) or ``symmetric`` (k // 2 · dilation on each
+      side, as PyTorch/Caffe networks pad);
+    * ``batch_norm``: convolution → BN → ReLU (for training from scratch) or convolution with a bias → ReLU (batch
+      norm folded into the weights, as the shipped real networks are);
+    * ``depthwise_bn_relu``: BN (or a bias) and ReLU after each depthwise convolution (MobileNetV1's); ``false``:
+      a bare depthwise convolution straight into its pointwise one (tf-pose's ``mobilenet_thin``);
+    * ``feature_layers``: the layers whose outputs are concatenated into the features (``null``: the last one);
+      layers at stride 4 go through a 2×2 max-pool first.
+    """
+
     architecture: Architecture = "vgg"
     mtype: str = "default"
     use_bias: Bool = False
     nlayers: Int = 19
+    width_multiplier: Float | None = Field(None, gt=0.0, le=4.0)
+    last_layer: Int = Field(11, ge=0, le=len(MOBILENET_V1_LAYERS) - 1)
+    strides: list[Literal[1, 2]] | None = None
+    dilations: list[PosInt] | None = None
+    padding: Literal["same", "symmetric"] = "same"
+    batch_norm: Bool = True
+    depthwise_bn_relu: Bool = True
+    feature_layers: list[Int] | None = None
 
     @model_validator(mode="after")
     def _vgg19(self) -> BackboneAttributes:
         if self.architecture == "vgg" and self.nlayers != 19:
             raise SpecValueError("nlayers", f"must be 19 for architecture 'vgg' (got {self.nlayers})")
+        n = self.last_layer + 1
+        for key in ("strides", "dilations"):
+            values = getattr(self, key)
+            if values is not None and len(values) != n:
+                raise SpecValueError(key, f"must have one value per layer Conv2d_0..Conv2d_{self.last_layer} ({n}) "
+                                     f"(got {len(values)})", ("last_layer",))  # fmt: skip
+        if self.architecture == "mobilenet_v1":
+            stride = 1
+            for i, s in enumerate(self.layer_strides()):
+                stride *= s
+                if stride > 8:
+                    raise SpecValueError("strides", f"take the output stride past 8 at Conv2d_{i} (bpnet predicts "
+                                         "at stride 8)")  # fmt: skip
+            if stride != 8:
+                raise SpecValueError("strides", f"give output stride {stride}; bpnet predicts at stride 8")
+            for i in self.feature_layers or []:
+                if not 0 <= i <= self.last_layer:
+                    raise SpecValueError("feature_layers", f"must name layers 0..{self.last_layer} (got {i})",
+                                         ("last_layer",))  # fmt: skip
+                if self.layer_stride(i) < 4:
+                    raise SpecValueError("feature_layers", f"Conv2d_{i} is at stride {self.layer_stride(i)}; "
+                                         "feature layers must be at stride 4 or 8")  # fmt: skip
         return self
+
+    def layer_strides(self) -> list[int]:
+        """The stride of each kept MobileNetV1 layer (``strides``, or MobileNetV1's capped at output stride 8)."""
+        if self.strides is not None:
+            return [int(s) for s in self.strides]
+        out, total = [], 1
+        for _, s in MOBILENET_V1_LAYERS[: self.last_layer + 1]:
+            s = s if total * s <= 8 else 1
+            total *= s
+            out.append(s)
+        return out
+
+    def layer_dilations(self) -> list[int]:
+        return [int(d) for d in self.dilations] if self.dilations is not None else [1] * (self.last_layer + 1)
+
+    def layer_stride(self, index: int) -> int:
+        """The output stride after ``Conv2d_index``."""
+        total = 1
+        for s in self.layer_strides()[: index + 1]:
+            total *= s
+        return total
 
 
 #: Most stages a BodyPoseNet model may have (the ``model.stages`` bound).
@@ -207,6 +284,8 @@ class ModelConfig(Block):
     kernel_initializer: Literal["random_normal", "xavier", "he_normal"] = "random_normal"
     stage1_kernel_sizes: list[PosInt] = Field(default_factory=lambda: [3, 3, 3], min_length=1)
     stageT_kernel_sizes: list[PosInt] = Field(default_factory=lambda: [7, 7, 7, 7, 7], min_length=1)
+    head: Head = "openpose"  # bpnet extension: which stages (see HEADS and bpnet_core.model.stages / lightweight)
+    refinement_blocks: Int = Field(5, ge=1, le=10)  # lightweight_openpose: residual blocks per refinement stage
     width_multiplier: Float = Field(1.0, gt=0.0, le=4.0)  # bpnet extension: scales every conv's filter count
 
     @model_validator(mode="after")

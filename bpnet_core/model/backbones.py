@@ -1,4 +1,5 @@
-"""Feature extractors at output stride 8: TAO's modified VGG19 and a light MobileNetV2.
+"""Feature extractors at output stride 8: TAO's modified VGG19 and a light MobileNetV2 (MobileNetV1, the backbone of
+the real networks, lives in :mod:`bpnet_core.model.mobilenet_v1`).
 
 Both end with TAO's ``channel_reduction_conv`` (3×3, 128 × width, ReLU), so every backbone hands the stages the same
 tensor: (N, H/8, W/8, C) with C = ``scaled(128, width)``.
@@ -116,13 +117,14 @@ class LayerFactory:
         activation: str | None = None,
         use_bias: bool | None = None,
         dilation_rate: int = 1,
+        padding: str = "same",
     ) -> keras.layers.Conv2D:
         bias = self.use_bias if use_bias is None else use_bias
         return keras.layers.Conv2D(
             filters,
             kernel_size,
             strides=strides,
-            padding="same",
+            padding=padding,
             dilation_rate=dilation_rate,
             activation=activation,
             use_bias=bias,
@@ -133,15 +135,27 @@ class LayerFactory:
             name=name,
         )
 
-    def depthwise(self, name: str, strides: int = 1, dilation_rate: int = 1) -> keras.layers.DepthwiseConv2D:
+    def depthwise(
+        self,
+        name: str,
+        strides: int = 1,
+        dilation_rate: int = 1,
+        kernel_size: int = 3,
+        use_bias: bool = False,
+        activation: str | None = None,
+        padding: str = "same",
+    ) -> keras.layers.DepthwiseConv2D:
         return keras.layers.DepthwiseConv2D(
-            3,
+            kernel_size,
             strides=strides,
-            padding="same",
+            padding=padding,
             dilation_rate=dilation_rate,
-            use_bias=False,
+            activation=activation,
+            use_bias=use_bias,
             depthwise_initializer=self.initializer(),
+            bias_initializer="zeros",
             depthwise_regularizer=self._kernel_reg,
+            bias_regularizer=self._bias_reg if use_bias else None,
             name=name,
         )
 
@@ -192,8 +206,9 @@ def mobilenet_v2_backbone(x, f: LayerFactory, width: float = 1.0):
     return f.conv(scaled(FEATURE_CHANNELS, width), 3, "channel_reduction_conv", activation="relu")(x)
 
 
-def build_backbone(x, architecture: str, f: LayerFactory, width: float = 1.0, use_bias: bool = False):
-    """Dispatch on ``model.backbone_attributes.architecture`` (one of ``ARCHITECTURES``, checked by the spec)."""
-    if architecture == "vgg":
-        return vgg_backbone(x, f, width, use_bias)
+def build_backbone(x, f: LayerFactory, backbone, width: float = 1.0):
+    """VGG or MobileNetV2 features by ``model.backbone_attributes`` (``backbone``, the validated block; MobileNetV1
+    is built by :func:`bpnet_core.model.mobilenet_v1.mobilenet_v1_backbone`)."""
+    if backbone.architecture == "vgg":
+        return vgg_backbone(x, f, width, backbone.use_bias)
     return mobilenet_v2_backbone(x, f, width)

@@ -44,10 +44,20 @@ from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import save_model_atomic
 from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
 from bpnet_core.model.backbones import OUTPUT_STRIDE, LayerFactory, build_backbone
-from bpnet_core.model.stages import initial_stage, layer_stage, refinement_stage
+from bpnet_core.model.lightweight_openpose import lightweight_stages
+from bpnet_core.model.mobilenet_v1 import mobilenet_v1_backbone
+from bpnet_core.model.openpose_separable import separable_stages
+from bpnet_core.model.stages import layer_stage, openpose_stages
 from bpnet_core.skeleton import PoseConfig, default_pose_config_path
 
 log = logging.getLogger(__name__)
+
+#: ``model.head`` → the function that builds its stages on the backbone's features.
+HEAD_BUILDERS = {
+    "openpose": openpose_stages,
+    "openpose_separable": separable_stages,
+    "lightweight_openpose": lightweight_stages,
+}
 
 #: ``pretrained_weights`` value that asks for ImageNet weights from ``keras.applications``.
 IMAGENET = "imagenet"
@@ -126,19 +136,13 @@ def build_model(spec_or_kwargs: Any = None, pose: PoseConfig | None = None, **kw
         bias_regularization_factor=cfg.bias_regularization_factor,
         use_bias=cfg.use_bias,
     )
-    bb, width, stages = cfg.backbone_attributes, float(cfg.width_multiplier), int(cfg.stages)
     inputs = keras.Input(shape=(None, None, 3), name="input_1")
-    features = build_backbone(inputs, bb.architecture, factory, width, bb.use_bias)
-    heat, paf = initial_stage(features, factory, heat_ch, paf_ch, tuple(cfg.stage1_kernel_sizes), width,
-                              is_final=stages == 1)  # fmt: skip
-    heats, pafs = [heat], [paf]
-    for t in range(2, stages + 1):
-        heat, paf = refinement_stage(
-            t, features, heat, paf, factory, heat_ch, paf_ch, tuple(cfg.stageT_kernel_sizes), width,
-            cfg.use_self_attention, is_final=t == stages,
-        )  # fmt: skip
-        heats.append(heat)
-        pafs.append(paf)
+    bb, width = cfg.backbone_attributes, float(cfg.width_multiplier)
+    if bb.architecture == "mobilenet_v1":
+        features = mobilenet_v1_backbone(inputs, factory, bb, width)
+    else:
+        features = build_backbone(inputs, factory, bb, width)
+    heats, pafs = HEAD_BUILDERS[cfg.head](features, factory, cfg, heat_ch, paf_ch)
     return keras.Model(inputs, heats + pafs, name="bpnet")
 
 

@@ -64,7 +64,8 @@ def is_output_layer(name: str) -> bool:
     return name in (FINAL_HEATMAP, FINAL_PAF) or bool(_STAGE_OUTPUT.match(name))
 
 
-def _output_names(stage: int, is_final: bool) -> tuple[str, str]:
+def stage_output_names(stage: int, is_final: bool) -> tuple[str, str]:
+    """The (heatmap, PAF) output layer names of ``stage`` (TAO's ``heatmap_out`` / ``paf_out`` for the last)."""
     if is_final:
         return FINAL_HEATMAP, FINAL_PAF
     return f"heatmap_stage{stage}", f"paf_stage{stage}"
@@ -86,7 +87,7 @@ def initial_stage(
     n = len(kernel_sizes) + 1
     paf = f.conv(scaled(512, width), 1, f"stage1_paf_conv{n}", activation="relu")(x)
     heat = f.conv(scaled(512, width), 1, f"stage1_heat_conv{n}", activation="relu")(x)
-    heat_name, paf_name = _output_names(1, is_final)
+    heat_name, paf_name = stage_output_names(1, is_final)
     heat = f.conv(heat_channels, 1, heat_name)(heat)
     paf = f.conv(paf_channels, 1, paf_name)(paf)
     return heat, paf
@@ -118,7 +119,24 @@ def refinement_stage(
         heat_att = f.conv(scaled(128, width), 3, f"stage{stage}_heat_attention", activation="sigmoid")(heat_x)
         paf_x = keras.layers.Multiply(name=f"stage{stage}_paf_attention_mul")([paf_x, paf_att])
         heat_x = keras.layers.Multiply(name=f"stage{stage}_heat_attention_mul")([heat_x, heat_att])
-    heat_name, paf_name = _output_names(stage, is_final)
+    heat_name, paf_name = stage_output_names(stage, is_final)
     heat = f.conv(heat_channels, 1, heat_name)(heat_x)
     paf = f.conv(paf_channels, 1, paf_name)(paf_x)
     return heat, paf
+
+
+def openpose_stages(features, f: LayerFactory, cfg, heat_channels: int, paf_channels: int):
+    """TAO's stages (``model.head: openpose``) as ``cfg`` (the validated ``model:`` block) asks. Returns
+    ``(heatmaps, pafs)``, one per stage."""
+    stages, width = int(cfg.stages), float(cfg.width_multiplier)
+    heat, paf = initial_stage(features, f, heat_channels, paf_channels, tuple(cfg.stage1_kernel_sizes), width,
+                              is_final=stages == 1)  # fmt: skip
+    heats, pafs = [heat], [paf]
+    for t in range(2, stages + 1):
+        heat, paf = refinement_stage(
+            t, features, heat, paf, f, heat_channels, paf_channels, tuple(cfg.stageT_kernel_sizes), width,
+            cfg.use_self_attention, is_final=t == stages,
+        )  # fmt: skip
+        heats.append(heat)
+        pafs.append(paf)
+    return heats, pafs

@@ -427,7 +427,7 @@ def test_class_name_on_unlabelled_block_accepts_its_own_name(tmp_path):
         ),
         (
             "model:\n  backbone_attributes: {architecture: resnet}\n",
-            "model.backbone_attributes.architecture must be one of 'vgg' or 'mobilenet_v2'",
+            "model.backbone_attributes.architecture must be one of 'vgg', 'mobilenet_v2' or 'mobilenet_v1'",
         ),
         ("model:\n  stageT_kernel_sizes: [7, 6]\n", "model.stageT_kernel_sizes[1] must be odd (got 6)"),
         ("model:\n  width_multiplier: 0\n", "model.width_multiplier must be > 0.0 (got 0)"),

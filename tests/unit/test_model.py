@@ -163,7 +163,8 @@ def test_unknown_model_key(pose):
     with pytest.raises(BpnetError, match=r"unknown key 'model\.stagse' \(did you mean 'stages'\?\)"):
         build_model({"stagse": 2}, pose)
     with pytest.raises(
-        BpnetError, match=r"model\.backbone_attributes\.architecture must be one of 'vgg' or 'mobilenet_v2'"
+        BpnetError,
+        match=r"model\.backbone_attributes\.architecture must be one of 'vgg', 'mobilenet_v2' or 'mobilenet_v1'",
     ):
         build_model({"architecture": "resnet"}, pose)
 
