@@ -36,6 +36,22 @@ def add_parser(sub) -> None:
                    help="where prune_report.json goes (default: the output file's folder)")  # fmt: skip
     p.add_argument("--input_sizes", nargs="+", default=["368x368", "256x256"], metavar="HxW",
                    help="input sizes the report gives FLOPs for (the first is the headline figure)")  # fmt: skip
+    p.add_argument(
+        "-c",
+        "--criterion",
+        default="auto",
+        help="how channels are scored: weight (TAO's filter norms), activation (what each channel delivers "
+        "to the layers that read it on calibration photos, removed channels' means folded into the next "
+        "bias; -pth then bounds the relative change per group), auto (activation when the network has no "
+        "batch-norm layers, i.e. batch norm folded as in the imported real networks; else weight)",
+    )
+    p.add_argument(
+        "--calibration_images",
+        default=None,
+        metavar="DIR",
+        help="activation criterion: folder of photos (default: the 80 COCO train photos shipped)",
+    )
+    p.add_argument("--calibration_count", type=int, default=32, help="activation criterion: photos used")
     p.add_argument("-v", "--verbose", action="store_true", help="print the kept filters of every layer")
     add_key(p)
     add_common(p)
@@ -52,7 +68,8 @@ def run(args) -> int:
         args.model, args.output_file, report_file, pruning_threshold=args.pruning_threshold,
         normalizer=args.normalizer, equalization_criterion=args.equalization_criterion,
         pruning_granularity=args.pruning_granularity, min_num_filters=args.min_num_filters,
-        excluded_layers=args.excluded_layers, flops_input_sizes=args.input_sizes,
+        excluded_layers=args.excluded_layers, flops_input_sizes=args.input_sizes, criterion=args.criterion,
+        calibration_images=args.calibration_images, calibration_count=args.calibration_count,
     )  # fmt: skip
     if args.verbose:
         for name, k in r["layers"].items():

@@ -45,6 +45,14 @@ import numpy as np
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, save_model_atomic, write_json_atomic
 from bpnet_core.meta import ModelMeta, keras_members, read_meta
+from bpnet_core.prune.activations import (
+    DEFAULT_CALIBRATION_COUNT,
+    activation_statistics,
+    channel_scores,
+    relative_error_scores,
+    compensate,
+    default_image_dir,
+)
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 from bpnet_core.prune.graph import channel_groups, layer_kind
 from bpnet_core.train import train
@@ -53,6 +61,10 @@ from bpnet_core.train.trainer import CHECKPOINT_SUBDIR, STATUS_FILE
 log = logging.getLogger(__name__)
 
 NORMALIZERS = ("max", "L2")
+#: ``weight``: TAO's filter-norm criterion; ``activation``: what each channel delivers to its readers on calibration
+#: photos, with mean compensation (:mod:`bpnet_core.prune.activations`); ``auto``: ``activation`` for a network
+#: without batch-norm layers (batch norm folded: the real networks), ``weight`` otherwise.
+CRITERIA = ("auto", "weight", "activation")
 EQUALIZATION_CRITERIA = ("union", "intersection", "arithmetic_mean", "geometric_mean")
 REPORT_NAME = "prune_report.json"
 
@@ -159,6 +171,17 @@ def _load(model_or_path, pose=None):
     return model, source
 
 
+def _criterion(criterion: str, model) -> str:
+    import keras
+
+    if criterion not in CRITERIA:
+        raise BpnetError(f"-c/--criterion must be one of {', '.join(CRITERIA)} (got {criterion!r})")
+    if criterion != "auto":
+        return criterion
+    has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    return "weight" if has_bn else "activation"
+
+
 def _prunable_layer_names(model) -> list[str]:
     from bpnet_core.model.stages import is_output_layer
 
@@ -218,6 +241,10 @@ def prune_model(
     *,
     pose=None,
     flops_input_sizes: Sequence = DEFAULT_FLOPS_SIZES,
+    criterion: str = "auto",
+    calibration_images: str | os.PathLike | None = None,
+    calibration_count: int = DEFAULT_CALIBRATION_COUNT,
+    meta: ModelMeta | None = None,
 ):
     """Prune a BodyPoseNet model's convolution filters (TAO's ``bpnet prune`` flags; see the module docstring).
 
@@ -231,6 +258,11 @@ def prune_model(
         excluded_layers: ``-el``; layers whose output channels are kept (output layers always are).
         pose: optional :class:`PoseConfig` the model's output widths are checked against.
         flops_input_sizes: input sizes (H, W) the report gives FLOPs for; the first is the headline figure.
+        criterion: ``-c``: ``weight`` (TAO's), ``activation`` (measured on ``calibration_images``, removed channels'
+            means compensated) or ``auto`` (see :data:`CRITERIA`).
+        calibration_images: ``activation`` only: a folder of photos (default: the 80 COCO train photos shipped).
+        calibration_count: ``activation`` only: how many of them.
+        meta: the model's contract (colour order, normalisation) for the calibration photos (default: the file's).
 
     Returns:
         ``(pruned keras.Model, report dict)``. The report has ``params_before/after``, ``params_ratio``,
@@ -246,6 +278,14 @@ def prune_model(
     excluded = _check_excluded(model, excluded_layers)
     graph = channel_groups(model, excluded)
     layers = {layer.name: layer for layer in model.layers}
+    criterion = _criterion(criterion, model)
+    act_stats, act_scores = {}, {}
+    if criterion == "activation":
+        meta = meta or _source_meta(model_or_path, pose)
+        size = tuple(meta.inference.get("input_shape") or (368, 368))[:2]
+        act_stats = activation_statistics(model, graph, meta, calibration_images or default_image_dir(),
+                                          int(calibration_count), size)  # fmt: skip
+        act_scores = channel_scores(graph, layers, act_stats)
 
     # per-layer normalised scores
     conv_stats = {}
@@ -262,6 +302,14 @@ def prune_model(
         row = {"id": grp.id, "producers": grp.producers, "carriers": grp.carriers, "channels_before": grp.size}
         if not grp.prunable:
             row.update(channels_after=grp.size, kept_because=grp.fixed)
+            group_rows.append(row)
+            continue
+        if criterion == "activation":
+            score = relative_error_scores(act_scores.get(grp.id, np.zeros(grp.size)))
+            n, clamped = retained_count(score, pth, int(pruning_granularity), int(min_num_filters))
+            keep[grp.id] = np.sort(np.argsort(-score, kind="stable")[:n])
+            row.update(channels_after=n, above_threshold=int(np.sum(score > pth)), clamped_to_min_num_filters=clamped)
+            clamped_layers += grp.producers if clamped else []
             group_rows.append(row)
             continue
         stats = [conv_stats[p] for p in grp.producers]
@@ -300,11 +348,18 @@ def prune_model(
         if [a.shape for a in new_w] != want:  # pragma: no cover - a bug in the surgery, never a user error
             raise RuntimeError(f"prune: weights of {layer.name} sliced to {[a.shape for a in new_w]}, need {want}")
         layer.set_weights(new_w)
+    uncompensated = []
+    if criterion == "activation":
+        uncompensated = compensate(pruned, model, act_stats, lambda n: _indices(graph.inputs[n], keep),
+                                   lambda n: _indices(graph.outputs[n], keep))  # fmt: skip
 
     report = _report(model, pruned, source, sizes, graph, group_rows, clamped_layers,
                      dict(pruning_threshold=pth, normalizer=norm, equalization_criterion=equalization_criterion,
                           pruning_granularity=int(pruning_granularity), min_num_filters=int(min_num_filters),
-                          excluded_layers=excluded))  # fmt: skip
+                          excluded_layers=excluded, criterion=criterion))  # fmt: skip
+    if criterion == "activation":
+        report["calibration"] = {"images": str(calibration_images or default_image_dir()),
+                                 "count": int(calibration_count), "uncompensated_layers": uncompensated}  # fmt: skip
     log.info("pruned %s: %d -> %d parameters (%.2fx), %.3g -> %.3g GFLOPs at %s (%.2fx)", source,
              report["params_before"], report["params_after"], report["params_ratio"], report["flops_before"] / 1e9,
              report["flops_after"] / 1e9, report["flops_input"], report["flops_ratio"])  # fmt: skip
