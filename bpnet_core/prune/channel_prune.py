@@ -49,9 +49,9 @@ from bpnet_core.prune.activations import (
     DEFAULT_CALIBRATION_COUNT,
     activation_statistics,
     channel_scores,
-    relative_error_scores,
     compensate,
     default_image_dir,
+    relative_error_scores,
 )
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 from bpnet_core.prune.graph import channel_groups, layer_kind
