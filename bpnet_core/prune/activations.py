@@ -64,7 +64,7 @@ def reader_input_stats(model, readers: list[str], batches) -> dict[str, tuple[np
     import keras
 
     layers = [model.get_layer(n) for n in readers]
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    probe = keras.Model(model.inputs[0], [layer.input for layer in layers])
     sums = [0.0] * len(layers)
     squares = [0.0] * len(layers)
     counts = [0] * len(layers)
