@@ -30,6 +30,7 @@ import numpy as np
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import list_images, read_image
+from bpnet_core.paths import project_file
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,4 @@ def activation_statistics(model, graph, meta, image_dir, count: int = DEFAULT_CA
 
 def default_image_dir() -> Path:
     """The calibration photos shipped with bpnet: 80 COCO train2017 photos (not the 36 evaluation photos)."""
-    from bpnet_core.paths import project_file
-
     return project_file("tests", "fixtures", "coco_mini_train2017")
