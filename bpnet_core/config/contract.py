@@ -54,13 +54,14 @@ def training_contract(spec) -> InputContract:
         return InputContract("RGB", spec_normalization(spec))
     model_values = dict(zip(NORMALIZATION_KEYS, scale_offset(meta.normalization)))
     norm = spec.dataloader.normalization_params
+    raw = ", raw 0..255 pixels" if meta.normalization is None else ""
     for key in explicit_normalization_keys(spec):
         mine, theirs = [float(v) for v in getattr(norm, key)], model_values[key]
         if not np.allclose(mine, theirs, rtol=1e-6, atol=1e-9):
             raise BpnetError(
                 f"{spec.source}: dataloader.normalization_params.{key} is {_values(mine)} but pretrained_weights "
-                f"{weights} was trained on {key} {_values(theirs)} ({meta.color}); the model's contract wins: remove "
-                f"the key from the spec (or set it to {_values(theirs)})"
+                f"{weights} was trained on {key} {_values(theirs)} (its contract: {meta.color}{raw}); the model's "
+                f"contract wins: remove the key from the spec (or set it to {_values(theirs)})"
             )
     return meta.input_contract(str(weights))
 

@@ -8,7 +8,8 @@ Model contract (NHWC, float32):
 ==============  ====================  ===================================================================
 tensor          shape                 meaning
 ==============  ====================  ===================================================================
-``input_1``     (N, H, W, 3)          RGB / image_scale − image_offset; H, W multiples of 8, any size
+``input_1``     (N, H, W, 3)          RGB / image_scale − image_offset (a model trained from another model:
+                                      that model's colour and normalisation); H, W multiples of 8, any size
 heatmap output  (N, H/8, W/8, J + 1)  one per stage, linear; last channel = background
 PAF output      (N, H/8, W/8, 2L)     one per stage, linear; limb k at channels 2k, 2k+1
 ==============  ====================  ===================================================================
