@@ -384,9 +384,9 @@ def trained_provenance(spec, contract) -> dict:
     """The provenance a trained model records: the source model's (card, licence, ``pruned_from`` …) when the run
     took its contract, plus ``trained_from`` (the ``pretrained_weights`` it started from, if any)."""
     provenance = dict(contract.provenance)
-    weights = spec.pretrained_weights
-    if weights:  # a file: its absolute path; imagenet: as given
-        provenance["trained_from"] = str(Path(weights).resolve()) if Path(weights).exists() else str(weights)
+    weights = Path(spec.pretrained_weights) if spec.pretrained_weights else None
+    if weights is not None:  # a file: its absolute path; ImageNet weights: "imagenet"
+        provenance["trained_from"] = str(weights.resolve()) if weights.exists() else weights.name
     return provenance
 
 
