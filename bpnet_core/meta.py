@@ -25,6 +25,10 @@ field                  meaning
 
 Storage: ``.keras`` archive member ``bpnet_meta.json``; ONNX ``metadata_props['bpnet_meta']``; OpenVINO IR
 ``rt_info['bpnet_meta']``; TensorRT engine sidecar ``<engine>.meta.json``. All hold :meth:`ModelMeta.to_json`.
+
+Through training, pruning and retraining the input half of the contract (:class:`InputContract`: colour,
+normalisation, preprocessing, inference settings, provenance) passes from the model file a run starts from to the
+file it writes (:func:`bpnet_core.config.training_contract`): the weights were trained on that input.
 """
 
 from __future__ import annotations
@@ -112,6 +116,11 @@ class Normalization:
         return cls(_triple(d.get("scale", 1.0), f"{where}.scale"), _triple(d.get("offset", 0.0), f"{where}.offset"))
 
 
+#: ``normalization`` value of :func:`bpnet_meta` / :func:`~bpnet_core.model.model_meta` for a network that takes raw
+#: 0..255 pixels (stored as ``None``; there ``None`` means TAO's default, 256 / 0.5, for existing callers).
+IN_GRAPH = "in_graph"
+
+
 def normalize_pixels(image_bgr: np.ndarray, color: str = "RGB", normalization: Normalization | None = None):
     """uint8 BGR pixels (..., 3) → float32 in ``color`` order, ``x / scale − offset`` (``None``: raw 0..255). The one
     normalisation of bpnet: training input, inference, calibration and parity checks all call it."""
@@ -119,6 +128,23 @@ def normalize_pixels(image_bgr: np.ndarray, color: str = "RGB", normalization: N
     if normalization is not None:
         x = x / np.asarray(normalization.scale, np.float32) - np.asarray(normalization.offset, np.float32)
     return x
+
+
+def denormalize_pixels(x: np.ndarray, color: str = "RGB", normalization: Normalization | None = None) -> np.ndarray:
+    """The inverse of :func:`normalize_pixels`: network input (..., 3) → uint8 BGR pixels (clipped to 0..255), for
+    pictures of what a network was fed."""
+    x = np.asarray(x, np.float32)
+    if normalization is not None:
+        x = (x + np.asarray(normalization.offset, np.float32)) * np.asarray(normalization.scale, np.float32)
+    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(x[..., ::-1] if color == "RGB" else x)
+
+
+def scale_offset(normalization: Normalization | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(scale, offset)`` of a normalisation; raw pixels (``None``) are scale 1, offset 0."""
+    if normalization is None:
+        return (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
+    return tuple(normalization.scale), tuple(normalization.offset)
 
 
 @dataclass(frozen=True)
@@ -266,6 +292,12 @@ class ModelMeta:
     def with_changes(self, **changes) -> ModelMeta:
         return replace(self, **changes)
 
+    def input_contract(self, source: str | None = None) -> InputContract:
+        """The part of this contract that describes the input and its use (colour, normalisation, preprocessing,
+        recommended inference settings, provenance), e.g. for a model trained from this one."""
+        return InputContract(self.color, self.normalization, self.preprocessing, dict(self.inference),
+                             dict(self.provenance), source)  # fmt: skip
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
         return {
@@ -361,11 +393,48 @@ def pose_from_dict(d: Any, where: str) -> PoseConfig:
         raise BpnetError(f"{where}: malformed pose config ({type(exc).__name__}: {exc})") from None
 
 
-def bpnet_meta(pose: PoseConfig, num_stages: int, output_names: list[str], normalization: Normalization | None = None,
-               input_hw=None, layout: str = "NHWC", input_name: str = "input_1", name: str = "bpnet",
-               stride: int = 8, precision: str = "fp32", provenance: dict | None = None) -> ModelMeta:  # fmt: skip
+@dataclass(frozen=True)
+class InputContract:
+    """What a network's input is and how the network is best used: colour order, normalisation (``None``: raw 0..255
+    pixels), preprocessing, recommended inference settings and provenance — the part of a :class:`ModelMeta` that
+    does not depend on the graph, so that it can pass from one model file to the next (a training run takes it from
+    the model it starts from, see :func:`bpnet_core.config.training_contract`). ``source``: the model file it was
+    read from (``None``: from a train spec)."""
+
+    color: str = "RGB"
+    normalization: Normalization | None = field(default_factory=Normalization)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    inference: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    source: str | None = None
+
+    def normalize(self, image_bgr: np.ndarray) -> np.ndarray:
+        """uint8 BGR → float32 network input in this contract's colour order and normalisation."""
+        return normalize_pixels(image_bgr, self.color, self.normalization)
+
+    def denormalize(self, x: np.ndarray) -> np.ndarray:
+        """Network input → uint8 BGR pixels (the inverse of :meth:`normalize`)."""
+        return denormalize_pixels(x, self.color, self.normalization)
+
+    def meta_kwargs(self) -> dict:
+        """Keyword arguments of :func:`bpnet_meta` (and ``model_meta`` / ``save_bpnet_model``) that write this
+        contract's input into a model file's contract (provenance apart: the writer decides what it adds)."""
+        norm = self.normalization if self.normalization is not None else IN_GRAPH
+        return {"normalization": norm, "color": self.color, "preprocessing": self.preprocessing,
+                "inference": dict(self.inference)}  # fmt: skip
+
+
+def bpnet_meta(pose: PoseConfig, num_stages: int, output_names: list[str],
+               normalization: Normalization | str | None = None, input_hw=None, layout: str = "NHWC",
+               input_name: str = "input_1", name: str = "bpnet", stride: int = 8, precision: str = "fp32",
+               provenance: dict | None = None, *, color: str = "RGB", preprocessing: Preprocessing | None = None,
+               inference: dict | None = None) -> ModelMeta:  # fmt: skip
     """The contract of a bpnet-built network whose outputs are ``[heat_1..heat_S, paf_1..paf_S]`` of one or more
-    consecutive stages ending at ``num_stages`` (TAO order), RGB, ``x / scale − offset``. Outputs stay NHWC."""
+    consecutive stages ending at ``num_stages`` (TAO order). Outputs stay NHWC.
+
+    Input: ``color`` order (RGB, as TAO trains, unless the weights came from a BGR network), ``x / scale − offset``
+    with ``normalization`` (``None``: TAO's 256 / 0.5; :data:`IN_GRAPH`: raw 0..255 pixels), the recommended
+    ``preprocessing`` (default :class:`Preprocessing`) and ``inference`` settings (default none)."""
     if len(output_names) < 2 or len(output_names) % 2:
         raise BpnetError(f"{name}: expected heatmap and PAF outputs per stage, got {output_names}")
     s = len(output_names) // 2
@@ -378,10 +447,18 @@ def bpnet_meta(pose: PoseConfig, num_stages: int, output_names: list[str], norma
         )
         for t in range(s)
     )
+    if isinstance(normalization, str):
+        if normalization.strip().lower() not in (IN_GRAPH, "none", "raw"):
+            raise BpnetError(f"{name}: normalization must be a Normalization, None or {IN_GRAPH!r} "
+                             f"(got {normalization!r})")  # fmt: skip
+        normalization = None
+    elif normalization is None:
+        normalization = Normalization()
     return ModelMeta(name=name, pose=pose, outputs=outs, num_stages=num_stages, input_name=input_name, layout=layout,
-                     color="RGB", normalization=normalization or Normalization(),
-                     input_hw=tuple(input_hw) if input_hw else None, input_multiple=stride, precision=precision,
-                     provenance=dict(provenance or {}))  # fmt: skip
+                     color=choice(color, COLORS, f"{name}: color"), normalization=normalization,
+                     input_hw=tuple(input_hw) if input_hw else None, input_multiple=stride,
+                     preprocessing=preprocessing or Preprocessing(), inference=dict(inference or {}),
+                     precision=precision, provenance=dict(provenance or {}))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------- file I/O
@@ -391,6 +468,24 @@ def keras_members(meta: ModelMeta) -> dict[str, str]:
     """The archive member that carries ``meta`` in a ``.keras`` file (for :func:`bpnet_core.fileio.save_model_atomic`;
     Keras ignores members it does not know)."""
     return {KERAS_MEMBER: meta.to_json()}
+
+
+def stored_contract(path: str | os.PathLike | None) -> ModelMeta | None:
+    """The contract inside a ``.keras`` model file, or ``None`` when ``path`` is not one that carries a contract (no
+    such file, another file type — weights ``.h5``, TAO ``.hdf5``, ``imagenet`` —, not a zip archive, or a plain Keras
+    model without ``bpnet_meta.json``). A malformed contract is an error, as in :func:`read_meta`."""
+    if not path:
+        return None
+    path = Path(path)
+    if path.suffix.lower() != ".keras" or not path.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if KERAS_MEMBER not in zf.namelist():
+                return None
+    except (zipfile.BadZipFile, OSError):
+        return None
+    return read_meta(path)
 
 
 def engine_sidecar(path: str | os.PathLike) -> Path:

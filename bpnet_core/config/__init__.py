@@ -6,6 +6,7 @@
 (2, 8, 4)
 """
 
+from bpnet_core.config.contract import spec_normalization, training_contract, with_contract_normalization
 from bpnet_core.config.io import (
     apply_overrides,
     as_train_spec,
@@ -47,5 +48,8 @@ __all__ = [
     "parse_overrides",
     "read_spec_file",
     "resolve_path",
+    "spec_normalization",
+    "training_contract",
     "validate_against_pose",
+    "with_contract_normalization",
 ]

@@ -57,7 +57,12 @@ class DatasetConfig(Block):
 
 
 class NormalizationParams(Block):
-    """``x_norm = x / image_scale - image_offset`` (per channel); ``mask = m / mask_scale - mask_offset``."""
+    """``x_norm = x / image_scale - image_offset`` (per channel); ``mask = m / mask_scale - mask_offset``.
+
+    ``image_scale`` / ``image_offset`` apply to a model built from scratch or from weights without a contract
+    (``imagenet``, ``.h5``, TAO ``.hdf5``), fed RGB. When ``pretrained_weights`` is a ``.keras`` model with a bpnet
+    contract, the model's contract (colour order and normalisation) wins; setting these keys to other values is an
+    error (:func:`bpnet_core.config.training_contract`)."""
 
     image_scale: list[PosFloat] = Field(default_factory=lambda: [256.0, 256.0, 256.0], min_length=3, max_length=3)
     image_offset: list[Float] = Field(default_factory=lambda: [0.5, 0.5, 0.5], min_length=3, max_length=3)

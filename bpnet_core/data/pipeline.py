@@ -8,8 +8,10 @@ Determinism: the sample order of epoch ``e`` is a permutation drawn from ``(seed
 sample ``i`` in epoch ``e`` from ``(seed, e, i)``, so results do not depend on thread scheduling, and a training run
 resumed at epoch ``e`` sees exactly the data an uninterrupted run would have seen.
 
-Element of the dataset: ``(image, {"heatmaps", "pafs", "mask"})`` with shapes (B, H, W, 3) float32 normalised as
-``rgb / image_scale − image_offset``, (B, h, w, J + 1), (B, h, w, 2L) and (B, h, w, 1) (1 = use in the loss).
+Element of the dataset: ``(image, {"heatmaps", "pafs", "mask"})`` with shapes (B, H, W, 3) float32 in the training
+contract's colour order and normalisation (:func:`bpnet_core.config.training_contract`: the ``pretrained_weights``
+model's contract when it has one, else RGB ``/ image_scale − image_offset`` from the spec), (B, h, w, J + 1),
+(B, h, w, 2L) and (B, h, w, 1) (1 = use in the loss).
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bpnet_core.config import load_dataset_spec
+from bpnet_core.config import load_dataset_spec, training_contract
 from bpnet_core.data.augment import AugParams, augment
 from bpnet_core.data.coco import dataset_to_pose
 from bpnet_core.data.convert import read_records
 from bpnet_core.data.targets import render_labels, resize_mask
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import list_images, read_image, to_bgr8
-from bpnet_core.meta import Normalization, normalize_pixels
+from bpnet_core.meta import InputContract
 from bpnet_core.skeleton import PoseConfig
 
 
@@ -42,8 +44,7 @@ class PipelineConfig:
     paf_ortho_dist_thresh: float = 1.0
     aug_mode: str = "person_centric"
     aug_params: AugParams = field(default_factory=AugParams)
-    image_scale: tuple[float, float, float] = (256.0, 256.0, 256.0)
-    image_offset: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    contract: InputContract = field(default_factory=InputContract)  # colour order + normalisation of the input
     dataset_keypoints: list[str] = field(default_factory=list)
     visibility_flags: dict | None = None
     seed: int = 42
@@ -57,15 +58,15 @@ def _as_dict(obj):
     return {k: _as_dict(v) if hasattr(v, "__dict__") else v for k, v in vars(obj).items()}
 
 
-def pipeline_config_from_spec(spec, dataset_spec=None) -> PipelineConfig:
-    """Build a :class:`PipelineConfig` from a loaded train spec (and its dataset spec, loaded if not given)."""
+def pipeline_config_from_spec(spec, dataset_spec=None, contract: InputContract | None = None) -> PipelineConfig:
+    """Build a :class:`PipelineConfig` from a loaded train spec (and its dataset spec, loaded if not given); the input
+    follows ``contract`` (default: the spec's :func:`~bpnet_core.config.training_contract`)."""
     dl = spec.dataloader
     if dataset_spec is None:
         dataset_spec = load_dataset_spec(dl.dataset_config.dataset_specs.coco)  # absolute since the spec loaded
     cat = dataset_spec.categories[0]
     dims = dl.image_config.image_dims
     lp = dl.label_processor_config
-    norm = dl.normalization_params
     return PipelineConfig(
         input_hw=(int(dims.height), int(dims.width)),
         stride=int(spec.stride),
@@ -73,8 +74,7 @@ def pipeline_config_from_spec(spec, dataset_spec=None) -> PipelineConfig:
         paf_ortho_dist_thresh=float(lp.paf_ortho_dist_thresh),
         aug_mode=str(dl.augmentation_config.spatial_augmentation_mode),
         aug_params=AugParams.from_spec(dl.augmentation_config.spatial_aug_params),
-        image_scale=tuple(float(v) for v in norm.image_scale),
-        image_offset=tuple(float(v) for v in norm.image_offset),
+        contract=contract if contract is not None else training_contract(spec),
         dataset_keypoints=list(cat.keypoints),
         visibility_flags=_as_dict(dataset_spec.visibility_flags),
         seed=int(spec.random_seed),
@@ -97,12 +97,6 @@ def record_files(folder: str | Path, names: list[str]) -> list[Path]:
             raise BpnetError(f"{path}: TFRecord file not found (run bpnet dataset_convert first)")
         files.extend(shards)
     return files
-
-
-def normalize_image(image_bgr: np.ndarray, scale, offset) -> np.ndarray:
-    """uint8 BGR → float32 RGB ``x / image_scale − image_offset`` (TAO: 1/256, −0.5), by the same function inference
-    and calibration use (:func:`bpnet_core.meta.normalize_pixels`)."""
-    return normalize_pixels(image_bgr, "RGB", Normalization(tuple(scale), tuple(offset)))
 
 
 class SampleLoader:
@@ -159,7 +153,7 @@ class SampleLoader:
         heat, paf = render_labels(kp_t, self.pose, self.cfg.input_hw, self.cfg.stride, self.cfg.heatmap_sigma,
                                   self.cfg.paf_ortho_dist_thresh)  # fmt: skip
         return {
-            "image": normalize_image(img, self.cfg.image_scale, self.cfg.image_offset),
+            "image": self.cfg.contract.normalize(img),  # the same function inference and calibration use
             "heatmaps": heat,
             "pafs": paf,
             "mask": resize_mask(msk, self.grid)[:, :, None],
@@ -213,8 +207,10 @@ def make_dataset(
     return ds.with_options(options)
 
 
-def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool | None = None) -> SampleLoader:
-    """A :class:`SampleLoader` over the train (or val) records named in a train spec."""
+def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool | None = None,
+                     contract: InputContract | None = None) -> SampleLoader:  # fmt: skip
+    """A :class:`SampleLoader` over the train (or val) records named in a train spec, its images in ``contract``'s
+    colour order and normalisation (default: the spec's :func:`~bpnet_core.config.training_contract`)."""
     dc = spec.dataloader.dataset_config
     folder, names = (
         (dc.train_records_folder_path, dc.train_records_path) if split == "train"
@@ -222,13 +218,15 @@ def loader_from_spec(spec, pose: PoseConfig, split: str = "train", augment: bool
     )  # fmt: skip
     records = read_records(record_files(folder, list(names)))
     augment = (split == "train") if augment is None else augment
-    return SampleLoader(records, pose, pipeline_config_from_spec(spec), augment=augment)
+    return SampleLoader(records, pose, pipeline_config_from_spec(spec, contract=contract), augment=augment)
 
 
-def image_folder_loader(spec, pose: PoseConfig, folder: str | Path) -> SampleLoader:
+def image_folder_loader(spec, pose: PoseConfig, folder: str | Path, contract: InputContract | None = None
+                        ) -> SampleLoader:  # fmt: skip
     """A :class:`SampleLoader` over the images of ``folder`` without annotations (label-free distillation): each
     image is augmented like a training image; its labels are empty maps (no person) and its mask is all ones, so
-    only a teacher's maps can supervise it (``distillation.weight: 1``)."""
+    only a teacher's maps can supervise it (``distillation.weight: 1``). Images follow ``contract`` (default: the
+    spec's :func:`~bpnet_core.config.training_contract`)."""
     from types import SimpleNamespace
 
     paths = list_images(folder, "image folder not found", "no images ({suffixes}) for label-free distillation")
@@ -237,7 +235,7 @@ def image_folder_loader(spec, pose: PoseConfig, folder: str | Path) -> SampleLoa
                 "scales": empty, "centers": empty.reshape(0, 2), "person_idx": -1}
                for i, p in enumerate(paths)]  # fmt: skip
     no_dataset = SimpleNamespace(categories=[SimpleNamespace(keypoints=[])], visibility_flags=None)  # no annotations
-    cfg = pipeline_config_from_spec(spec, no_dataset)
+    cfg = pipeline_config_from_spec(spec, no_dataset, contract)
     if cfg.aug_mode == "person_centric":  # no person to centre on: the whole image, as the other modes treat it
         cfg.aug_mode = "standard"
     return SampleLoader(records, pose, cfg, augment=True)

@@ -159,11 +159,14 @@ def get_meta(proto, source: str = "model"):
 
 
 def export_meta(source_meta, wanted: list[str], data_format: str, input_hw, num_stages: int, name: str):
-    """The contract of an exported bpnet model: the source's pose and normalisation, the exported outputs (NHWC),
-    the input layout and size of the export."""
-    return bpnet_meta(source_meta.pose, num_stages, wanted, source_meta.normalization, input_hw,
-                      "NCHW" if data_format == "channels_first" else "NHWC", INPUT_NAME, name,
-                      provenance={**source_meta.provenance, "exported_from": source_meta.name})  # fmt: skip
+    """The contract of an exported bpnet model: the source's pose and input (colour order, normalisation,
+    preprocessing, recommended inference settings), the exported outputs (NHWC), the input layout and size of the
+    export."""
+    source_input = source_meta.input_contract().meta_kwargs()  # raw-pixel (in-graph) normalisation stays raw
+    return bpnet_meta(source_meta.pose, num_stages, wanted, input_hw=input_hw, name=name, input_name=INPUT_NAME,
+                      layout="NCHW" if data_format == "channels_first" else "NHWC",
+                      provenance={**source_meta.provenance, "exported_from": source_meta.name},
+                      **source_input)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------- parity

@@ -27,7 +27,7 @@ from bpnet_core.model.bpnet import (
     save_bpnet_model,
     spec_normalization,
 )
-from bpnet_core.model.from_spec import model_from_spec
+from bpnet_core.model.from_spec import apply_regularizers, model_from_spec
 from bpnet_core.model.losses import FocalParams, bpnet_loss, focal_factor, loss_terms, masked_l2, weighted_sum
 from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, is_output_layer, layer_stage, output_layer_names
 from bpnet_core.model.tao import bpnet_to_tao, is_tao_hdf5, load_tao_hdf5, load_tao_weights, tao_to_bpnet
@@ -41,6 +41,7 @@ __all__ = [
     "MAX_STAGES",
     "OUTPUT_STRIDE",
     "FocalParams",
+    "apply_regularizers",
     "bpnet_loss",
     "bpnet_to_tao",
     "build_model",

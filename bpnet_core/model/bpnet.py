@@ -8,7 +8,8 @@ Model contract (NHWC, float32):
 ==============  ====================  ===================================================================
 tensor          shape                 meaning
 ==============  ====================  ===================================================================
-``input_1``     (N, H, W, 3)          RGB / image_scale − image_offset; H, W multiples of 8, any size
+``input_1``     (N, H, W, 3)          RGB / image_scale − image_offset (a model trained from another model:
+                                      that model's colour and normalisation); H, W multiples of 8, any size
 heatmap output  (N, H/8, W/8, J + 1)  one per stage, linear; last channel = background
 PAF output      (N, H/8, W/8, 2L)     one per stage, linear; limb k at channels 2k, 2k+1
 ==============  ====================  ===================================================================
@@ -38,11 +39,12 @@ from typing import Any
 import keras
 import numpy as np
 
+from bpnet_core.config.contract import spec_normalization as spec_normalization  # re-exported (one definition)
 from bpnet_core.config.train_spec import ModelConfig, TrainSpec, pose_channels
 from bpnet_core.costs import count_params
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import save_model_atomic
-from bpnet_core.meta import ModelMeta, Normalization, bpnet_meta, keras_members
+from bpnet_core.meta import ModelMeta, Normalization, Preprocessing, bpnet_meta, keras_members
 from bpnet_core.model.backbones import OUTPUT_STRIDE, LayerFactory, build_backbone
 from bpnet_core.model.lightweight_openpose import lightweight_stages
 from bpnet_core.model.mobilenet_v1 import mobilenet_v1_backbone
@@ -163,27 +165,28 @@ def output_names(model: keras.Model) -> list[str]:
     return names
 
 
-def model_meta(model: keras.Model, pose: PoseConfig, normalization: Normalization | None = None,
-               name: str = "bpnet") -> ModelMeta:  # fmt: skip
-    """The contract of a bpnet Keras model: every stage's outputs (NHWC, stride 8), RGB input ``x / scale − offset``
-    (TAO's 256 / 0.5 unless ``normalization`` says otherwise), the pose config it predicts."""
+def model_meta(model: keras.Model, pose: PoseConfig, normalization: Normalization | str | None = None,
+               name: str = "bpnet", *, color: str = "RGB", preprocessing: Preprocessing | None = None,
+               inference: dict | None = None, provenance: dict | None = None) -> ModelMeta:  # fmt: skip
+    """The contract of a bpnet Keras model: every stage's outputs (NHWC, stride 8), the pose config it predicts, and
+    its input: ``color`` order (RGB unless the weights came from a BGR network), ``x / scale − offset`` (TAO's
+    256 / 0.5 unless ``normalization`` says otherwise; :data:`~bpnet_core.meta.IN_GRAPH`: raw 0..255 pixels), the
+    recommended ``preprocessing`` and ``inference`` settings, and ``provenance``. A training run passes its
+    :func:`~bpnet_core.config.training_contract` as ``**contract.meta_kwargs()``."""
     check_model_channels(model, pose, name)
     shape = model.inputs[0].shape
     fixed = (int(shape[1]), int(shape[2])) if shape[1] is not None and shape[2] is not None else None
     return bpnet_meta(pose, num_stages(model), output_names(model), normalization, fixed, name=name,
-                      stride=OUTPUT_STRIDE)  # fmt: skip
+                      stride=OUTPUT_STRIDE, provenance=provenance, color=color, preprocessing=preprocessing,
+                      inference=inference)  # fmt: skip
 
 
 def save_bpnet_model(model: keras.Model, path: str | os.PathLike, pose: PoseConfig,
-                     normalization: Normalization | None = None) -> Path:  # fmt: skip
-    """Save ``model`` as ``.keras`` with its contract (:func:`model_meta`) inside, atomically."""
-    return save_model_atomic(model, path, keras_members(model_meta(model, pose, normalization, Path(path).stem)))
-
-
-def spec_normalization(spec) -> Normalization:
-    """The input normalisation a train spec's ``dataloader.normalization_params`` asks for."""
-    norm = spec.dataloader.normalization_params
-    return Normalization(tuple(float(v) for v in norm.image_scale), tuple(float(v) for v in norm.image_offset))
+                     normalization: Normalization | str | None = None, **contract) -> Path:  # fmt: skip
+    """Save ``model`` as ``.keras`` with its contract (:func:`model_meta`; ``contract``: its keyword arguments
+    ``color``, ``preprocessing``, ``inference``, ``provenance``) inside, atomically."""
+    meta = model_meta(model, pose, normalization, Path(path).stem, **contract)
+    return save_model_atomic(model, path, keras_members(meta))
 
 
 def count_conv_params(model: keras.Model) -> int:

@@ -90,12 +90,12 @@ def tb_image(tag: str, image_rgb) -> None:
     tf.summary.write(tag, tensor, metadata=_metadata("images"))
 
 
-def prediction_panel(image, heat_label, heat_pred, paf_label, paf_pred, scale, offset):
-    """One RGB picture: input | label heatmaps | predicted heatmaps | label PAFs | predicted PAFs (uint8)."""
+def prediction_panel(image, heat_label, heat_pred, paf_label, paf_pred, contract):
+    """One RGB picture: input | label heatmaps | predicted heatmaps | label PAFs | predicted PAFs (uint8); ``image``
+    is a network input, turned back into pixels by the :class:`~bpnet_core.meta.InputContract` it was made with."""
     import numpy as np
 
-    rgb = np.clip((np.asarray(image) + np.asarray(offset)) * np.asarray(scale), 0, 255).astype(np.uint8)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    bgr = contract.denormalize(np.asarray(image))
     tiles = [
         bgr,
         overlay_map(bgr, np.max(heat_label[:, :, :-1], axis=2)),
@@ -118,7 +118,7 @@ def _image_summary(writer, model, strategy, images, labels, cfg, step: int) -> N
     outs = model(img, training=False)
     s = len(outs) // 2
     panel = prediction_panel(img[0], heat, np.asarray(outs[s - 1][0]), paf, np.asarray(outs[-1][0]),
-                             cfg.image_scale, cfg.image_offset)  # fmt: skip
+                             cfg.contract)  # fmt: skip
     with writer.as_default(step=step):
         tb_image("predictions", panel)
 

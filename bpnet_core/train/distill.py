@@ -5,15 +5,23 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bpnet_core.config import as_train_spec
+from bpnet_core.config import as_train_spec, training_contract
 from bpnet_core.data.pipeline import loader_from_spec, make_dataset
 from bpnet_core.errors import BpnetError
-from bpnet_core.meta import read_meta
+from bpnet_core.meta import InputContract, read_meta, scale_offset
 from bpnet_core.runners import load_runner
 from bpnet_core.skeleton import PoseConfig
 from bpnet_core.viz.draw import grid, overlay_map, overlay_pafs, to_rgb
 
 log = logging.getLogger(__name__)
+
+
+def student_contract(student) -> InputContract:
+    """The student's input contract: an :class:`InputContract`, or (older callers) a :class:`Normalization` of an
+    RGB student."""
+    if isinstance(student, InputContract):
+        return student
+    return InputContract("RGB", student)
 
 
 class Teacher:
@@ -22,29 +30,33 @@ class Teacher:
 
     A ``.keras`` teacher runs inside the TensorFlow step; any other bpnet model (``.onnx``, OpenVINO ``.xml``) runs
     through its runner (:func:`bpnet_core.runners.load_runner`) in a ``tf.numpy_function``. Either way the batch is
-    first mapped from the student's normalisation to the teacher's (``pixel = (x + offset) · scale``, then the
-    teacher's colour order and normalisation), so the teacher sees the same augmented image as the student.
+    first mapped from the student's input contract (``student``: its :class:`InputContract`, colour order and
+    normalisation, as :func:`bpnet_core.config.training_contract` decides; a bare :class:`Normalization` means an RGB
+    student) to the teacher's: ``pixel = (x + offset) · scale``, the teacher's colour order, then the teacher's
+    normalisation, so the teacher sees the same augmented image as the student.
     """
 
-    def __init__(self, path: Path, meta, student_normalization, model=None, runner=None):
+    def __init__(self, path: Path, meta, student, model=None, runner=None):
         import numpy as np
 
         self.path, self.meta, self.model, self.runner = path, meta, model, runner
-        s_scale = np.asarray(student_normalization.scale, np.float32)
-        s_off = np.asarray(student_normalization.offset, np.float32)
-        t_norm = meta.normalization  # None: the graph takes raw 0..255 pixels
-        t_scale = np.asarray(t_norm.scale if t_norm else (1.0, 1.0, 1.0), np.float32)
-        t_off = np.asarray(t_norm.offset if t_norm else (0.0, 0.0, 0.0), np.float32)
-        # teacher input = pixel / t_scale − t_off with pixel = (x + s_off) · s_scale  (per RGB channel)
+        self.student = student_contract(student)
+        s_scale, s_off = (np.asarray(v, np.float32) for v in scale_offset(self.student.normalization))
+        t_scale, t_off = (np.asarray(v, np.float32) for v in scale_offset(meta.normalization))
+        # colour flip first (when the orders differ), then per teacher channel c (student channel c' after the flip):
+        # teacher input = pixel / t_scale − t_off with pixel = (x + s_off) · s_scale
+        self.flip = self.student.color.upper() != meta.color.upper()
+        if self.flip:
+            s_scale, s_off = s_scale[::-1], s_off[::-1]
         self.a = s_scale / t_scale
         self.b = s_off * s_scale / t_scale - t_off
-        self.bgr = meta.color.upper() == "BGR"
 
     def _input(self, x):
         import tensorflow as tf
 
-        x = x * tf.constant(self.a) + tf.constant(self.b)
-        return x[..., ::-1] if self.bgr else x
+        if self.flip:
+            x = x[..., ::-1]
+        return x * tf.constant(self.a) + tf.constant(self.b)
 
     def maps(self, images):
         import tensorflow as tf
@@ -66,11 +78,12 @@ class Teacher:
         return tf.stop_gradient(tf.cast(heat, tf.float32)), tf.stop_gradient(tf.cast(paf, tf.float32))
 
 
-def load_teacher(spec, pose, student_normalization) -> Teacher | None:
+def load_teacher(spec, pose, student=None) -> Teacher | None:
     """The teacher of ``spec.distillation`` checked against the student's contract, or ``None`` when off.
 
-    One-line :class:`BpnetError` when the file does not load, or its pose config or stride differs from the
-    student's (both named).
+    ``student``: the student's input contract (default: the spec's :func:`~bpnet_core.config.training_contract`;
+    a :class:`Normalization` means an RGB student). One-line :class:`BpnetError` when the file does not load, or its
+    pose config or stride differs from the student's (both named).
     """
     from bpnet_core.model import load_bpnet_model
 
@@ -78,6 +91,7 @@ def load_teacher(spec, pose, student_normalization) -> Teacher | None:
     path = Path(dist.teacher_model) if dist.teacher_model else _pruned_from(spec)
     if path is None or dist.weight == 0.0:
         return None
+    student = training_contract(spec) if student is None else student
     where = f"{spec.source}: distillation.teacher_model {path}"
     if not path.is_file():
         raise BpnetError(f"{where}: file not found")
@@ -109,13 +123,13 @@ def load_teacher(spec, pose, student_normalization) -> Teacher | None:
         except BpnetError as exc:
             raise BpnetError(f"{where}: {exc}") from None
         model.trainable = False
-        teacher = Teacher(path, meta, student_normalization, model=model)
+        teacher = Teacher(path, meta, student, model=model)
     else:
         try:
             runner = load_runner(path)
         except BpnetError as exc:
             raise BpnetError(f"{where}: {exc}") from None
-        teacher = Teacher(path, runner.meta, student_normalization, runner=runner)
+        teacher = Teacher(path, runner.meta, student, runner=runner)
     log.info("distilling from %s (weight %.2f, stages %s, maps %s)", path, dist.weight, dist.stages, dist.maps)
     return teacher
 
@@ -159,27 +173,27 @@ def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=
     teacher heatmaps | student heatmaps | label PAFs | teacher PAFs | student PAFs (last stage of each network).
 
     ``spec`` is a train spec (file or loaded) with ``overrides``; ``teacher_model``/``student_model`` are ``.keras``
-    files (e.g. the unpruned and the pruned model). The teacher gets the batch renormalised to its own contract.
+    files (e.g. the unpruned and the pruned model). The student's input follows the spec's training contract
+    (:func:`~bpnet_core.config.training_contract`); the teacher gets the batch renormalised to its own contract.
     """
     import numpy as np
 
-    from bpnet_core.model import load_bpnet_model, spec_normalization
+    from bpnet_core.model import load_bpnet_model
 
     spec = as_train_spec(spec, overrides)
     pose = pose or PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     distillation = spec.distillation.model_copy(update={"teacher_model": str(teacher_model)})
     spec = spec.model_copy(update={"distillation": distillation})
-    teacher = load_teacher(spec, pose, spec_normalization(spec))
+    contract = training_contract(spec)
+    teacher = load_teacher(spec, pose, contract)
     student = load_bpnet_model(student_model, pose)
-    loader = loader_from_spec(spec, pose, split)
+    loader = loader_from_spec(spec, pose, split, contract=contract)
     images, labels = next(iter(make_dataset(loader, index + 1, epoch=0)))
     x = np.asarray(images)[index : index + 1]
     t_heat, t_paf = (np.asarray(m[0]) for m in teacher.maps(x))
     s_out = student(x, training=False)
     n_s = len(s_out) // 2
-    norm = spec.dataloader.normalization_params
-    rgb = np.clip((x[0] + np.asarray(norm.image_offset)) * np.asarray(norm.image_scale), 0, 255).astype(np.uint8)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    bgr = contract.denormalize(x[0])
     heat = [np.asarray(labels["heatmaps"])[index], t_heat, np.asarray(s_out[n_s - 1][0])]
     paf = [np.asarray(labels["pafs"])[index], t_paf, np.asarray(s_out[-1][0])]
     tiles = [bgr] + [overlay_map(bgr, np.clip(np.max(h[:, :, :-1], axis=2), 0, 1)) for h in heat]

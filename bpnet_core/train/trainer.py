@@ -20,8 +20,17 @@ Outputs under ``results_dir``:
 ``logs/train``, ``logs/val``        TensorBoard: loss per stage and branch, regularisation, learning rate, images
                                     (input | label / predicted heatmaps | label / predicted PAFs)
 ``status.json``                     after every epoch: epoch, step, loss, lr, seconds, images_per_second, history
-``<final_model_name>.keras``        the trained model (written to a temporary name, then renamed)
+``<final_model_name>.keras``        the trained model (written to a temporary name, then renamed) with the training
+                                    contract (below) and ``provenance.trained_from``
 ==================================  =================================================================================
+
+The input contract (:func:`bpnet_core.config.training_contract`): when ``pretrained_weights`` is a ``.keras`` model
+with a bpnet contract (trained, pruned or imported; with or without ``load_graph``), the model's contract wins —
+the data pipeline feeds its colour order and normalisation, the teacher converts from it, and the final model
+carries it with the source's preprocessing, recommended inference settings and provenance — because the weights
+were trained on that input. A spec that explicitly sets ``dataloader.normalization_params.image_scale`` /
+``image_offset`` to other values is refused before anything is written. Otherwise (from scratch, ``imagenet``, ``.h5``
+or TAO ``.hdf5`` weights): RGB with the spec's normalisation. ``params.yaml`` records the normalisation trained with.
 
 Resuming: run the same command again. The newest checkpoint that can be read is restored (a corrupt newest one is
 skipped with a warning; if none can be read training stops with an error instead of silently starting over), and
@@ -56,7 +65,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpnet_core.config import as_train_spec, dump_spec, validate_against_pose
+from bpnet_core.config import (
+    as_train_spec,
+    dump_spec,
+    training_contract,
+    validate_against_pose,
+    with_contract_normalization,
+)
 from bpnet_core.costs import count_params
 from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec, make_dataset
 from bpnet_core.errors import BpnetError
@@ -365,6 +380,16 @@ def run_epochs(state: TrainState, train_step, callbacks: list[Callback], history
     return step, last, lr_now
 
 
+def trained_provenance(spec, contract) -> dict:
+    """The provenance a trained model records: the source model's (card, licence, ``pruned_from`` …) when the run
+    took its contract, plus ``trained_from`` (the ``pretrained_weights`` it started from, if any)."""
+    provenance = dict(contract.provenance)
+    weights = Path(spec.pretrained_weights) if spec.pretrained_weights else None
+    if weights is not None:  # a file: its absolute path; ImageNet weights: "imagenet"
+        provenance["trained_from"] = str(weights.resolve()) if weights.exists() else weights.name
+    return provenance
+
+
 def train(
     spec,
     results_dir=None,
@@ -401,7 +426,7 @@ def train(
     import keras
     import tensorflow as tf
 
-    from bpnet_core.model import save_bpnet_model, spec_normalization
+    from bpnet_core.model import save_bpnet_model
 
     t_start = time.perf_counter()
     spec = load_spec(spec, overrides)
@@ -414,11 +439,14 @@ def train(
     if pose is None:
         pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
     validate_against_pose(spec, pose)
-    teacher = load_teacher(spec, pose, spec_normalization(spec))  # before anything is written: bad teacher, no files
+    contract = training_contract(spec)  # before anything is written: a spec that contradicts the model, no files
+    if contract.source is not None:  # params.yaml says which normalisation the run trained with
+        spec = with_contract_normalization(spec, contract)
+    teacher = load_teacher(spec, pose, contract)  # before anything is written: bad teacher, no files
     if spec.distillation.image_folder:  # label-free distillation: images only, the teacher gives every target
         if teacher is None:
             raise BpnetError(f"{spec.source}: distillation.image_folder needs a teacher (distillation.teacher_model)")
-        image_folder_loader(spec, pose, spec.distillation.image_folder)  # checked before anything is written
+        image_folder_loader(spec, pose, spec.distillation.image_folder, contract)  # checked before anything is written
     chief = tf_config_is_chief()  # other workers of a cluster neither create nor touch results_dir
     strategy = choose_strategy(num_devices)  # before any other TensorFlow op: collectives are configured at start-up
 
@@ -427,9 +455,9 @@ def train(
         log.warning("mixed precision needs a GPU; training in float32")
         use_mp = False
     if spec.distillation.image_folder:
-        loader = image_folder_loader(spec, pose, spec.distillation.image_folder)
+        loader = image_folder_loader(spec, pose, spec.distillation.image_folder, contract)
     else:
-        loader = loader_from_spec(spec, pose, "train")
+        loader = loader_from_spec(spec, pose, "train", contract=contract)
 
     previous_policy = keras.config.dtype_policy()
     if use_mp:
@@ -447,7 +475,7 @@ def train(
             callbacks = [status_cb, *callbacks]
             if spec.validation_every_n_epoch and not spec.distillation.image_folder:
                 try:
-                    val_loader = loader_from_spec(spec, pose, "val")
+                    val_loader = loader_from_spec(spec, pose, "val", contract=contract)
                 except BpnetError as exc:
                     log.info("no validation data (%s); validation loss is not computed", exc)
                 else:
@@ -463,7 +491,8 @@ def train(
         status = "finished" if final_epoch >= state.num_epoch else "stopped"
         final_model = results / f"{spec.final_model_name}.keras"
         if chief:
-            save_bpnet_model(state.model, final_model, pose, spec_normalization(spec))
+            save_bpnet_model(state.model, final_model, pose, provenance=trained_provenance(spec, contract),
+                             **contract.meta_kwargs())  # fmt: skip
             entry = history[-1] if history else {"epoch": final_epoch, "step": step, "loss": last["loss"],
                                                  "lr": lr_now, "seconds": 0.0, "images_per_second": 0.0}  # fmt: skip
             entry = {**entry, "step": step}

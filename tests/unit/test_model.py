@@ -273,3 +273,37 @@ def test_load_graph(tmp_path, pose, pose17):
         load_bpnet_model(path, pose17)
     with pytest.raises(BpnetError, match="model file not found"):
         load_bpnet_model(tmp_path / "missing.keras", pose)
+
+
+def _l1(model) -> float:
+    """Σ |kernel| over the convolutions of ``model``."""
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    return sum(float(np.sum(np.abs(np.asarray(layer.kernel)))) for layer in model.layers if isinstance(layer, kinds))
+
+
+@pytest.mark.slow  # saves and loads a model per architecture (1-3 s each)
+@pytest.mark.parametrize("arch", ["vgg", "mobilenet_v2"])
+def test_load_graph_takes_the_specs_regularizers(arch, tmp_path, pose):
+    """A loaded graph (load_graph) is regularised as the spec says, not as the file was saved: its L1 term is the
+    spec's factor x Σ|kernel| (biases: factor 0 here), and a factor of 0 removes the term."""
+    from bpnet_core.config import TrainSpec
+
+    saved = tiny(pose, stages=1, architecture=arch, kernel_regularization_factor=0.5, bias_regularization_factor=0.5)
+    path = tmp_path / "graph.keras"
+    saved.save(path)
+
+    def load(**reg):
+        model = {"backbone_attributes": {"architecture": arch}, "regularization_type": "l1", **reg}
+        return model_from_spec(TrainSpec.from_dict({"pretrained_weights": str(path), "load_graph": True,
+                                                    "model": model}), pose)  # fmt: skip
+
+    loaded = load(kernel_regularization_factor=1e-3, bias_regularization_factor=0)
+    assert float(sum(loaded.losses)) == pytest.approx(1e-3 * _l1(loaded), rel=1e-4)
+    depthwise = [layer for layer in loaded.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
+    assert all(isinstance(layer.depthwise_regularizer, keras.regularizers.L1) for layer in depthwise)
+    assert (arch == "mobilenet_v2") == bool(depthwise)
+    biased = [layer for layer in loaded.layers if getattr(layer, "use_bias", False) and hasattr(layer, "kernel")]
+    assert biased and all(layer.bias_regularizer is None and layer.bias.regularizer is None for layer in biased)
+    assert load(kernel_regularization_factor=0, bias_regularization_factor=0).losses == []
+    default = load()  # the schema's default (TAO: 1e-9 on kernels and biases; the biases are still 0)
+    assert float(sum(default.losses)) == pytest.approx(1e-9 * _l1(default), rel=1e-4)
