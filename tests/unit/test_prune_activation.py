@@ -27,6 +27,13 @@ def folded(pose):
 
     keras.utils.set_random_seed(0)
     model = build_model(FOLDED, pose)
+    # channel 0 of stage 1's PAF branch becomes a constant 1.5 (zero kernel, bias 1.5, ReLU): no variation, so the
+    # activation criterion removes it, and the output layer's bias must absorb its contribution exactly (1x1 reader)
+    layer = model.get_layer("stage1_paf_conv2")
+    w = layer.get_weights()
+    w[0][..., 0] = 0.0
+    w[1][0] = 1.5
+    layer.set_weights(w)
     meta = model_meta(model, pose).with_changes(inference={"input_shape": [64, 64]})
     return model, meta
 
@@ -49,13 +56,6 @@ def test_relative_error_scores_bound_the_removed_energy():
 @pytest.mark.slow
 def test_auto_picks_activation_without_bn_and_compensates_a_constant_channel(folded, pose):
     model, meta = folded
-    # channel 0 of stage 1's PAF branch becomes a constant 1.5 (zero kernel, bias 1.5, ReLU): no variation, so the
-    # activation criterion removes it, and the output layer's bias must absorb its contribution exactly (1x1 reader)
-    layer = model.get_layer("stage1_paf_conv2")
-    w = layer.get_weights()
-    w[0][..., 0] = 0.0
-    w[1][0] = 1.5
-    layer.set_weights(w)
     x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)
     pruned, report = prune_model(model, pruning_threshold=0.0, pruning_granularity=1, min_num_filters=1,
                                  criterion="auto", meta=meta, calibration_count=2, pose=pose)  # fmt: skip
