@@ -12,7 +12,10 @@ Since TensorFlow 2.17 some C++ lines go through absl logging before ``absl::Init
 ``TF_CPP_MIN_LOG_LEVEL`` (tensorflow/tensorflow#100442), so the ``bpnet`` console script also routes its standard
 error (file descriptor 2, inherited by worker processes and notebook kernels) through a small filter process that
 drops exactly those INFO/WARNING line formats (:data:`NOISE`) and passes everything else through unchanged
-(:func:`filtered_stderr`). Being a separate process, it still passes on a crash report when bpnet dies.
+(:func:`filtered_stderr`). Being a separate process, it still passes on a crash report when bpnet dies. It ends
+with bpnet, not with the last process that holds its input pipe: a second pipe, whose write end only bpnet holds,
+reaches end-of-file when bpnet finishes or is killed (the kernel closes it), and the filter then passes on what is
+in its input and exits, even if a worker process or a notebook kernel bpnet started still holds the input pipe.
 """
 
 from __future__ import annotations
@@ -87,12 +90,14 @@ NOISE = (
 _MAYBE_NOISE = r"(?:[IW]\d|\d{4}-|WARNING: All|To enable|Task was|task: <)"
 
 _FILTER = r"""
-import os, re, signal, sys
+import os, re, select, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for bpnet; the filter drains until bpnet has exited
-noise, maybe = re.compile(sys.argv[1].encode()), re.compile(sys.argv[2].encode())
+noise, maybe, done = re.compile(sys.argv[1].encode()), re.compile(sys.argv[2].encode()), int(sys.argv[3])
 out, pending = sys.stderr.buffer, b""
-while True:
-    chunk = os.read(0, 65536)
+
+
+def emit(chunk):
+    global pending
     data = pending + chunk
     pieces = re.split(rb"(?<=[\r\n])", data)
     pending = pieces.pop() if chunk else b""
@@ -103,8 +108,27 @@ while True:
     if text:
         out.write(text)
         out.flush()
-    if not chunk:
-        break
+
+
+while True:
+    if 0 in select.select([0, done], [], [])[0]:
+        chunk = os.read(0, 65536)
+        emit(chunk)
+        if not chunk:
+            break
+        continue
+    # bpnet closed the done pipe (finished, or died: the kernel closes it): pass on what is in the pipe now and
+    # exit, even if a process bpnet started (a worker, a kernel) still holds the pipe's write end
+    os.set_blocking(0, False)
+    while True:
+        try:
+            chunk = os.read(0, 65536)
+        except BlockingIOError:
+            chunk = b""
+        emit(chunk)
+        if not chunk:
+            break
+    break
 """
 
 
@@ -115,13 +139,19 @@ def filtered_stderr(level: str) -> Iterator[None]:
     if verbose(level):
         yield
         return
+    if os.name != "posix":  # select() on pipes and pass_fds: POSIX only
+        yield
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
         read_end, write_end = os.pipe()
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, NOISE, _MAYBE_NOISE], stdin=read_end,
-                                stdout=subprocess.DEVNULL, stderr=saved, close_fds=True)  # fmt: skip
+        done_read, done_write = os.pipe()  # only this process holds done_write (os.pipe is not inheritable)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, NOISE, _MAYBE_NOISE, str(done_read)],
+                                stdin=read_end, stdout=subprocess.DEVNULL, stderr=saved, close_fds=True,
+                                pass_fds=(done_read,))  # fmt: skip
         os.close(read_end)
+        os.close(done_read)
         os.dup2(write_end, 2)
         os.close(write_end)
     except OSError:  # no filter (e.g. no file descriptor 2): print unfiltered rather than fail
@@ -132,7 +162,8 @@ def filtered_stderr(level: str) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
-        os.dup2(saved, 2)  # the pipe's last write end in this process closes: the filter drains and exits
+        os.dup2(saved, 2)  # this process's last write end of the pipe closes
         os.close(saved)
+        os.close(done_write)  # the filter passes on what is in the pipe and exits, even if a worker still holds it
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)  # a worker or kernel still holding the pipe keeps it alive; do not wait for it
+            proc.wait(timeout=10)
