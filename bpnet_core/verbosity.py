@@ -16,6 +16,10 @@ drops exactly those INFO/WARNING line formats (:data:`NOISE`) and passes everyth
 with bpnet, not with the last process that holds its input pipe: a second pipe, whose write end only bpnet holds,
 reaches end-of-file when bpnet finishes or is killed (the kernel closes it), and the filter then passes on what is
 in its input and exits, even if a worker process or a notebook kernel bpnet started still holds the input pipe.
+
+Progress bars (:func:`progress_bar`, every tqdm bar of bpnet): live on a terminal; in a log (standard error is a
+file or a pipe: CI, ``nohup``, ``| tee``, a subprocess's captured output) one plain line at the start, at most one
+every :data:`LOG_INTERVAL_S` seconds and the final one, without carriage returns; in a notebook, tqdm's widget.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ from collections.abc import Iterator
 ENV_VAR = "BPNET_LOG_LEVEL"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT = "INFO"
+
+#: seconds between two progress-bar lines when standard error is not a terminal
+LOG_INTERVAL_S = 30.0
+
+#: whether the standard error bpnet's filter writes to is a terminal (None: no filter, ask sys.stderr)
+_terminal: bool | None = None
 
 #: Python loggers of libraries that are quiet below DEBUG
 CHATTY_LOGGERS = ("absl", "papermill", "traitlets", "nncf", "tensorflow", "h5py", "matplotlib")
@@ -136,6 +146,7 @@ while True:
 def filtered_stderr(level: str) -> Iterator[None]:
     """Below DEBUG, route file descriptor 2 of this process (and of the processes it starts) through a filter
     process that drops :data:`NOISE` lines; restored on exit. At DEBUG, or when it cannot be set up, a no-op."""
+    global _terminal
     if verbose(level):
         yield
         return
@@ -154,6 +165,7 @@ def filtered_stderr(level: str) -> Iterator[None]:
         os.close(done_read)
         os.dup2(write_end, 2)
         os.close(write_end)
+        _terminal = os.isatty(saved)  # fd 2 is a pipe now: progress bars ask about the filter's output
     except OSError:  # no filter (e.g. no file descriptor 2): print unfiltered rather than fail
         yield
         return
@@ -162,8 +174,54 @@ def filtered_stderr(level: str) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
+        _terminal = None
         os.dup2(saved, 2)  # this process's last write end of the pipe closes
         os.close(saved)
         os.close(done_write)  # the filter passes on what is in the pipe and exits, even if a worker still holds it
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether this process's standard error ends up on a terminal (through the filter of :func:`filtered_stderr`
+    when it runs)."""
+    if _terminal is not None:
+        return _terminal
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
+class _LogLines:
+    """The stream of a progress bar in a log: each redraw (``\\r`` + bar) becomes one plain line."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.encoding = getattr(stream, "encoding", None)
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip()
+        if line:  # the bar's clearing writes (spaces, a lone newline at close) carry nothing
+            self._stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
+    """A tqdm progress bar (``tqdm.auto``; same arguments) as every bpnet loop shows it: ``enabled=False`` shows
+    none; on a terminal it is live; when standard error is not a terminal it writes one line at the start, at most
+    one every :data:`LOG_INTERVAL_S` seconds and the final one (a ``leave=False`` bar: none at the end), instead of
+    a carriage-return redraw at every update; in a notebook it is tqdm's widget."""
+    from tqdm import autonotebook, std
+    from tqdm.auto import tqdm
+
+    if not enabled:
+        kwargs["disable"] = True
+    elif autonotebook.tqdm is std.tqdm and not stderr_is_terminal():  # not a notebook's widget, not a terminal
+        kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        kwargs["file"] = _LogLines(kwargs.get("file") or sys.stderr)
+        kwargs["dynamic_ncols"] = False
+    return tqdm(iterable, **kwargs)

@@ -21,6 +21,7 @@ from bpnet_core.data.synthetic.scene import DIFFICULTIES, _render_scene
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json, write_bytes_atomic, write_json_atomic
 from bpnet_core.paths import project_file
+from bpnet_core.verbosity import progress_bar
 from bpnet_core.workers import process_pool
 
 log = logging.getLogger(__name__)
@@ -120,9 +121,7 @@ def generate_synthetic_coco(
 
     total = num_train + num_val
     results: dict[str, list] = {split: [] for split in SPLITS}
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc="synthetic data", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc="synthetic data", unit="img", enabled=progress) as bar:
         n_proc = min(int(workers), max(1, total))
         if n_proc <= 1:
             for split in SPLITS:
