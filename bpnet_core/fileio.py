@@ -126,15 +126,21 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 
 
 def safe_join(root: str | os.PathLike, relative: str, what: str = "file_name") -> Path:
-    """Join ``relative`` under ``root``; refuse absolute paths and ``..`` that escape ``root``."""
+    """``root`` (resolved) joined with ``relative``, which must stay inside it. The rule is lexical: ``relative``
+    must be a relative path that does not leave ``root`` once ``.`` and ``..`` are collapsed as text (``a/../b.jpg``
+    is ``b.jpg``; ``../x.jpg``, ``a/../../x.jpg`` and an absolute path are refused). Symbolic links are not judged:
+    a file or folder inside ``root`` that is a link (DVC's symlink cache, ``cp -s``, a shared-storage layout) is
+    followed when it is read, wherever it points, since whoever put it there chose its target; ``root`` itself may
+    be a link too. The collapsed path is what is returned, and so what is opened: a ``..`` after a link is never
+    resolved through the link's target."""
     root_path = Path(root).resolve()
     rel = str(relative)
     if not rel or os.path.isabs(rel) or rel.startswith(("\\", "/")):
         raise BpnetError(f"{what} {relative!r} must be a relative path inside {root}")
-    full = (root_path / rel).resolve()
-    if full != root_path and root_path not in full.parents:
+    norm = os.path.normpath(rel)
+    if Path(norm).parts[:1] == (os.pardir,):
         raise BpnetError(f"{what} {relative!r} escapes the image root {root}")
-    return full
+    return root_path if norm == os.curdir else root_path / norm
 
 
 def to_bgr8(img: np.ndarray) -> np.ndarray:

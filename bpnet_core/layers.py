@@ -9,8 +9,8 @@ import time, except in ``cli`` (``bpnet --help`` imports every verb module, so v
  #   layer       modules (a name covers the module or package and everything under it; ``pkg.__init__``
                  names only the package's own ``__init__.py``)
 ===  ==========  ==========================================================================================
- 0   base        errors, fileio, paths, skeleton, meta, env, verbosity, layers, tables, sizes, costs (+ the empty
-                 package inits)
+ 0   base        errors, fileio, paths, skeleton, meta, env, verbosity, layers, tables, sizes, costs, workers (+ the
+                 empty package inits)
  1   core        config, decode, track_params, preprocess, cards, data.coco, data.targets, data.augment,
                  data.synthetic, data.synthetic_video, data.pan_zoom, data.download, data.models, viz.draw,
                  viz.video
@@ -23,7 +23,8 @@ import time, except in ``cli`` (``bpnet --help`` imports every verb module, so v
 ===  ==========  ==========================================================================================
 
 Why this order: ``base`` is pure Python + NumPy (file I/O, the pose skeleton, the model contract, and the one table
-formatter, H×W parser, parameter counter and latency loop, which every layer above shares). ``core`` holds
+formatter, H×W parser, parameter counter and latency loop, which every layer above shares, and the worker pool
+that dies with its verb). ``core`` holds
 the pieces that need only ``base``: spec schemas (``config`` embeds the decoder's and the tracker's parameter
 blocks, hence ``decode`` and ``track_params`` sit here too), decoding, preprocessing, the COCO readers and synthetic
 data. ``model`` builds networks and training batches from specs and scores keypoints. ``runtimes`` run a model
@@ -40,7 +41,7 @@ the package, nothing in the package uses it.
 # fmt: off
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("__init__", "layers", "errors", "fileio", "paths", "skeleton", "meta", "env", "verbosity",
-              "tables", "sizes", "costs", "data.__init__", "viz.__init__")),
+              "tables", "sizes", "costs", "workers", "data.__init__", "viz.__init__")),
     ("core", ("config", "decode", "track_params", "preprocess", "cards", "data.coco", "data.targets",
               "data.augment", "data.synthetic", "data.synthetic_video", "data.pan_zoom", "data.download",
               "data.models", "viz.draw", "viz.video")),

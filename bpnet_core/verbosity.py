@@ -12,7 +12,14 @@ Since TensorFlow 2.17 some C++ lines go through absl logging before ``absl::Init
 ``TF_CPP_MIN_LOG_LEVEL`` (tensorflow/tensorflow#100442), so the ``bpnet`` console script also routes its standard
 error (file descriptor 2, inherited by worker processes and notebook kernels) through a small filter process that
 drops exactly those INFO/WARNING line formats (:data:`NOISE`) and passes everything else through unchanged
-(:func:`filtered_stderr`). Being a separate process, it still passes on a crash report when bpnet dies.
+(:func:`filtered_stderr`). Being a separate process, it still passes on a crash report when bpnet dies. It ends
+with bpnet, not with the last process that holds its input pipe: a second pipe, whose write end only bpnet holds,
+reaches end-of-file when bpnet finishes or is killed (the kernel closes it), and the filter then passes on what is
+in its input and exits, even if a worker process or a notebook kernel bpnet started still holds the input pipe.
+
+Progress bars (:func:`progress_bar`, every tqdm bar of bpnet): live on a terminal; in a log (standard error is a
+file or a pipe: CI, ``nohup``, ``| tee``, a subprocess's captured output) one plain line at the start, at most one
+every :data:`LOG_INTERVAL_S` seconds and the final one, without carriage returns; in a notebook, tqdm's widget.
 """
 
 from __future__ import annotations
@@ -28,6 +35,12 @@ from collections.abc import Iterator
 ENV_VAR = "BPNET_LOG_LEVEL"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT = "INFO"
+
+#: seconds between two progress-bar lines when standard error is not a terminal
+LOG_INTERVAL_S = 30.0
+
+#: whether the standard error bpnet's filter writes to is a terminal (None: no filter, ask sys.stderr)
+_terminal: bool | None = None
 
 #: Python loggers of libraries that are quiet below DEBUG
 CHATTY_LOGGERS = ("absl", "papermill", "traitlets", "nncf", "tensorflow", "h5py", "matplotlib")
@@ -87,12 +100,14 @@ NOISE = (
 _MAYBE_NOISE = r"(?:[IW]\d|\d{4}-|WARNING: All|To enable|Task was|task: <)"
 
 _FILTER = r"""
-import os, re, signal, sys
+import os, re, select, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for bpnet; the filter drains until bpnet has exited
-noise, maybe = re.compile(sys.argv[1].encode()), re.compile(sys.argv[2].encode())
+noise, maybe, done = re.compile(sys.argv[1].encode()), re.compile(sys.argv[2].encode()), int(sys.argv[3])
 out, pending = sys.stderr.buffer, b""
-while True:
-    chunk = os.read(0, 65536)
+
+
+def emit(chunk):
+    global pending
     data = pending + chunk
     pieces = re.split(rb"(?<=[\r\n])", data)
     pending = pieces.pop() if chunk else b""
@@ -103,8 +118,27 @@ while True:
     if text:
         out.write(text)
         out.flush()
-    if not chunk:
-        break
+
+
+while True:
+    if 0 in select.select([0, done], [], [])[0]:
+        chunk = os.read(0, 65536)
+        emit(chunk)
+        if not chunk:
+            break
+        continue
+    # bpnet closed the done pipe (finished, or died: the kernel closes it): pass on what is in the pipe now and
+    # exit, even if a process bpnet started (a worker, a kernel) still holds the pipe's write end
+    os.set_blocking(0, False)
+    while True:
+        try:
+            chunk = os.read(0, 65536)
+        except BlockingIOError:
+            chunk = b""
+        emit(chunk)
+        if not chunk:
+            break
+    break
 """
 
 
@@ -112,18 +146,26 @@ while True:
 def filtered_stderr(level: str) -> Iterator[None]:
     """Below DEBUG, route file descriptor 2 of this process (and of the processes it starts) through a filter
     process that drops :data:`NOISE` lines; restored on exit. At DEBUG, or when it cannot be set up, a no-op."""
+    global _terminal
     if verbose(level):
+        yield
+        return
+    if os.name != "posix":  # select() on pipes and pass_fds: POSIX only
         yield
         return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
         read_end, write_end = os.pipe()
-        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, NOISE, _MAYBE_NOISE], stdin=read_end,
-                                stdout=subprocess.DEVNULL, stderr=saved, close_fds=True)  # fmt: skip
+        done_read, done_write = os.pipe()  # only this process holds done_write (os.pipe is not inheritable)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, NOISE, _MAYBE_NOISE, str(done_read)],
+                                stdin=read_end, stdout=subprocess.DEVNULL, stderr=saved, close_fds=True,
+                                pass_fds=(done_read,))  # fmt: skip
         os.close(read_end)
+        os.close(done_read)
         os.dup2(write_end, 2)
         os.close(write_end)
+        _terminal = os.isatty(saved)  # fd 2 is a pipe now: progress bars ask about the filter's output
     except OSError:  # no filter (e.g. no file descriptor 2): print unfiltered rather than fail
         yield
         return
@@ -132,7 +174,54 @@ def filtered_stderr(level: str) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
-        os.dup2(saved, 2)  # the pipe's last write end in this process closes: the filter drains and exits
+        _terminal = None
+        os.dup2(saved, 2)  # this process's last write end of the pipe closes
         os.close(saved)
+        os.close(done_write)  # the filter passes on what is in the pipe and exits, even if a worker still holds it
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)  # a worker or kernel still holding the pipe keeps it alive; do not wait for it
+            proc.wait(timeout=10)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether this process's standard error ends up on a terminal (through the filter of :func:`filtered_stderr`
+    when it runs)."""
+    if _terminal is not None:
+        return _terminal
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
+class _LogLines:
+    """The stream of a progress bar in a log: each redraw (``\\r`` + bar) becomes one plain line."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.encoding = getattr(stream, "encoding", None)
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip()
+        if line:  # the bar's clearing writes (spaces, a lone newline at close) carry nothing
+            self._stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
+    """A tqdm progress bar (``tqdm.auto``; same arguments) as every bpnet loop shows it: ``enabled=False`` shows
+    none; on a terminal it is live; when standard error is not a terminal it writes one line at the start, at most
+    one every :data:`LOG_INTERVAL_S` seconds and the final one (a ``leave=False`` bar: none at the end), instead of
+    a carriage-return redraw at every update; in a notebook it is tqdm's widget."""
+    from tqdm import autonotebook, std
+    from tqdm.auto import tqdm
+
+    if not enabled:
+        kwargs["disable"] = True
+    elif autonotebook.tqdm is std.tqdm and not stderr_is_terminal():  # not a notebook's widget, not a terminal
+        kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        kwargs["file"] = _LogLines(kwargs.get("file") or sys.stderr)
+        kwargs["dynamic_ncols"] = False
+    return tqdm(iterable, **kwargs)

@@ -25,9 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,8 @@ import numpy as np
 from bpnet_core.config import load_dataset_spec
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, read_image, read_json, safe_join, write_bytes_atomic, write_json_atomic
+from bpnet_core.verbosity import progress_bar
+from bpnet_core.workers import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -313,9 +313,7 @@ def shard_names(output_filename: str | Path, num_partitions: int, num_shards: in
 
 
 def _run_jobs(jobs: list[_Job], workers: int, progress: bool) -> list[dict]:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc="dataset_convert", unit="img", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="dataset_convert", unit="img", enabled=progress)
     results = []
     try:
         if workers <= 1 or len(jobs) < 32:
@@ -324,7 +322,7 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: bool) -> list[dict]:
                 bar.update(1)
         else:
             chunk = max(1, min(64, len(jobs) // (workers * 8)))
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            with process_pool(workers) as pool:
                 for res in pool.map(_process_image, jobs, chunksize=chunk):
                     results.append(res)
                     bar.update(1)

@@ -38,6 +38,7 @@ from pathlib import Path
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, read_json, safe_join, write_json_atomic
 from bpnet_core.paths import project_file
+from bpnet_core.verbosity import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +180,6 @@ def fetch(url: str, part_path: Path, progress: bool = True, retries: int = 3, ti
     A dropped connection is resumed up to ``retries`` times; an HTTP error (404, ...) raises at once; when every
     attempt fails, :class:`BpnetError` says why and keeps the partial file for the next run.
     """
-    from tqdm.auto import tqdm
-
     received = 0
     last_error = ""
     for attempt in range(max(0, int(retries)) + 1):
@@ -216,9 +215,9 @@ def fetch(url: str, part_path: Path, progress: bool = True, retries: int = 3, ti
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
             size = start
-            with open(part_path, mode) as fh, tqdm(total=total, initial=start, unit="B", unit_scale=True,
-                                                    unit_divisor=1024, desc=part_path.name[: -len(".part")],
-                                                    disable=not progress) as bar:  # fmt: skip
+            with open(part_path, mode) as fh, progress_bar(total=total, initial=start, unit="B", unit_scale=True,
+                                                            unit_divisor=1024, desc=part_path.name[: -len(".part")],
+                                                            enabled=progress) as bar:  # fmt: skip
                 try:
                     while True:
                         chunk = response.read(_CHUNK)
@@ -270,8 +269,6 @@ def verify_file(path: Path, expected: str, name: str, algo: str = "md5") -> str:
 
 def _unpack(zip_path: Path, root: Path, progress: bool) -> int:
     """Extract ``zip_path`` under ``root`` after checking that no member escapes it. Returns the file count."""
-    from tqdm.auto import tqdm
-
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
@@ -284,7 +281,7 @@ def _unpack(zip_path: Path, root: Path, progress: bool) -> int:
                 raise BpnetError(f"{zip_path.name}: member {name!r} has a Windows path; refusing to unpack")
             safe_join(root, name, what=f"{zip_path.name}: member")
         files = 0
-        for info in tqdm(members, desc=f"unpack {zip_path.name}", unit="file", disable=not progress):
+        for info in progress_bar(members, desc=f"unpack {zip_path.name}", unit="file", enabled=progress):
             zf.extract(info, root)
             files += 0 if info.is_dir() else 1
     return files

@@ -21,6 +21,7 @@ from bpnet_core.fileio import (
     write_json_atomic,
 )
 from bpnet_core.infer.predictor import ImageResult, make_predictor, photo_mapping
+from bpnet_core.verbosity import progress_bar
 from bpnet_core.viz.draw import draw_people, to_png
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ def run_inference(
     (17 COCO keypoints, when ``dataset_keypoints`` or the default COCO names apply), optional per-image OpenPose JSON
     and annotated images. ``model``: a model path, a runner or a :class:`Predictor`; ``spec``: an inference spec, or
     ``None`` for the model's recommended settings. Returns a summary (also ``inference_summary.json``)."""
-    from tqdm.auto import tqdm
-
     items = list_inputs(input_type, input_path, image_root_path)
     predictor = make_predictor(model, spec)
     results_dir = make_dir(results_dir)
@@ -80,7 +79,7 @@ def run_inference(
             d.mkdir(exist_ok=True)
 
     images_out, coco_results, skipped, timings = [], [], [], []
-    for idx, item in enumerate(tqdm(items, desc="inference", unit="img", disable=not progress)):
+    for idx, item in enumerate(progress_bar(items, desc="inference", unit="img", enabled=progress)):
         try:
             image = read_image(item["path"])
         except BpnetError as exc:

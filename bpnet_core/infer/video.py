@@ -38,6 +38,7 @@ from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import make_dir, write_json_atomic
 from bpnet_core.infer.predictor import make_predictor
 from bpnet_core.track import Tracker
+from bpnet_core.verbosity import progress_bar
 from bpnet_core.viz.draw import draw_tracks
 
 log = logging.getLogger(__name__)
@@ -206,8 +207,6 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
     """Run pose estimation and tracking over a video (see the module docstring). ``model``: a model path, a runner or
     a Predictor; ``source``: a path, camera index, URL or an opened :class:`VideoSource`; ``spec``: inference spec
     (its ``tracking:`` block sets the tracker). Returns the summary (also ``inference_summary.json``)."""
-    from tqdm.auto import tqdm
-
     check_video_args(max_frames, stride_frames)
     post = None
     src = source if isinstance(source, VideoSource) else open_video(source)
@@ -258,7 +257,7 @@ def run_video_inference(model, source, results_dir: str | Path, spec=None, max_f
         if src.frame_count:
             total = -(-src.frame_count // stride_frames)
             total = min(total, max_frames) if max_frames else total
-        bar = tqdm(total=total, desc="video", unit="frame", disable=not progress)
+        bar = progress_bar(total=total, desc="video", unit="frame", enabled=progress)
         stop = threading.Event()
         q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         thread = None

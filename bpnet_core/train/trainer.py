@@ -107,6 +107,7 @@ from bpnet_core.train.cluster import (
     tf_config_is_chief,
 )
 from bpnet_core.train.distill import distillation_targets, load_teacher
+from bpnet_core.verbosity import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,6 @@ def run_epochs(state: TrainState, train_step, callbacks: list[Callback], history
     per epoch (order and augmentation depend only on the seed and the epoch), the callbacks after every step and
     epoch. Appends to ``history``; returns ``(step, last epoch's figures, learning rate)``."""
     import tensorflow as tf
-    from tqdm.auto import tqdm
 
     spec, strategy, global_batch = state.spec, state.strategy, state.global_batch
     steps_per_epoch, num_epoch = state.steps_per_epoch, state.num_epoch
@@ -318,8 +318,8 @@ def run_epochs(state: TrainState, train_step, callbacks: list[Callback], history
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             dataset = dataset.with_options(options)
         dataset = strategy.experimental_distribute_dataset(dataset)
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{num_epoch}", disable=not (progress and state.chief),
-                   leave=False, dynamic_ncols=True)  # fmt: skip
+        bar = progress_bar(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{num_epoch}",
+                           enabled=progress and state.chief, leave=False, dynamic_ncols=True)  # fmt: skip
         for images, labels in dataset:
             if max_steps is not None and step >= max_steps:
                 stopped = True

@@ -163,6 +163,12 @@ def _run_cli(tmp_path, spec_path, capsys, *extra):
     return code, err, out
 
 
+def _outside(data, root, file_name):
+    """Point image 0 at an existing copy of itself outside the image root (root/val2017), as ``file_name``."""
+    shutil.copy(root / "val2017" / data["images"][0]["file_name"], root / "x.jpg")
+    data["images"][0]["file_name"] = file_name
+
+
 def _broken_jpeg(data, root):
     im = data["images"][0]
     raw = (root / "val2017" / im["file_name"]).read_bytes()
@@ -177,12 +183,23 @@ def _broken_jpeg(data, root):
             "image of annotation image id .* not found",
         ),
         (lambda d, r: d["images"][0].update(file_name="../../etc/passwd"), "escapes the image root"),
+        (lambda d, r: _outside(d, r, "../x.jpg"), "escapes the image root"),
+        (lambda d, r: _outside(d, r, str(r / "x.jpg")), "must be a relative path inside"),
         (lambda d, r: d.update(images=[], annotations=[]), "has no images"),
         (lambda d, r: d["annotations"][0].update(keypoints=[1, 2]), r"annotations\[0\].keypoints has 2 values"),
         (lambda d, r: d["annotations"][0].update(image_id=-5), "unknown image id -5"),
         (lambda d, r: d.pop("annotations"), "missing or invalid key 'annotations'"),
     ],
-    ids=["missing-image", "path-traversal", "empty-dataset", "short-keypoints", "unknown-image-id", "no-annotations"],
+    ids=[
+        "missing-image",
+        "path-traversal",
+        "parent-of-root",
+        "absolute-path",
+        "empty-dataset",
+        "short-keypoints",
+        "unknown-image-id",
+        "no-annotations",
+    ],
 )
 def test_bad_annotations_give_one_line_error_and_no_output(tmp_path, capsys, mutate, match):
     spec_path = make_dataset(tmp_path, image_ids={139, 34417}, mutate=mutate)
@@ -213,6 +230,35 @@ def test_check_files_skips_and_reports_broken_images(tmp_path, capsys):
     assert len(summary["broken_images"]) == 1 and "000000000139.jpg" in summary["broken_images"][0]["file"]
     assert "truncated" in summary["broken_images"][0]["reason"]
     assert summary["records"] > 0
+
+
+def test_symlinked_image_files_are_read(tmp_path):
+    """Image files that are symbolic links (DVC's symlink cache, ``cp -s``, shared storage) and a linked sub-folder
+    are read like plain files: the same records and masks as from the plain copy."""
+    ids = {139, 34417, 196141}
+    plain = load_dataset_spec(make_dataset(tmp_path / "plain", image_ids=ids))
+    store = tmp_path / "store"
+    (store / "sub").mkdir(parents=True)
+
+    def link(d, r):
+        for k, im in enumerate(d["images"]):
+            f = r / "val2017" / im["file_name"]
+            if k == 0:  # through a linked folder: val2017/linked -> store/sub
+                f.rename(store / "sub" / f.name)
+                im["file_name"] = f"linked/{f.name}"
+            else:
+                f.rename(store / f.name)
+                f.symlink_to(store / f.name)
+        (r / "val2017" / "linked").symlink_to(store / "sub")
+
+    linked = load_dataset_spec(make_dataset(tmp_path / "linked", image_ids=ids, mutate=link))
+    assert (tmp_path / "linked" / "coco" / "val2017" / "000000034417.jpg").is_symlink()
+    summaries = []
+    for spec, where in ((plain, tmp_path / "plain"), (linked, tmp_path / "linked")):
+        s = convert_dataset(spec, where / "val", mode="test", generate_masks=True, check_files=True, progress=False)
+        assert not s["skipped"], s
+        summaries.append({k: s[k] for k in ("records", "images", "people", "masks_written")})
+    assert summaries[0] == summaries[1] and summaries[0]["records"] == 3 and summaries[0]["masks_written"] > 0
 
 
 def test_odd_colour_modes_and_outside_keypoints_and_empty_people(tmp_path):

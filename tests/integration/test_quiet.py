@@ -34,10 +34,44 @@ def test_dataset_convert_prints_only_bpnet_lines(tmp_path):
     assert list((tmp_path / "new" / "folder").glob("train-fold-*"))  # the missing output folders were created
     lines = [x for x in re.split(r"[\r\n]", quiet.stderr) if x.strip()]
     assert all(BPNET_LINE.match(x) for x in lines), lines
+    assert "\r" not in quiet.stderr  # stderr is a pipe: the progress bar writes lines, not redraws
     assert quiet.stdout.strip().splitlines()[-1].startswith(tuple("0123456789"))  # the one summary line
     loud = _run([*conv, "--set", "data_filtering_params.min_acceptable_kpts=3", "-ll", "DEBUG"], tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert any(not BPNET_LINE.match(x) for x in loud.stderr.splitlines() if x.strip()), loud.stderr[-2000:]
+
+
+@pytest.mark.slow  # 3-7 s: two runs of 150 small images
+def test_progress_bar_is_live_on_a_terminal_and_a_few_lines_in_a_log(tmp_path):
+    """Standard error a pipe (a log): the bar's first and last states as plain lines, no carriage returns; a terminal
+    (a pseudo-terminal here): the live bar, redrawn with carriage returns."""
+    args = ["synthetic_data", "--num_train", "150", "--num_val", "0", "--image_size", "48", "48", "--workers", "1"]
+    log = _run([*args, "-o", "log"], tmp_path)
+    assert log.returncode == 0, log.stderr
+    assert "\r" not in log.stderr, log.stderr[:2000]
+    bar = [x for x in log.stderr.splitlines() if x.startswith("synthetic data:")]
+    assert 2 <= len(bar) <= 3 and "150/150" in bar[-1], bar  # the start, the end (and at most one every 30 s)
+
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "BPNET_LOG_LEVEL")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "bpnet_core", *args, "-o", "tty"], stdout=subprocess.DEVNULL,
+                            stderr=follower, env=env, cwd=tmp_path)  # fmt: skip
+    os.close(follower)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: every writer of the terminal has closed it
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, received[-2000:]
+    assert received.count(b"\r") >= 3, received[-2000:]  # redrawn in place, live
 
 
 @pytest.mark.slow

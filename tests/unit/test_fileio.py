@@ -54,9 +54,28 @@ def test_missing_zero_byte_corrupt_and_truncated(tmp_path, jpeg):
 
 def test_safe_join_refuses_escapes(tmp_path):
     assert safe_join(tmp_path, "a/b.jpg") == (tmp_path / "a" / "b.jpg").resolve()
-    for bad in ["../x.jpg", "a/../../x.jpg", "/etc/passwd", ""]:
+    assert safe_join(tmp_path, "a/../b.jpg") == tmp_path.resolve() / "b.jpg"  # collapsed as text, inside
+    for bad in ["../x.jpg", "a/../../x.jpg", "..", "/etc/passwd", str(tmp_path / "x.jpg"), ""]:
         with pytest.raises(BpnetError):
             safe_join(tmp_path, bad)
+
+
+def test_safe_join_follows_links_inside_the_root(tmp_path):
+    """The rule is lexical: a link inside the root is the user's choice and is followed, wherever it points; a
+    file_name that leaves the root as text is refused even when the file exists."""
+    root, store = tmp_path / "images", tmp_path / "store"
+    (store / "sub").mkdir(parents=True)
+    (store / "a.jpg").write_bytes(b"a")
+    (store / "sub" / "b.jpg").write_bytes(b"b")
+    root.mkdir()
+    (root / "a.jpg").symlink_to(store / "a.jpg")  # a linked file (DVC's symlink cache, cp -s)
+    (root / "linked").symlink_to(store / "sub")  # a linked folder
+    assert safe_join(root, "a.jpg") == root / "a.jpg" and safe_join(root, "a.jpg").read_bytes() == b"a"
+    assert safe_join(root, "linked/b.jpg").read_bytes() == b"b"
+    (tmp_path / "x.jpg").write_bytes(b"x")
+    for bad in ["../x.jpg", "linked/../../x.jpg", str(tmp_path / "x.jpg")]:
+        with pytest.raises(BpnetError, match="escapes the image root|must be a relative path inside"):
+            safe_join(root, bad)
 
 
 def test_atomic_writes_leave_no_temp_files(tmp_path):

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import os
 import re
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ from bpnet_core.data.synthetic.scene import DIFFICULTIES, _render_scene
 from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import read_json, write_bytes_atomic, write_json_atomic
 from bpnet_core.paths import project_file
+from bpnet_core.verbosity import progress_bar
+from bpnet_core.workers import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,7 @@ def generate_synthetic_coco(
 
     total = num_train + num_val
     results: dict[str, list] = {split: [] for split in SPLITS}
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, desc="synthetic data", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc="synthetic data", unit="img", enabled=progress) as bar:
         n_proc = min(int(workers), max(1, total))
         if n_proc <= 1:
             for split in SPLITS:
@@ -131,8 +129,7 @@ def generate_synthetic_coco(
                     results[split].append(_make_image(task))
                     bar.update(1)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx, initializer=_init_worker) as pool:
+            with process_pool(n_proc, initializer=_init_worker) as pool:
                 for split in SPLITS:
                     tasks = tasks_by_split[split]
                     chunk = max(1, min(16, len(tasks) // (4 * n_proc)))
