@@ -20,7 +20,8 @@ for tree in SHIPPED_TREES:
     package_dir[name] = tree
     package_data[name] = ["**/*"]
     # sub-folders whose names are identifiers (e.g. notebooks/figures) look importable: declare them, as setuptools asks
-    for sub in sorted(p for p in Path(tree).rglob("*") if p.is_dir() and p.name not in ("__pycache__", ".ipynb_checkpoints")):
+    skip = ("__pycache__", ".ipynb_checkpoints")
+    for sub in sorted(p for p in Path(tree).rglob("*") if p.is_dir() and p.name not in skip):
         rel = sub.relative_to(tree).parts
         if all(part.isidentifier() for part in rel):
             packages.append(name + "." + ".".join(rel))

@@ -33,9 +33,11 @@ def main(argv: list[str] | None = None) -> dict:
         "images": s["images"], "size": args.size, "workers": args.workers, "seconds": s["seconds"],
         "images_per_second": s["images_per_second"], "people": s["people"], "crowd_regions": s["crowd_regions"],
         "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-    }
-    print(f"synthetic_data: {result['images']} images at {args.size}x{args.size}, {args.workers} workers: "
-          f"{result['seconds']:.1f} s = {result['images_per_second']:.1f} img/s ({result['people']} people)")
+    }  # fmt: skip
+    print(
+        f"synthetic_data: {result['images']} images at {args.size}x{args.size}, {args.workers} workers: "
+        f"{result['seconds']:.1f} s = {result['images_per_second']:.1f} img/s ({result['people']} people)"
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -167,7 +167,7 @@ def import_model(external: str | os.PathLike, card: str | os.PathLike, output: s
             report = {"check": check}
     report.update({"output": str(output), "bytes": ir_bytes(output), "meta": meta.to_dict(),
                    "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
-    log.info("imported %s as %s (%s)", external, output, meta.name)
+    log.debug("imported %s as %s (%s)", external, output, meta.name)  # the CLI prints its own line
     return report
 
 

@@ -1,5 +1,7 @@
 """The layers of ``bpnet_core``, declared as data: a module may import (at module level or inside a function) only
-modules of its own layer or of a layer below it, and no import cycle may join two modules, whatever their layer.
+modules of its own layer or of a layer below it, and no import cycle may join two modules, whatever their layer (a
+submodule that imports its own package by name, ``from pkg import x`` in ``pkg/y.py``, imports ``pkg/__init__.py``;
+a sibling is imported by its full name, ``from pkg.x import f``).
 ``tests/unit/test_layers.py`` enforces both and fails on a module that is not placed here. It also keeps imports at
 module level: a function-level import of a ``bpnet_core`` module is there only to keep a heavy optional dependency
 (TensorFlow, Keras, ONNX Runtime, ONNX, OpenVINO, NNCF, TensorRT, tf2onnx, matplotlib, ipywidgets, papermill) out of

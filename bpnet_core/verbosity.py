@@ -1,9 +1,9 @@
 """How much the CLI and the tutorial runner print: bpnet's own lines by default, the libraries' chatter on request.
 
 Quiet by default (levels INFO, WARNING, ERROR): TensorFlow's C++ INFO and WARNING lines (oneDNN, cpu_feature_guard,
-TFRecordDataset notes), absl's and papermill's INFO lines and the Jupyter kernel's start-up warnings ("Kernel is
-running over TCP without encryption") are not shown. Errors always are: TensorFlow's C++ ERROR and FATAL lines, the
-kernel's errors, Python exceptions and bpnet's one-line errors.
+TFRecordDataset notes) and its Python WARNING records (deprecation notices), absl's and papermill's INFO lines and
+the Jupyter kernel's start-up warnings ("Kernel is running over TCP without encryption") are not shown. Errors always
+are: TensorFlow's C++ ERROR and FATAL lines, the kernel's errors, Python exceptions and bpnet's one-line errors.
 
 ``-ll/--log_level DEBUG`` (TAO's flag) or ``BPNET_LOG_LEVEL=DEBUG`` shows everything. A ``TF_CPP_MIN_LOG_LEVEL`` the
 user set is respected at the quiet levels.
@@ -69,12 +69,19 @@ def quiet_environment(level: str) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # 2: ERROR and FATAL only
 
 
+#: Python loggers whose WARNING records are notes for the library's own developers (TensorFlow's deprecation
+#: notices, "This API was designed for TensorFlow v1", tf.function retracing hints): ERROR and up unless DEBUG
+DEVELOPER_LOGGERS = ("tensorflow",)
+
+
 def configure(level: str) -> None:
-    """Logging for a CLI run: bpnet's records at ``level`` on stderr; the libraries' at WARNING unless DEBUG."""
+    """Logging for a CLI run: bpnet's records at ``level`` on stderr; the libraries' at WARNING (TensorFlow's at
+    ERROR) unless DEBUG."""
     quiet_environment(level)
     logging.basicConfig(level=getattr(logging, level), format="%(levelname)s %(name)s: %(message)s")
     for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose(level) else logging.WARNING)
+        quiet = logging.ERROR if name in DEVELOPER_LOGGERS else logging.WARNING
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose(level) else quiet)
 
 
 def kernel_arguments(level: str) -> list[str]:
@@ -214,7 +221,8 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
     """A tqdm progress bar (``tqdm.auto``; same arguments) as every bpnet loop shows it: ``enabled=False`` shows
     none; on a terminal it is live; when standard error is not a terminal it writes one line at the start, at most
     one every :data:`LOG_INTERVAL_S` seconds and the final one (a ``leave=False`` bar: none at the end), instead of
-    a carriage-return redraw at every update; in a notebook it is tqdm's widget."""
+    a carriage-return redraw at every update; in a notebook it is tqdm's widget. Callers leave the redraws to
+    ``update`` (``set_postfix(..., refresh=False)``): a forced refresh writes a line in a log."""
     from tqdm import autonotebook, std
     from tqdm.auto import tqdm
 

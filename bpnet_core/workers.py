@@ -81,14 +81,16 @@ class _SpawnContext(multiprocessing.context.SpawnContext):
 def process_pool(workers: int, initializer: Callable[[], None] | None = None) -> Iterator[ProcessPoolExecutor]:
     """A ``spawn`` :class:`~concurrent.futures.ProcessPoolExecutor` of ``workers`` processes that die with this
     process. ``initializer`` (a module-level function) runs in each worker after the set-up. Leaving the block with
-    an exception (Ctrl-C's KeyboardInterrupt included) cancels the pending tasks and terminates the workers rather
-    than waiting for the tasks in flight."""
+    an exception cancels the pending tasks; on Ctrl-C (KeyboardInterrupt) or SystemExit the workers are also
+    terminated at once rather than waited for (one killed while writing leaves at most a temporary file beside its
+    output, as a SIGKILL would: the atomic writers never leave a partial file under a final name); on any other
+    exception the tasks in flight finish first."""
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_SpawnContext(),
                                initializer=_start_worker, initargs=(os.getpid(), initializer))  # fmt: skip
     try:
         yield pool
-    except BaseException:
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # private, but stable since 3.2
+    except (KeyboardInterrupt, SystemExit):
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # private, but there since 3.2
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:
             with contextlib.suppress(Exception):
@@ -96,6 +98,9 @@ def process_pool(workers: int, initializer: Callable[[], None] | None = None) ->
         for proc in processes:
             with contextlib.suppress(Exception):
                 proc.join(timeout=5)
+        raise
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     else:
         pool.shutdown(wait=True)

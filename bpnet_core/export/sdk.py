@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.export import onnx as ox
-from bpnet_core.export.onnx import onnx_session, set_meta
+from bpnet_core.export.onnx import onnx_session, parity_batch, parse_input_dims, set_meta
 from bpnet_core.fileio import write_bytes_atomic
 from bpnet_core.meta import MapOutput, StageOutputs, read_meta
 
@@ -293,11 +292,11 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
     if out.suffix.lower() != ".onnx":
         raise BpnetError(f"{out}: --sdk_compatible_model writes a .onnx file")
     meta = read_meta(src)
-    hw = ox.parse_input_dims(input_dims) or tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
+    hw = parse_input_dims(input_dims) or tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
     if meta.layout != "NHWC":
         raise BpnetError(f"{src}: takes {meta.layout} input; the SDK layout (input_1:0) is NHWC")
     proto = onnx.load(str(src))
-    batch = ox.parity_batch(tuple(hw), meta, cal_image_dir)
+    batch = parity_batch(tuple(hw), meta, cal_image_dir)
     if input_dims and meta.input_hw is None:  # -d fixes the input size, as TAO's export does (DeepStream's infer-dims)
         proto = fix_input_size(proto, meta, hw)
         meta = meta.with_changes(input_hw=(int(hw[0]), int(hw[1])))

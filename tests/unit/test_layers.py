@@ -7,7 +7,10 @@ classes (relative imports resolved). Importing ``bpnet_core.a.b.c`` also runs th
 * every module is placed in a layer (a new module must be added to ``LAYERS``), and every entry names a module;
 * no module imports a module of a higher layer;
 * no import cycle joins two modules (same layer included), with function-level imports counted: a lazy import
-  keeps an optional dependency out of import time, it does not make a cycle acceptable;
+  keeps an optional dependency out of import time, it does not make a cycle acceptable. A submodule that imports
+  its own package by name (``from pkg import x``, ``from . import x``, ``import pkg`` inside ``pkg/y.py``) reads the
+  package's namespace, so it counts as importing ``pkg/__init__.py``: a loop when that ``__init__`` imports ``y``.
+  A sibling is imported by its full name instead (``from pkg.x import f``, ``import pkg.x as x``);
 * a function-level import of a ``bpnet_core`` module is there to keep a heavy optional dependency (:data:`HEAVY`)
   out of import time: the module it imports must load one when imported (its module-level imports, transitively
   through ``bpnet_core`` modules and package ``__init__``s). Any other is imported at module level.
@@ -121,14 +124,31 @@ def _statements() -> list[tuple[str, int, str, str]]:
 STATEMENTS = _statements()
 
 
+def _own_package_imports(module: str, tree: ast.Module) -> list[tuple[int, str]]:
+    """``(line, package)`` for every statement of ``module`` that imports one of its enclosing packages by name:
+    ``from pkg import x`` (relative too: ``from . import x``) or ``import pkg``. Python runs that package's
+    ``__init__`` first anyway, but such a statement also reads the package's namespace (``x`` from ``pkg``), which
+    is only partly there while the package's ``__init__`` is itself importing ``module``."""
+    out = []
+    for node, _ in _import_nodes(tree):
+        from_import = isinstance(node, ast.ImportFrom)
+        sources = [_resolve(module, node)] if from_import else [alias.name for alias in node.names]
+        out += [(node.lineno, src) for src in sources if src in MODULES and module.startswith(src + ".")]
+    return out
+
+
 def _is_ours(name: str) -> bool:
     return name == "bpnet_core" or name.startswith("bpnet_core.")
 
 
 def _imports() -> list[tuple[str, int, str]]:
-    """``(importer, line, imported)`` for every import of a ``bpnet_core`` module, at any depth."""
+    """``(importer, line, imported)`` for every import of a ``bpnet_core`` module, at any depth, and for every
+    import of a module's own enclosing package by name (:func:`_own_package_imports`)."""
     edges = [(module, line, target) for module, line, name, _ in STATEMENTS if _is_ours(name)
              for target in _targets(name, module)]  # fmt: skip
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        edges += [(module, line, package) for line, package in _own_package_imports(module, tree)]
     return sorted(set(edges))
 
 
@@ -219,9 +239,19 @@ def test_no_import_cycle():
 
 
 def test_the_checks_see_a_cycle_and_an_upward_import():
-    """The checks themselves: a cycle and a function-level import are found."""
+    """The checks themselves: a cycle, a function-level import and a submodule importing its own package are
+    found."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert not _cycles({"a": {"b"}, "b": set()})
+    module = "bpnet_core.export.sdk"  # as if it imported its package (whose __init__ imports it) by name
+    own = ("from bpnet_core.export import onnx as ox\nfrom . import quantize\nimport bpnet_core.export\n"
+           "import bpnet_core.export.onnx as ox2\nfrom bpnet_core.export.onnx import set_meta\n"
+           "def f():\n    from bpnet_core import errors\n")  # fmt: skip
+    assert _own_package_imports(module, ast.parse(own)) == [(1, "bpnet_core.export"), (2, "bpnet_core.export"),
+                                                           (3, "bpnet_core.export"), (7, "bpnet_core")]  # fmt: skip
+    graph = defaultdict(set, {"bpnet_core.export": {module}, module: {"bpnet_core.export"}})
+    assert _cycles(graph) == [["bpnet_core.export", module]]
+    assert ("bpnet_core.export", module) in {(a, b) for a, _, b in EDGES}  # the package's __init__ imports sdk
     lazy = [(a, b) for a, _, b in EDGES if a == "bpnet_core.cli.train" and b == "bpnet_core.train"]
     assert lazy, "function-level imports are not collected"  # cli/train.py imports bpnet_core.train in a function
 

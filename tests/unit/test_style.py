@@ -1,5 +1,6 @@
-"""Code style: ``ruff check`` (the lint rules of pyproject.toml) and ``ruff format --check`` over the package and the
-tests, as the pre-commit hooks run them. ruff comes with the ``dev`` extra."""
+"""Code style: ``ruff check`` (the lint rules of pyproject.toml) and ``ruff format --check`` over the repository root,
+i.e. every Python file ruff's configuration covers (the package, the tests, ``bench/``, ``tools/``, ``setup.py``; not
+what ``extend-exclude`` leaves out), as the pre-commit hooks run them. ruff comes with the ``dev`` extra."""
 
 import subprocess
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PATHS = ["bpnet_core", "tests"]
+PATHS = ["."]  # ruff's own file discovery from the root: pyproject.toml's include and exclude decide
 
 
 @pytest.fixture(scope="module")

@@ -191,7 +191,7 @@ def generate_synthetic_coco(
         "seconds": round(seconds, 3),
         "images_per_second": round(total / seconds, 1) if seconds > 0 else 0.0,
     }
-    log.info(
+    log.debug(  # the CLI prints its own summary line
         "synthetic dataset: %d images (%.1f img/s), %d people, %d crowd regions in %s",
         total,
         summary["images_per_second"],
