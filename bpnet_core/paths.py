@@ -1,7 +1,8 @@
 """Where the files shipped with bpnet live (specs, pose and dataset configs, model cards, notebooks, tutorial data).
 
 The shipped files keep the source checkout's layout (``specs/``, ``model_pose_config/``, ``data_pose_config/``,
-``model_cards/``, ``notebooks/``, ``tests/fixtures/{coco_sample,coco_mini_train2017,realmodels}``) under one root,
+``model_cards/``, ``notebooks/``,
+``tests/fixtures/{coco_sample,coco_mini_train2017,coco_unlabelled_cc,realmodels}``) under one root,
 :data:`SHIPPED_ROOT`:
 
 * in a source checkout (``pip install -e .``, ``make install``) it is the repository root;
@@ -37,6 +38,7 @@ SHIPPED_TREES = (
     "notebooks",
     "tests/fixtures/coco_sample",
     "tests/fixtures/coco_mini_train2017",
+    "tests/fixtures/coco_unlabelled_cc",
     "tests/fixtures/realmodels",
 )
 

@@ -6,7 +6,9 @@ installed — ``train`` (training images/s, demo and full, and the pipeline/trai
 image per backend and precision), and ``real`` (the shipped real networks on real photos: AP and ms per backend and
 precision, INT8 drops and speed-ups, the decoder on real maps), ``video`` (pipelined vs serial frames/s, ID switches
 of the real networks on pan/zoom clips of two real photos, with and without camera-motion compensation) and, only on
-request, ``pruning`` (the demo chain for 3 seeds: AP after retraining with labels only vs distillation). Timings are
+request, ``pruning`` (the demo chain for 3 seeds: AP after retraining with labels only vs distillation) and
+``real_pruning`` (the real networks: FLOPs vs AP right after pruning, and after a label-free distillation retrain
+per seed). Timings are
 medians after warm-up; ratios come from the same run.
 
 Writes ``bench.json``, ``bench.md`` (Markdown tables) and ``decode_ms.png`` to the output folder.
@@ -30,7 +32,9 @@ from bpnet_core.tables import format_table
 
 log = logging.getLogger(__name__)
 
-PARTS = ["decode", "data", "train", "inference", "real", "video", "pruning"]
+PARTS = ["decode", "data", "train", "inference", "real", "video", "pruning", "real_pruning"]
+#: Parts that train for a long time: run only when asked for by name.
+ON_REQUEST = ("pruning", "real_pruning")
 
 
 def machine_info() -> dict:
@@ -51,7 +55,7 @@ def _optional(module: str):
 
 def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = False) -> dict:
     """Run the benchmark parts (all, or ``only``); write bench.json / bench.md / plots; return the report."""
-    parts = only or [p for p in PARTS if p != "pruning"]  # pruning trains 3 demo chains: only on request
+    parts = only or [p for p in PARTS if p not in ON_REQUEST]  # they train for an hour or more: only on request
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise BpnetError(f"--only: unknown benchmark part(s) {unknown}; choose from {PARTS}")
@@ -76,6 +80,7 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
             ("real", "bpnet_core.benchmarks.real"),
             ("video", "bpnet_core.benchmarks.video"),
             ("pruning", "bpnet_core.benchmarks.pruning"),
+            ("real_pruning", "bpnet_core.benchmarks.real_pruning"),
         ):
             if part in parts:
                 mod = _optional(module)
@@ -109,7 +114,7 @@ def markdown(report: dict) -> str:
         rows += [[f"input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']})",
                   f"{r['images_per_second']:.1f} images/s"] for prof, r in pl.items()]  # fmt: skip
         lines += ["**Data**:", "", format_table(["step", "figure"], rows), ""]
-    for part in ("train", "inference", "real", "video", "pruning"):
+    for part in ("train", "inference", "real", "video", "pruning", "real_pruning"):
         if part in p and "markdown" in p[part]:
             lines += [p[part]["markdown"], ""]
         elif part in p and "skipped" in p[part]:

@@ -17,6 +17,7 @@ model's contract when it has one, else RGB ``/ image_scale − image_offset`` fr
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from bpnet_core.errors import BpnetError
 from bpnet_core.fileio import list_images, read_image, to_bgr8
 from bpnet_core.meta import InputContract
 from bpnet_core.skeleton import PoseConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -230,6 +233,18 @@ def image_folder_loader(spec, pose: PoseConfig, folder: str | Path, contract: In
     from types import SimpleNamespace
 
     paths = list_images(folder, "image folder not found", "no images ({suffixes}) for label-free distillation")
+    readable, bad = [], []
+    for p in paths:  # one unreadable photo must not stop a long run at its first epoch; none readable is an error
+        try:
+            read_image(p)
+            readable.append(p)
+        except BpnetError as exc:
+            bad.append(str(exc))
+    if not readable:
+        raise BpnetError(f"{folder}: no readable image for label-free distillation ({bad[0]})")
+    if bad:
+        log.warning("%s: %d unreadable image(s) skipped, e.g. %s", folder, len(bad), bad[0])
+    paths = readable
     empty = np.zeros(0, np.float32)
     records = [{"image_id": i, "image_path": str(p), "mask_path": "", "joints": np.zeros((0, 0, 3), np.float32),
                 "scales": empty, "centers": empty.reshape(0, 2), "person_idx": -1}

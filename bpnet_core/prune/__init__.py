@@ -2,7 +2,8 @@
 
 * :func:`prune_model` — ``(pruned keras.Model, report)`` with TAO's flags (``-pth``, ``-n``, ``-eq``, ``-pg``,
   ``-nf``, ``-el``); :func:`prune_and_save` also writes the ``.keras`` model and ``prune_report.json`` atomically;
-  :func:`retrain_pruned` retrains it (``load_graph: true``) in a fresh results folder.
+  :func:`retrain_pruned` retrains it (``load_graph: true``) in a fresh results folder; :func:`distil_pruned`
+  (:mod:`.distil`) retrains a pruned real network without labels, by distillation from its unpruned self on photos.
 * :func:`channel_groups` (:mod:`.graph`) — the channel groups that must be pruned together (element-wise adds,
   concatenations, BN and depthwise convs follow their producers).
 * :func:`conv_flops`, :func:`count_params`, :func:`model_costs` (:mod:`.flops`), :func:`latency_ms` — cost figures.
@@ -24,6 +25,7 @@ from bpnet_core.prune.channel_prune import (
     retained_count,
     retrain_pruned,
 )
+from bpnet_core.prune.distil import distil_pruned
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, model_costs, parse_hw
 from bpnet_core.prune.graph import ChannelGraph, ChannelGroup, channel_groups
 from bpnet_core.prune.sweep import (
@@ -37,6 +39,7 @@ from bpnet_core.prune.sweep import (
 )
 
 __all__ = [
+    "distil_pruned",
     "DEFAULT_FLOPS_SIZES",
     "EQUALIZATION_CRITERIA",
     "NORMALIZERS",

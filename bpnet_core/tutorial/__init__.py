@@ -21,8 +21,10 @@ from bpnet_core.tutorial.networks import (
     REAL_NETWORKS,
     REAL_SAMPLE_SPEC,
     REAL_TRAIN_IMAGES,
+    REAL_UNLABELLED_IMAGES,
     evaluation_runner,
     real_networks,
+    trainable_networks,
 )
 from bpnet_core.tutorial.runner import (
     NOTEBOOK_DIR,
@@ -43,6 +45,7 @@ __all__ = [
     "REAL_NETWORKS",
     "REAL_SAMPLE_SPEC",
     "REAL_TRAIN_IMAGES",
+    "REAL_UNLABELLED_IMAGES",
     "SETUP",
     "TRAIN",
     "data_overrides",
@@ -52,6 +55,7 @@ __all__ = [
     "main",
     "model_for_deployment",
     "real_networks",
+    "trainable_networks",
     "run_tutorial",
     "stage_dir",
     "summary_lines",

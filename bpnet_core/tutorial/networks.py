@@ -1,5 +1,6 @@
 """The networks the tutorial notebooks evaluate: the trained model or a stand-in (:func:`evaluation_runner`), and the
-real COCO-trained networks shipped with bpnet (:func:`real_networks`)."""
+real COCO-trained networks shipped with bpnet, for inference (:func:`real_networks`) or as trainable Keras models
+(:func:`trainable_networks`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ REAL_NETWORKS = {
 }  # fmt: skip
 REAL_SAMPLE_SPEC = PROJECT_ROOT / "data_pose_config" / "coco_real_sample_spec.json"
 REAL_TRAIN_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_mini_train2017"
+#: 48 real photos with people (CC BY / BY-SA), no labels used: label-free distillation of pruned real networks.
+REAL_UNLABELLED_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_unlabelled_cc"
 
 
 def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
@@ -45,5 +48,22 @@ def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[
         out = out_dir / (name + (".xml" if src.suffix == ".xml" else ".onnx"))
         if not out.is_file():
             import_model(src, card, out)
+        models[name] = out
+    return models
+
+
+def trainable_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
+    """The shipped real networks rebuilt as trainable bpnet models (``bpnet import_model -o X.keras``: parity with
+    the source checked on real photos) into ``WORK_DIR/real_networks/``; files already there are reused. Returns
+    name → ``.keras`` file."""
+    out_dir = stage_dir(work_dir, "real_networks")
+    models = {}
+    for name in names or list(REAL_NETWORKS):
+        if name not in REAL_NETWORKS:
+            raise BpnetError(f"unknown real network {name!r} (shipped: {', '.join(REAL_NETWORKS)})")
+        rel, card = REAL_NETWORKS[name]
+        out = out_dir / f"{name}.keras"
+        if not out.is_file():
+            import_model(PROJECT_ROOT / "tests" / "fixtures" / "realmodels" / rel, card, out, check_ap=False)
         models[name] = out
     return models

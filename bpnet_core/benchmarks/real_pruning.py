@@ -1,0 +1,136 @@
+"""Pruning the real networks (``bpnet bench --only real_pruning``): the curve FLOPs ratio vs AP right after pruning,
+then, at each network's chosen threshold, a label-free distillation retrain per seed and the AP after it.
+
+For each network (imported as a trainable model, :func:`bpnet_core.tutorial.trainable_networks`):
+
+1. prune at every threshold of ``THRESHOLDS`` (activation criterion, calibrated on the 80 shipped train photos) and
+   score each pruned network on the 36 real COCO photos *before any retrain*;
+2. at ``CHOSEN[name]`` retrain by distillation from the unpruned network (:func:`bpnet_core.prune.distil_pruned`) on
+   the unlabelled photos — all 635 of ``../shared/realdata/coco_unlabelled`` when that folder is there (a CI or
+   developer checkout), else the 48 shipped ones — once per seed, and score it again.
+
+Reported: FLOPs ratio (368×368), parameters, AP unpruned / right after pruning / retrained per seed (median and
+spread), retrain seconds, whether the target holds (≥ ``TARGET`` fewer FLOPs with AP drop ≤ ``MAX_DROP``) and a
+plot of the curve. Long: about ``EPOCHS`` × 75 s per retrain on 2 cores at 256×256 for human-pose-estimation-0001.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from pathlib import Path
+
+from bpnet_core.fileio import list_images
+from bpnet_core.infer.evaluation import run_evaluation
+from bpnet_core.prune import distil_pruned, prune_and_save
+from bpnet_core.tables import format_table
+from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_UNLABELLED_IMAGES, trainable_networks
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS = {"human-pose-estimation-0001": [0.1, 0.2, 0.3, 0.4], "mobilenet_thin": [0.05, 0.1, 0.2]}
+CHOSEN = {"human-pose-estimation-0001": 0.3, "mobilenet_thin": 0.2}
+SEEDS = {"human-pose-estimation-0001": [0, 1, 2], "mobilenet_thin": [0]}
+EPOCHS = 8
+TARGET = 1.5
+MAX_DROP = 0.02
+SHARED_UNLABELLED = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "coco_unlabelled"
+
+
+def unlabelled_photos(work: Path) -> Path:
+    """A folder of every unlabelled photo: ``../shared``'s 635 (train2017 + val2017 flattened by links) or the 48
+    shipped ones."""
+    if not SHARED_UNLABELLED.is_dir():
+        return REAL_UNLABELLED_IMAGES
+    folder = Path(work) / "unlabelled"
+    folder.mkdir(parents=True, exist_ok=True)
+    for sub in ("train2017", "val2017"):
+        for p in list_images(SHARED_UNLABELLED / sub):
+            link = folder / p.name
+            if not link.exists():
+                link.symlink_to(p)
+    return folder
+
+
+def _ap(model: Path, out: Path) -> float:
+    return float(run_evaluation(None, model, REAL_SAMPLE_SPEC, out, progress=False)["AP"])
+
+
+def run_network(work: Path, name: str, model: Path, photos: Path, quick: bool = False) -> dict:
+    work = Path(work) / name
+    row: dict = {"network": name, "ap_unpruned": _ap(model, work / "eval_unpruned"), "curve": []}
+    for pth in THRESHOLDS[name][:2] if quick else THRESHOLDS[name]:
+        pruned = work / f"pruned_{pth:g}.keras"
+        r = prune_and_save(model, pruned, work / f"prune_{pth:g}.json", pruning_threshold=pth, min_num_filters=8,
+                           criterion="activation")  # fmt: skip
+        row["curve"].append({"pth": pth, "flops_ratio": r["flops_ratio"], "params": r["params_after"],
+                             "ap_pruned": _ap(pruned, work / f"eval_pruned_{pth:g}")})  # fmt: skip
+    pth = CHOSEN[name]
+    chosen = next((c for c in row["curve"] if c["pth"] == pth), None)
+    if chosen is None:
+        return row
+    row.update(pth=pth, flops_ratio=chosen["flops_ratio"], params=chosen["params"], ap_pruned=chosen["ap_pruned"])
+    row["seeds"] = []
+    for seed in SEEDS[name][:1] if quick else SEEDS[name]:
+        t0 = time.perf_counter()
+        summary = distil_pruned(work / f"pruned_{pth:g}.keras", work / f"retrain_seed{seed}", photos,
+                                teacher_model=model, epochs=1 if quick else EPOCHS, seed=seed,
+                                progress=False)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        ap = _ap(Path(summary["final_model"]), work / f"eval_retrained_seed{seed}")
+        row["seeds"].append({"seed": seed, "ap_retrained": ap, "drop": row["ap_unpruned"] - ap,
+                             "retrain_seconds": round(seconds, 1), "steps": summary["step"]})  # fmt: skip
+    drops = [s["drop"] for s in row["seeds"]]
+    row["meets_target"] = sum(1 for d in drops if d <= MAX_DROP and row["flops_ratio"] >= TARGET)
+    return row
+
+
+def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
+    work = Path(work) / "real_pruning"
+    photos = unlabelled_photos(work)
+    models = trainable_networks(work)
+    rows = [run_network(work, name, path, photos, quick) for name, path in models.items()]
+    out = {"photos": str(photos), "photo_count": len(list_images(photos)), "epochs": 1 if quick else EPOCHS,
+           "target_flops_ratio": TARGET, "max_ap_drop": MAX_DROP, "rows": rows}  # fmt: skip
+    out["markdown"] = markdown(out)
+    return out
+
+
+def _spread(values: list) -> str:
+    v = [x for x in values if isinstance(x, (int, float))]
+    if not v:
+        return "–"
+    return f"{statistics.median(v):.3f} ({min(v):.3f}–{max(v):.3f})" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def markdown(d: dict) -> str:
+    lines = [f"**Pruning the real networks** (activation criterion; retrain: label-free distillation from the "
+             f"unpruned network, {d['epochs']} epochs over {d['photo_count']} unlabelled photos; AP on the 36 real "
+             f"photos; target ≥ {d['target_flops_ratio']:g}× fewer FLOPs with AP drop ≤ {d['max_ap_drop']:g}):",
+             ""]  # fmt: skip
+    header = [
+        "network",
+        "-pth",
+        "FLOPs ÷",
+        "parameters",
+        "AP unpruned",
+        "AP right after pruning",
+        "AP retrained, median (min–max)",
+        "drop, median (min–max)",
+        "seeds meeting target",
+        "retrain s",
+    ]
+    cells = []
+    for r in d["rows"]:
+        seeds = r.get("seeds", [])
+        cells.append([r["network"], f"{r.get('pth', '–')}", f"{r.get('flops_ratio', 0):.2f}", f"{r.get('params', 0):,}",
+                      f"{r['ap_unpruned']:.3f}", f"{r.get('ap_pruned', 0):.3f}",
+                      _spread([s["ap_retrained"] for s in seeds]), _spread([s["drop"] for s in seeds]),
+                      f"{r.get('meets_target', 0)} of {len(seeds)}",
+                      _spread([s["retrain_seconds"] for s in seeds]).replace(".000", "")])  # fmt: skip
+    lines += [format_table(header, cells), "", "Right after pruning, no retrain:", ""]
+    curve = [[r["network"], f"{c['pth']:g}", f"{c['flops_ratio']:.2f}", f"{c['params']:,}", f"{c['ap_pruned']:.3f}"]
+             for r in d["rows"] for c in r["curve"]]  # fmt: skip
+    lines.append(format_table(["network", "-pth", "FLOPs ÷", "parameters", "AP"], curve))
+    return "\n".join(lines)
