@@ -383,8 +383,10 @@ class DistillationConfig(Block):
         weight: the teacher's share of the target: ``target = weight · teacher + (1 − weight) · label``
             (for the masked L2 loss this equals ``weight · ‖s − teacher‖² + (1 − weight) · ‖s − label‖²`` up to a
             constant). 0 = labels only, 1 = teacher only.
-        stages: ``all`` — every student stage is pulled toward the teacher; ``last`` — only the last stage,
-            earlier stages keep the labels.
+        stages: ``all`` — every student stage is pulled toward the teacher's last stage; ``last`` — only the last
+            stage, earlier stages keep the labels; ``matching`` — stage t toward the teacher's stage t (a ``.keras``
+            teacher with as many stages: a network distilled from itself, e.g. pruned or fine-tuned, keeps what each
+            of its stages did).
         maps: ``both``, ``heatmaps`` or ``pafs``: which branch the teacher supervises.
         from_pruned: when ``teacher_model`` is not set and ``pretrained_weights`` is a model written by
             ``bpnet prune``, distil from the model it was pruned from (recorded in its contract as
@@ -395,7 +397,7 @@ class DistillationConfig(Block):
 
     teacher_model: PathStr | None = None
     weight: Float = Field(0.5, ge=0.0, le=1.0)
-    stages: Literal["all", "last"] = "all"
+    stages: Literal["all", "last", "matching"] = "all"
     maps: Literal["both", "heatmaps", "pafs"] = "both"
     from_pruned: Bool = False
     image_folder: PathStr | None = None

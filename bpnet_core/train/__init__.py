@@ -2,6 +2,7 @@
 
 >>> from bpnet_core.train import train
 >>> summary = train("specs/bpnet_train_m1_demo.yaml", "runs/demo/exp_m1_unpruned")
+>>> run = fine_tune("hpe.keras", "runs/hpe_finetune")     # a real network on labelled real photos (.finetune)
 
 Importing this package does not import TensorFlow; :mod:`.schedules` and :mod:`.optimizers` do.
 """
@@ -9,6 +10,7 @@ Importing this package does not import TensorFlow; :mod:`.schedules` and :mod:`.
 from __future__ import annotations
 
 from bpnet_core.fileio import save_model_atomic  # re-exported: the atomic .keras writer
+from bpnet_core.train.finetune import fine_tune
 from bpnet_core.train.trainer import (
     CHECKPOINT_SUBDIR,
     PARAMS_FILE,
@@ -22,6 +24,7 @@ from bpnet_core.train.trainer import (
 )
 
 __all__ = [
+    "fine_tune",
     "CHECKPOINT_SUBDIR",
     "PARAMS_FILE",
     "STATUS_FILE",

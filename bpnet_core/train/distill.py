@@ -58,13 +58,18 @@ class Teacher:
             x = x[..., ::-1]
         return x * tf.constant(self.a) + tf.constant(self.b)
 
-    def maps(self, images):
+    def maps(self, images, every_stage: bool = False):
+        """The teacher's last-stage ``(heatmaps, pafs)``; ``every_stage`` (a ``.keras`` teacher only): lists of
+        every stage's maps instead, first stage first."""
         import tensorflow as tf
 
         x = self._input(tf.cast(images, tf.float32))
         if self.model is not None:
             outs = self.model(x, training=False)
             n = len(outs) // 2
+            if every_stage:
+                return ([tf.stop_gradient(tf.cast(o, tf.float32)) for o in outs[:n]],
+                        [tf.stop_gradient(tf.cast(o, tf.float32)) for o in outs[n:]])  # fmt: skip
             heat, paf = outs[n - 1], outs[-1]
         else:
 
@@ -117,6 +122,12 @@ def load_teacher(spec, pose, student=None) -> Teacher | None:
     if meta.input_hw and tuple(meta.input_hw) != hw:
         raise BpnetError(f"{where}: the teacher takes only {meta.input_hw[0]}x{meta.input_hw[1]} input but the "
                          f"student trains at {hw[0]}x{hw[1]}")  # fmt: skip
+    if dist.stages == "matching":
+        want = _student_stages(spec)
+        if path.suffix.lower() != ".keras" or want != meta.num_stages:
+            raise BpnetError(f"{where}: distillation.stages: matching needs a .keras teacher with the student's "
+                             f"{want} stages (the teacher: {path.suffix or 'no suffix'}, {meta.num_stages} stages); "
+                             "use stages: all or last")  # fmt: skip
     if path.suffix.lower() == ".keras":
         try:
             model = load_bpnet_model(path, pose)
@@ -132,6 +143,16 @@ def load_teacher(spec, pose, student=None) -> Teacher | None:
         teacher = Teacher(path, runner.meta, student, runner=runner)
     log.info("distilling from %s (weight %.2f, stages %s, maps %s)", path, dist.weight, dist.stages, dist.maps)
     return teacher
+
+
+def _student_stages(spec) -> int:
+    """Stages of the model the spec trains: the ``load_graph`` file's, else ``model.stages``."""
+    if spec.load_graph and spec.pretrained_weights:
+        try:
+            return read_meta(spec.pretrained_weights).num_stages
+        except Exception:  # noqa: BLE001 - not a bpnet model file: model_from_spec reports it
+            pass
+    return int(spec.model.stages)
 
 
 def _pruned_from(spec) -> Path | None:
@@ -156,16 +177,22 @@ def _pruned_from(spec) -> Path | None:
 def distillation_targets(teacher: Teacher, images, heatmaps, pafs, dist):
     """``(blended_heatmaps, blended_pafs, heatmaps, pafs)`` for one batch (inside the training step): the teacher's
     last-stage maps on the same augmented batch, blended with the labels as ``weight · teacher + (1 − weight) · label``
-    for the branches ``dist.maps`` names (labels elsewhere)."""
+    for the branches ``dist.maps`` names (labels elsewhere). With ``dist.stages == "matching"`` the blended maps are
+    lists, one per stage: stage ``t`` of the teacher for stage ``t`` of the student."""
     import tensorflow as tf
 
-    t_heat, t_paf = teacher.maps(images)
+    matching = dist.stages == "matching"
+    t_heat, t_paf = teacher.maps(images, every_stage=matching)
     w = float(dist.weight)
     heat = tf.cast(heatmaps, tf.float32)
     paf = tf.cast(pafs, tf.float32)
-    blend_h = w * t_heat + (1.0 - w) * heat if dist.maps in ("both", "heatmaps") else heat
-    blend_p = w * t_paf + (1.0 - w) * paf if dist.maps in ("both", "pafs") else paf
-    return blend_h, blend_p, heat, paf
+
+    def blend(t, label, branch):
+        if dist.maps not in ("both", branch):
+            return [label] * len(t) if matching else label
+        return [w * x + (1.0 - w) * label for x in t] if matching else w * t + (1.0 - w) * label
+
+    return blend(t_heat, heat, "heatmaps"), blend(t_paf, paf, "pafs"), heat, paf
 
 
 def distillation_panel(spec, teacher_model, student_model, pose=None, overrides=(), index: int = 0, split="train"):

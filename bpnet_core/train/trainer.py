@@ -257,7 +257,9 @@ def make_step_functions(state: TrainState, teacher=None):
         if teacher is None:
             return labels
         bh, bp, h, p = distillation_targets(teacher, images, labels["heatmaps"], labels["pafs"], spec.distillation)
-        if spec.distillation.stages == "last":
+        if spec.distillation.stages == "matching":  # stage t of the teacher for stage t of the student
+            heat, paf = list(bh), list(bp)
+        elif spec.distillation.stages == "last":
             heat, paf = [h] * (n_stages - 1) + [bh], [p] * (n_stages - 1) + [bp]
         else:
             heat, paf = [bh] * n_stages, [bp] * n_stages
