@@ -203,3 +203,42 @@ def test_label_free_distillation_from_a_real_teacher(spec_file, tmp_path):
     )
     assert history[-1] < history[0], history
     assert after < 0.8 * before, (before, after)
+
+
+def test_matching_stages_need_a_keras_teacher_with_as_many_stages(spec_file, untrained_model, tmp_path, capsys):
+    """``distillation.stages: matching`` pairs stage t with stage t: a teacher of another stage count is one line."""
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.model import build_model, save_bpnet_model, spec_normalization
+    from bpnet_core.skeleton import PoseConfig
+
+    spec = load_train_spec(spec_file)
+    pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    other = tmp_path / "one_stage.keras"
+    save_bpnet_model(build_model(spec.model, pose, stages=1), other, pose, spec_normalization(spec))
+    line = _bad(spec_file, tmp_path, [f"distillation.teacher_model={other}", "distillation.stages=matching"], capsys)
+    assert "distillation.stages: matching needs a .keras teacher with the student's" in line and "1 stages" in line
+
+
+def test_matching_targets_pair_stage_with_stage(spec_file, untrained_model):
+    """Each student stage gets the teacher's own stage as its target (weight 1: the teacher's maps exactly)."""
+    import numpy as np
+
+    from bpnet_core.config import load_train_spec
+    from bpnet_core.model import load_bpnet_model
+    from bpnet_core.skeleton import PoseConfig
+    from bpnet_core.train.distill import distillation_targets, load_teacher
+
+    spec = load_train_spec(spec_file, [f"distillation.teacher_model={untrained_model}", "distillation.weight=1",
+                                       "distillation.stages=matching"])  # fmt: skip
+    pose = PoseConfig.from_json(spec.dataloader.pose_config.pose_config_path)
+    teacher = load_teacher(spec, pose)
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    outs = [np.asarray(o) for o in load_bpnet_model(untrained_model, pose)(x, training=False)]
+    n = len(outs) // 2
+    zeros_h, zeros_p = np.zeros_like(outs[0]), np.zeros_like(outs[n])
+    heat, paf, _, _ = distillation_targets(teacher, x, zeros_h, zeros_p, spec.distillation)
+    assert len(heat) == len(paf) == n >= 2
+    for t in range(n):
+        np.testing.assert_allclose(np.asarray(heat[t]), outs[t], atol=1e-5)
+        np.testing.assert_allclose(np.asarray(paf[t]), outs[n + t], atol=1e-5)
+    assert not np.allclose(outs[0], outs[n - 1])  # the stages differ, so the pairing is what the check sees
