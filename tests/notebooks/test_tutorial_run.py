@@ -9,7 +9,8 @@ from bpnet_core.tutorial import run_tutorial, tutorial_notebooks
 EXPECTED_METRICS = {
     "00_setup": {"train_images", "val_images"},
     "01_data_prep": {"train_records", "val_records", "masks_written", "pipeline_images_per_second"},
-    "02_train": {"steps", "train_seconds", "images_per_second", "final_loss", "first_loss"},
+    "02_train": {"steps", "train_seconds", "images_per_second", "final_loss", "first_loss", "real_ap_before",
+                 "real_ap_after", "real_label_loss_before", "real_label_loss_after", "real_finetuned_model"},
     "03_evaluate": {"AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl", "real_AP"},
     "04_prune_retrain": {"params_before", "params_after", "flops_before", "flops_after", "ap_unpruned", "ap_pruned",
                          "ap_retrained"},
