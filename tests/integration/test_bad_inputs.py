@@ -174,7 +174,8 @@ CASES = [
                 "taylor"], "-c/--criterion must be one of auto, weight, activation (got 'taylor')"),
     ("distillation-folder-without-readable-image", "train",
      lambda t: ["train", "-e", str(ROOT / "specs" / "bpnet_retrain_real.yaml"), "-r", str(t / "out"), "--set",
-                f"pretrained_weights={tiny_model(t, 'bpnet_18joints.json')}", "--set", "distillation.teacher_model="
+                f"pretrained_weights={tiny_model(t, 'bpnet_18joints.json')}", "--set", "load_graph=true", "--set",
+                "distillation.teacher_model="
                 f"{tiny_model(t, 'bpnet_18joints.json')}", "--set",
                 f"distillation.image_folder={write(t / 'photos' / 'a.jpg', b'junk').parent}"],
      "photos: no readable image for label-free distillation"),
