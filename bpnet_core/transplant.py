@@ -90,16 +90,14 @@ def _omz_source(layer: str, stages: int) -> str | None:
     m = re.fullmatch(r"stage1_conv(\d+)", layer)
     if m:
         return f"conv5_{m.group(1)}_CPM_L1"
-    m = re.fullmatch(r"stage1_(paf|heat)_conv4", layer)
-    if m:
-        return f"conv5_4_CPM_{'L1' if m.group(1) == 'paf' else 'L2'}"
     m = re.fullmatch(r"stage(\d+)_block(\d+)_conv([123])", layer)
     if m:
         part = {"1": "sq", "2": "3x3", "3": "3x3/2"}[m.group(3)]
         return f"Mconv{m.group(2)}_stage{m.group(1)}_L1/{part}"
-    m = re.fullmatch(r"stage(\d+)_(paf|heat)_conv1", layer)
-    if m:
-        return f"Mconv6_stage{m.group(1)}_{'L1' if m.group(2) == 'paf' else 'L2'}"
+    m = re.fullmatch(r"stage(\d+)_(paf|heat)_conv([14])", layer)  # stage 1's 1x1-512, a refinement stage's 1x1-128
+    if m and (m.group(1) == "1") == (m.group(3) == "4"):
+        prefix = "conv5_4_CPM" if m.group(1) == "1" else f"Mconv6_stage{m.group(1)}"
+        return f"{prefix}_{'L1' if m.group(2) == 'paf' else 'L2'}"
     m = re.fullmatch(r"(heatmap|paf)_(?:stage(\d+)|out)", layer)
     if m:
         t = int(m.group(2) or stages)

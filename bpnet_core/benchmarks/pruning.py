@@ -86,7 +86,8 @@ def run(work: Path, report: dict | None = None, quick: bool = False, seeds: list
     return out
 
 
-def _spread(values: list) -> str:
+def spread(values: list) -> str:
+    """``median (min–max)`` of the numbers in ``values`` (``–`` when there are none)."""
     v = [x for x in values if isinstance(x, (int, float))]
     if not v:
         return "–"
@@ -109,8 +110,8 @@ def markdown(d: dict) -> str:
               f(r.get("ap_drop")),
               f"{f(r.get('retrain_seconds_labels_only'), '.0f')} / {f(r.get('retrain_seconds'), '.0f')}"]
              for r in rows]  # fmt: skip
-    cells.append(["median (min–max)", *(_spread([r.get(k) for r in rows]) for k in ("ap_unpruned",)), "", "",
-                  *(_spread([r.get(k) for r in rows])
+    cells.append(["median (min–max)", *(spread([r.get(k) for r in rows]) for k in ("ap_unpruned",)), "", "",
+                  *(spread([r.get(k) for r in rows])
                     for k in ("flops_ratio", "ap_retrained_labels_only", "ap_retrained", "ap_drop")), ""])  # fmt: skip
     lines.append(format_table(header, cells))
     return "\n".join(lines)

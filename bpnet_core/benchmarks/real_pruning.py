@@ -17,10 +17,10 @@ plot of the curve. Long: about ``EPOCHS`` × 75 s per retrain on 2 cores at 256�
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from pathlib import Path
 
+from bpnet_core.benchmarks.pruning import spread
 from bpnet_core.fileio import list_images
 from bpnet_core.infer.evaluation import run_evaluation
 from bpnet_core.prune import distil_pruned, prune_and_save
@@ -97,13 +97,6 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     return out
 
 
-def _spread(values: list) -> str:
-    v = [x for x in values if isinstance(x, (int, float))]
-    if not v:
-        return "–"
-    return f"{statistics.median(v):.3f} ({min(v):.3f}–{max(v):.3f})" if len(v) > 1 else f"{v[0]:.3f}"
-
-
 def markdown(d: dict) -> str:
     lines = [f"**Pruning the real networks** (activation criterion; retrain: label-free distillation from the "
              f"unpruned network, {d['epochs']} epochs over {d['photo_count']} unlabelled photos; AP on the 36 real "
@@ -126,9 +119,9 @@ def markdown(d: dict) -> str:
         seeds = r.get("seeds", [])
         cells.append([r["network"], f"{r.get('pth', '–')}", f"{r.get('flops_ratio', 0):.2f}", f"{r.get('params', 0):,}",
                       f"{r['ap_unpruned']:.3f}", f"{r.get('ap_pruned', 0):.3f}",
-                      _spread([s["ap_retrained"] for s in seeds]), _spread([s["drop"] for s in seeds]),
+                      spread([s["ap_retrained"] for s in seeds]), spread([s["drop"] for s in seeds]),
                       f"{r.get('meets_target', 0)} of {len(seeds)}",
-                      _spread([s["retrain_seconds"] for s in seeds]).replace(".000", "")])  # fmt: skip
+                      spread([s["retrain_seconds"] for s in seeds]).replace(".000", "")])  # fmt: skip
     lines += [format_table(header, cells), "", "Right after pruning, no retrain:", ""]
     curve = [[r["network"], f"{c['pth']:g}", f"{c['flops_ratio']:.2f}", f"{c['params']:,}", f"{c['ap_pruned']:.3f}"]
              for r in d["rows"] for c in r["curve"]]  # fmt: skip

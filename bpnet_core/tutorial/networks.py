@@ -35,9 +35,8 @@ REAL_TRAIN_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_mini_train2017"
 REAL_UNLABELLED_IMAGES = PROJECT_ROOT / "tests" / "fixtures" / "coco_unlabelled_cc"
 
 
-def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
-    """The shipped real networks imported with their cards into ``WORK_DIR/real_networks/`` (``.xml`` for the
-    OpenVINO IR, ``.onnx`` for the TensorFlow graph); files already there are reused. Returns name → model file."""
+def _imported(work_dir: str | Path, names: list[str] | None, suffix_of, **import_kwargs) -> dict[str, Path]:
+    """Each named shipped network imported into ``WORK_DIR/real_networks/NAME + suffix_of(source)`` unless there."""
     out_dir = stage_dir(work_dir, "real_networks")
     models = {}
     for name in names or list(REAL_NETWORKS):
@@ -45,25 +44,21 @@ def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[
             raise BpnetError(f"unknown real network {name!r} (shipped: {', '.join(REAL_NETWORKS)})")
         rel, card = REAL_NETWORKS[name]
         src = PROJECT_ROOT / "tests" / "fixtures" / "realmodels" / rel
-        out = out_dir / (name + (".xml" if src.suffix == ".xml" else ".onnx"))
+        out = out_dir / (name + suffix_of(src))
         if not out.is_file():
-            import_model(src, card, out)
+            import_model(src, card, out, **import_kwargs)
         models[name] = out
     return models
+
+
+def real_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
+    """The shipped real networks imported with their cards into ``WORK_DIR/real_networks/`` (``.xml`` for the
+    OpenVINO IR, ``.onnx`` for the TensorFlow graph); files already there are reused. Returns name → model file."""
+    return _imported(work_dir, names, lambda src: ".xml" if src.suffix == ".xml" else ".onnx")
 
 
 def trainable_networks(work_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
     """The shipped real networks rebuilt as trainable bpnet models (``bpnet import_model -o X.keras``: parity with
     the source checked on real photos) into ``WORK_DIR/real_networks/``; files already there are reused. Returns
     name → ``.keras`` file."""
-    out_dir = stage_dir(work_dir, "real_networks")
-    models = {}
-    for name in names or list(REAL_NETWORKS):
-        if name not in REAL_NETWORKS:
-            raise BpnetError(f"unknown real network {name!r} (shipped: {', '.join(REAL_NETWORKS)})")
-        rel, card = REAL_NETWORKS[name]
-        out = out_dir / f"{name}.keras"
-        if not out.is_file():
-            import_model(PROJECT_ROOT / "tests" / "fixtures" / "realmodels" / rel, card, out, check_ap=False)
-        models[name] = out
-    return models
+    return _imported(work_dir, names, lambda src: ".keras", check_ap=False)
