@@ -52,6 +52,16 @@ def add_parser(sub) -> None:
         help="activation criterion: folder of photos (default: the 80 COCO train photos shipped)",
     )
     p.add_argument("--calibration_count", type=int, default=32, help="activation criterion: photos used")
+    p.add_argument("--flops_ratio", type=float, default=None, metavar="R",
+                   help="activation criterion: remove channels network-wide (least error per MAC saved first) "
+                   "until the FLOPs fall R times, instead of bounding each group's error with -pth")  # fmt: skip
+    p.add_argument("--selection", default="energy", choices=["energy", "least_squares"],
+                   help="activation criterion: order a group's channels by what each delivers alone (energy) or by "
+                   "greedy least-squares elimination with the readers refitted (least_squares)")  # fmt: skip
+    p.add_argument("--reconstruct", action="store_true",
+                   help="activation criterion: refit every convolution after the first pruned one, in order, by "
+                   "least squares to what the original computed on the calibration photos")  # fmt: skip
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="print the kept filters of every layer")
     add_key(p)
     add_common(p)
@@ -70,6 +80,8 @@ def run(args) -> int:
         pruning_granularity=args.pruning_granularity, min_num_filters=args.min_num_filters,
         excluded_layers=args.excluded_layers, flops_input_sizes=args.input_sizes, criterion=args.criterion,
         calibration_images=args.calibration_images, calibration_count=args.calibration_count,
+        flops_target=args.flops_ratio, selection=args.selection, reconstruct=args.reconstruct,
+        progress=not args.no_progress,
     )  # fmt: skip
     if args.verbose:
         for name, k in r["layers"].items():

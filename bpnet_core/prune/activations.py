@@ -147,15 +147,82 @@ def compensate(pruned, model, stats: dict, kept_inputs, kept_outputs) -> list[st
     return skipped
 
 
-def activation_statistics(model, graph, meta, image_dir, count: int = DEFAULT_CALIBRATION_COUNT,
-                          size: tuple[int, int] = (368, 368)) -> dict:  # fmt: skip
-    """The readers' input statistics of ``model`` on ``count`` photos of ``image_dir`` (see the module docstring)."""
+def activation_statistics(model, graph, batches) -> dict:
+    """The readers' input statistics of ``model`` on ``batches`` (:func:`calibration_batches`; see the module
+    docstring)."""
     readers = [n for n, kind in graph.layer_types.items() if kind == "conv"]
-    batches = calibration_batches(meta, image_dir, count, size)
-    log.info("activation statistics of %d layers on %d photos at %dx%d", len(readers), len(batches), *size)
+    log.info("activation statistics of %d layers on %d photos", len(readers), len(batches))
     return reader_input_stats(model, readers, batches)
+
+
+def energy_order(scores: dict[int, np.ndarray]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{group: (order, curve)}``: channels weakest first and ``curve[k]``, the share of the group's score energy
+    gone once the first ``k + 1`` are (``relative_error_scores`` squared, in removal order)."""
+    out = {}
+    for gid, s in scores.items():
+        e = np.asarray(s, np.float64) ** 2
+        order = np.argsort(e, kind="stable")
+        total = float(e.sum())
+        out[gid] = (order, np.cumsum(e[order]) / total if total > 0 else np.zeros(len(e)))
+    return out
 
 
 def default_image_dir() -> Path:
     """The calibration photos shipped with bpnet: 80 COCO train2017 photos (not the 36 evaluation photos)."""
     return project_file("tests", "fixtures", "coco_mini_train2017")
+
+
+def _layer_macs(graph, macs: dict, counts: dict[int, int]) -> float:
+    """Convolution MACs of the network when group ``g`` keeps ``counts[g]`` channels (the others all of theirs)."""
+    total = 0.0
+    for name, m in macs.items():
+        kind = graph.layer_types.get(name)
+        ins = graph.inputs.get(name, [])
+        outs = graph.outputs.get(name, [])
+        fin = sum(counts.get(g, n) for g, n in ins) / max(1, sum(n for _, n in ins)) if ins else 1.0
+        if kind == "depthwise" or not outs:
+            total += m * fin
+            continue
+        fout = sum(counts.get(g, n) for g, n in outs) / max(1, sum(n for _, n in outs))
+        total += m * fin * fout
+    return total
+
+
+def flops_allocation(graph, macs: dict, curves: dict[int, np.ndarray], target_ratio: float, granularity: int,
+                     min_filters: int) -> dict[int, int]:  # fmt: skip
+    """``{group: channels kept}`` for a FLOPs ratio of ``target_ratio``: channels go in one network-wide order of
+    *error per MAC saved* — ``curves[g][k]``, the relative error group ``g``'s readers see once its ``k + 1`` first
+    channels are gone (:func:`energy_order` or :func:`bpnet_core.prune.reconstruct.removal_order`), divided by the
+    MACs one of its channels costs (in its producers, depthwise carriers and readers) — so a cheap layer keeps its
+    channels and an expensive one gives up its weakest. ``macs``: per-layer MACs
+    (:func:`bpnet_core.prune.flops.conv_flops`)."""
+    total = _layer_macs(graph, macs, {})
+    order = {}
+    for gid, curve in curves.items():
+        saved = 0.0
+        for name, m in macs.items():
+            width_in = sum(n for _, n in graph.inputs.get(name, [])) or 1
+            width_out = sum(n for _, n in graph.outputs.get(name, [])) or 1
+            if any(g == gid for g, _ in graph.outputs.get(name, [])) and graph.layer_types.get(name) == "conv":
+                saved += m / width_out
+            elif any(g == gid for g, _ in graph.inputs.get(name, [])):
+                saved += m / width_in
+        order[gid] = np.asarray(curve, np.float64) / max(saved, 1.0)
+
+    def counts_at(lam):
+        out = {}
+        for gid, cum in order.items():
+            size = len(cum)
+            n = max(size - int(np.sum(cum <= lam)), min(int(min_filters), size))
+            if n % granularity:
+                n += granularity - n % granularity
+            out[gid] = min(n, size)
+        return out
+
+    finite = [float(c[np.isfinite(c)].max()) for c in order.values() if np.isfinite(c).any()]
+    lo, hi = 0.0, max(finite, default=0.0) + 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        ratio = total / max(_layer_macs(graph, macs, counts_at(mid)), 1.0)
+        lo, hi = (lo, mid) if ratio >= target_ratio else (mid, hi)
+    return counts_at(hi)

@@ -48,13 +48,17 @@ from bpnet_core.meta import ModelMeta, keras_members, read_meta
 from bpnet_core.prune.activations import (
     DEFAULT_CALIBRATION_COUNT,
     activation_statistics,
+    calibration_batches,
     channel_scores,
     compensate,
     default_image_dir,
-    relative_error_scores,
+    energy_order,
+    flops_allocation,
 )
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 from bpnet_core.prune.graph import channel_groups, layer_kind
+from bpnet_core.prune.reconstruct import reader_grams, removal_order
+from bpnet_core.prune.reconstruct import reconstruct as reconstruct_pruned
 from bpnet_core.train import train
 from bpnet_core.train.trainer import CHECKPOINT_SUBDIR, STATUS_FILE
 
@@ -65,6 +69,9 @@ NORMALIZERS = ("max", "L2")
 #: photos, with mean compensation (:mod:`bpnet_core.prune.activations`); ``auto``: ``activation`` for a network
 #: without batch-norm layers (batch norm folded: the real networks), ``weight`` otherwise.
 CRITERIA = ("auto", "weight", "activation")
+#: How the activation criterion orders a group's channels: ``energy`` (what each delivers to its readers, alone) or
+#: ``least_squares`` (greedy elimination with the readers refitted: a channel its twins can stand in for goes first).
+SELECTIONS = ("energy", "least_squares")
 EQUALIZATION_CRITERIA = ("union", "intersection", "arithmetic_mean", "geometric_mean")
 REPORT_NAME = "prune_report.json"
 
@@ -182,6 +189,19 @@ def _criterion(criterion: str, model) -> str:
     return "weight" if has_bn else "activation"
 
 
+def _check_activation_options(criterion, selection, reconstruct, flops_target):
+    if selection not in SELECTIONS:
+        raise BpnetError(f"--selection must be one of {', '.join(SELECTIONS)} (got {selection!r})")
+    bad_target = isinstance(flops_target, bool) or not isinstance(flops_target, (int, float)) or not flops_target > 1
+    if flops_target is not None and bad_target:
+        raise BpnetError(f"--flops_ratio must be a number above 1 (got {flops_target!r})")
+    if criterion != "activation" and (reconstruct or flops_target is not None or selection != "energy"):
+        raise BpnetError(
+            "--reconstruct, --flops_ratio and --selection need the activation criterion (-c activation); "
+            "the weight criterion is TAO's -pth alone"
+        )
+
+
 def _prunable_layer_names(model) -> list[str]:
     from bpnet_core.model.stages import is_output_layer
 
@@ -245,6 +265,10 @@ def prune_model(
     calibration_images: str | os.PathLike | None = None,
     calibration_count: int = DEFAULT_CALIBRATION_COUNT,
     meta: ModelMeta | None = None,
+    reconstruct: bool = False,
+    flops_target: float | None = None,
+    selection: str = "energy",
+    progress: bool = False,
 ):
     """Prune a BodyPoseNet model's convolution filters (TAO's ``bpnet prune`` flags; see the module docstring).
 
@@ -279,13 +303,21 @@ def prune_model(
     graph = channel_groups(model, excluded)
     layers = {layer.name: layer for layer in model.layers}
     criterion = _criterion(criterion, model)
-    act_stats, act_scores = {}, {}
+    _check_activation_options(criterion, selection, reconstruct, flops_target)
+    act_stats, orders, targets = {}, {}, {}
     if criterion == "activation":
         meta = meta or _source_meta(model_or_path, pose)
         size = tuple(meta.inference.get("input_shape") or (368, 368))[:2]
-        act_stats = activation_statistics(model, graph, meta, calibration_images or default_image_dir(),
-                                          int(calibration_count), size)  # fmt: skip
-        act_scores = channel_scores(graph, layers, act_stats)
+        batches = calibration_batches(meta, calibration_images or default_image_dir(), int(calibration_count), size)
+        act_stats = activation_statistics(model, graph, batches)
+        if selection == "least_squares":
+            orders = removal_order(graph, model, reader_grams(model, list(act_stats), batches))
+        else:
+            orders = energy_order(channel_scores(graph, layers, act_stats))
+        if flops_target:
+            macs = conv_flops(model, size)["per_layer"]
+            targets = flops_allocation(graph, macs, {g: c for g, (_, c) in orders.items()}, float(flops_target),
+                                       int(pruning_granularity), int(min_num_filters))  # fmt: skip
 
     # per-layer normalised scores
     conv_stats = {}
@@ -305,10 +337,14 @@ def prune_model(
             group_rows.append(row)
             continue
         if criterion == "activation":
-            score = relative_error_scores(act_scores.get(grp.id, np.zeros(grp.size)))
-            n, clamped = retained_count(score, pth, int(pruning_granularity), int(min_num_filters))
-            keep[grp.id] = np.sort(np.argsort(-score, kind="stable")[:n])
-            row.update(channels_after=n, above_threshold=int(np.sum(score > pth)), clamped_to_min_num_filters=clamped)
+            order, curve = orders.get(grp.id, (np.arange(grp.size), np.zeros(grp.size)))
+            error = np.empty(grp.size)
+            error[order] = np.sqrt(curve)  # each channel: the relative error once it and those before it are gone
+            n, clamped = retained_count(error, pth, int(pruning_granularity), int(min_num_filters))
+            if grp.id in targets:
+                n, clamped = targets[grp.id], False
+            keep[grp.id] = np.sort(order[grp.size - n :])
+            row.update(channels_after=n, above_threshold=int(np.sum(error > pth)), clamped_to_min_num_filters=clamped)
             clamped_layers += grp.producers if clamped else []
             group_rows.append(row)
             continue
@@ -352,11 +388,19 @@ def prune_model(
     if criterion == "activation":
         uncompensated = compensate(pruned, model, act_stats, lambda n: _indices(graph.inputs[n], keep),
                                    lambda n: _indices(graph.outputs[n], keep))  # fmt: skip
+    fit_errors = {}
+    if reconstruct:
+        fit_errors = reconstruct_pruned(pruned, model, lambda n: _indices(graph.outputs[n], keep), batches,
+                                        progress=progress)  # fmt: skip
 
     report = _report(model, pruned, source, sizes, graph, group_rows, clamped_layers,
                      dict(pruning_threshold=pth, normalizer=norm, equalization_criterion=equalization_criterion,
                           pruning_granularity=int(pruning_granularity), min_num_filters=int(min_num_filters),
-                          excluded_layers=excluded, criterion=criterion))  # fmt: skip
+                          excluded_layers=excluded, criterion=criterion,
+                          **({"selection": selection, "reconstruct": bool(reconstruct),
+                              "flops_target": flops_target} if criterion == "activation" else {})))  # fmt: skip
+    if reconstruct:
+        report["reconstruction"] = {"relative_error": {k: round(v, 4) for k, v in fit_errors.items()}}
     if criterion == "activation":
         report["calibration"] = {"images": str(calibration_images or default_image_dir()),
                                  "count": int(calibration_count), "uncompensated_layers": uncompensated}  # fmt: skip

@@ -390,6 +390,12 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(vgg_file, not_bpnet_fi
         (["-m", str(vgg_file), "-o", str(out), "-el", "stage1_paf_conv", "nope"], "did you mean 'stage1_paf_conv4'"),
         (["-m", str(vgg_file), "-o", str(junk / "p.keras")], "exists and is not a directory"),
         (["-m", str(vgg_file), "-o", str(tmp_path / "out" / "p.hdf5")], ".keras"),
+        (["-m", str(vgg_file), "-o", str(out), "--flops_ratio", "1.5"], "need the activation criterion"),
+        (["-m", str(vgg_file), "-o", str(out), "-c", "weight", "--reconstruct"], "need the activation criterion"),
+        (
+            ["-m", str(vgg_file), "-o", str(out), "-c", "activation", "--flops_ratio", "0.9"],
+            "--flops_ratio must be a number above 1 (got 0.9)",
+        ),
     ]
     for args, expected in cases:
         err = _run_cli_error(args, capsys)
@@ -406,6 +412,8 @@ def test_library_errors(vgg):
         prune_model(vgg, equalization_criterion="mean")
     with pytest.raises(BpnetError, match="pruning_threshold"):
         prune_model(vgg, pruning_threshold=float("nan"))
+    with pytest.raises(BpnetError, match="--selection must be one of energy, least_squares"):
+        prune_model(vgg, criterion="activation", selection="random")
     with pytest.raises(BpnetError, match="Keras model"):
         prune_model(42)
 
