@@ -3,8 +3,9 @@ then, at each network's chosen threshold, a label-free distillation retrain per 
 
 For each network (imported as a trainable model, :func:`bpnet_core.tutorial.trainable_networks`):
 
-1. prune at every threshold of ``THRESHOLDS`` (activation criterion, calibrated on the 80 shipped train photos) and
-   score each pruned network on the 36 real COCO photos *before any retrain*;
+1. prune to every FLOPs ratio of ``FLOPS_TARGETS`` (activation criterion, the smallest ``-pth`` that reaches it, and
+   the least-squares refit, calibrated on the 80 shipped train photos) and score each pruned network on the 36 real
+   COCO photos *before any retrain*;
 2. at ``CHOSEN[name]`` retrain by distillation from the unpruned network (:func:`bpnet_core.prune.distil_pruned`) on
    the unlabelled photos — all 635 of ``../shared/realdata/coco_unlabelled`` when that folder is there (a CI or
    developer checkout), else the 48 shipped ones — once per seed, and score it again.
@@ -29,8 +30,10 @@ from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_UNLABELLED_IMAGES, traina
 
 log = logging.getLogger(__name__)
 
-THRESHOLDS = {"human-pose-estimation-0001": [0.1, 0.2, 0.3, 0.4], "mobilenet_thin": [0.05, 0.1, 0.2]}
-CHOSEN = {"human-pose-estimation-0001": 0.3, "mobilenet_thin": 0.2}
+FLOPS_TARGETS = {"human-pose-estimation-0001": [1.2, 1.35, 1.5, 1.8], "mobilenet_thin": [1.2, 1.5]}
+CHOSEN = {"human-pose-estimation-0001": 1.5, "mobilenet_thin": 1.5}
+#: Calibration photos for the statistics and the least-squares refit (of the 80 shipped train photos; README table).
+CALIBRATION_COUNT = 32
 SEEDS = {"human-pose-estimation-0001": [0, 1, 2], "mobilenet_thin": [0]}
 EPOCHS = 8
 TARGET = 1.5
@@ -60,21 +63,24 @@ def _ap(model: Path, out: Path) -> float:
 def run_network(work: Path, name: str, model: Path, photos: Path, quick: bool = False) -> dict:
     work = Path(work) / name
     row: dict = {"network": name, "ap_unpruned": _ap(model, work / "eval_unpruned"), "curve": []}
-    for pth in THRESHOLDS[name][:2] if quick else THRESHOLDS[name]:
-        pruned = work / f"pruned_{pth:g}.keras"
-        r = prune_and_save(model, pruned, work / f"prune_{pth:g}.json", pruning_threshold=pth, min_num_filters=8,
-                           criterion="activation")  # fmt: skip
-        row["curve"].append({"pth": pth, "flops_ratio": r["flops_ratio"], "params": r["params_after"],
-                             "ap_pruned": _ap(pruned, work / f"eval_pruned_{pth:g}")})  # fmt: skip
-    pth = CHOSEN[name]
-    chosen = next((c for c in row["curve"] if c["pth"] == pth), None)
+    for target in FLOPS_TARGETS[name][:2] if quick else FLOPS_TARGETS[name]:
+        pruned = work / f"pruned_{target:g}.keras"
+        t0 = time.perf_counter()
+        r = prune_and_save(model, pruned, work / f"prune_{target:g}.json", flops_target=target, reconstruct=True,
+                           min_num_filters=8, criterion="activation", calibration_count=CALIBRATION_COUNT)  # fmt: skip
+        row["curve"].append({"target": target, "flops_ratio": r["flops_ratio"], "params": r["params_after"],
+                             "prune_seconds": round(time.perf_counter() - t0, 1),
+                             "ap_pruned": _ap(pruned, work / f"eval_pruned_{target:g}")})  # fmt: skip
+    target = CHOSEN[name]
+    chosen = next((c for c in row["curve"] if c["target"] == target), None)
     if chosen is None:
         return row
-    row.update(pth=pth, flops_ratio=chosen["flops_ratio"], params=chosen["params"], ap_pruned=chosen["ap_pruned"])
+    row.update(target=target, flops_ratio=chosen["flops_ratio"], params=chosen["params"],
+               ap_pruned=chosen["ap_pruned"])  # fmt: skip
     row["seeds"] = []
     for seed in SEEDS[name][:1] if quick else SEEDS[name]:
         t0 = time.perf_counter()
-        summary = distil_pruned(work / f"pruned_{pth:g}.keras", work / f"retrain_seed{seed}", photos,
+        summary = distil_pruned(work / f"pruned_{target:g}.keras", work / f"retrain_seed{seed}", photos,
                                 teacher_model=model, epochs=1 if quick else EPOCHS, seed=seed,
                                 progress=False)  # fmt: skip
         seconds = time.perf_counter() - t0
@@ -98,13 +104,14 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
 
 
 def markdown(d: dict) -> str:
-    lines = [f"**Pruning the real networks** (activation criterion; retrain: label-free distillation from the "
-             f"unpruned network, {d['epochs']} epochs over {d['photo_count']} unlabelled photos; AP on the 36 real "
+    lines = [f"**Pruning the real networks** (activation criterion, `--flops_ratio`, `--reconstruct`; retrain: "
+             f"label-free distillation from the unpruned network, {d['epochs']} epochs over {d['photo_count']} "
+             f"unlabelled photos; AP on the 36 real "
              f"photos; target ≥ {d['target_flops_ratio']:g}× fewer FLOPs with AP drop ≤ {d['max_ap_drop']:g}):",
              ""]  # fmt: skip
     header = [
         "network",
-        "-pth",
+        "--flops_ratio",
         "FLOPs ÷",
         "parameters",
         "AP unpruned",
@@ -117,13 +124,14 @@ def markdown(d: dict) -> str:
     cells = []
     for r in d["rows"]:
         seeds = r.get("seeds", [])
-        cells.append([r["network"], f"{r.get('pth', '–')}", f"{r.get('flops_ratio', 0):.2f}", f"{r.get('params', 0):,}",
+        cells.append([r["network"], f"{r.get('target', '–')}", f"{r.get('flops_ratio', 0):.2f}",
+                      f"{r.get('params', 0):,}",
                       f"{r['ap_unpruned']:.3f}", f"{r.get('ap_pruned', 0):.3f}",
                       spread([s["ap_retrained"] for s in seeds]), spread([s["drop"] for s in seeds]),
                       f"{r.get('meets_target', 0)} of {len(seeds)}",
                       spread([s["retrain_seconds"] for s in seeds]).replace(".000", "")])  # fmt: skip
     lines += [format_table(header, cells), "", "Right after pruning, no retrain:", ""]
-    curve = [[r["network"], f"{c['pth']:g}", f"{c['flops_ratio']:.2f}", f"{c['params']:,}", f"{c['ap_pruned']:.3f}"]
-             for r in d["rows"] for c in r["curve"]]  # fmt: skip
-    lines.append(format_table(["network", "-pth", "FLOPs ÷", "parameters", "AP"], curve))
+    curve = [[r["network"], f"{c['target']:g}", f"{c['flops_ratio']:.2f}", f"{c['params']:,}", f"{c['ap_pruned']:.3f}",
+              f"{c['prune_seconds']:.0f}"] for r in d["rows"] for c in r["curve"]]  # fmt: skip
+    lines.append(format_table(["network", "--flops_ratio", "FLOPs ÷", "parameters", "AP", "prune s"], curve))
     return "\n".join(lines)

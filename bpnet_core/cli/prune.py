@@ -53,8 +53,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--calibration_count", type=int, default=32, help="activation criterion: photos used")
     p.add_argument("--flops_ratio", type=float, default=None, metavar="R",
-                   help="activation criterion: remove channels network-wide (least error per MAC saved first) "
-                   "until the FLOPs fall R times, instead of bounding each group's error with -pth")  # fmt: skip
+                   help="activation criterion: prune at the smallest -pth that cuts the FLOPs R times")  # fmt: skip
     p.add_argument("--selection", default="energy", choices=["energy", "least_squares"],
                    help="activation criterion: order a group's channels by what each delivers alone (energy) or by "
                    "greedy least-squares elimination with the readers refitted (least_squares)")  # fmt: skip

@@ -329,7 +329,7 @@ def find_peaks(heatmaps: np.ndarray, params: DecodeParams, stride: int, method: 
         n = hi - lo + 1
         patch_px = len(ci) * (n * f) ** 2
         full_px = num_joints * (low.shape[0] + 2 * pad) * (low.shape[1] + 2 * pad) * f * f
-        if patch_px < full_px:
+        if 0 < patch_px < full_px:  # no candidate cell (a lone cell just above the floor): the reference decides
             js, gy, gx, score, dy, dx = _peaks_patch(low, params, (ci, cj, cjoint), pad, geometry)
         else:
             js, gy, gx, score, dy, dx = _peaks_full(low, params, pad)

@@ -4,7 +4,7 @@
   ``-nf``, ``-el``); :func:`prune_and_save` also writes the ``.keras`` model and ``prune_report.json`` atomically;
   :func:`retrain_pruned` retrains it (``load_graph: true``) in a fresh results folder; :func:`distil_pruned`
   (:mod:`.distil`) retrains a pruned real network without labels, by distillation from its unpruned self on photos.
-* :mod:`.activations` (the ``activation`` criterion for folded batch norm, the network-wide FLOPs allocation of
+* :mod:`.activations` (the ``activation`` criterion for folded batch norm, the ``-pth`` that reaches
   ``flops_target``) and :mod:`.reconstruct` (least-squares channel selection and the layer-by-layer refit of
   ``reconstruct=True``) — what :func:`prune_model` uses on the real networks.
 * :func:`channel_groups` (:mod:`.graph`) — the channel groups that must be pruned together (element-wise adds,

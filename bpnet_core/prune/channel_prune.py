@@ -53,7 +53,7 @@ from bpnet_core.prune.activations import (
     compensate,
     default_image_dir,
     energy_order,
-    flops_allocation,
+    threshold_for_flops,
 )
 from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params, parse_hw, size_key
 from bpnet_core.prune.graph import channel_groups, layer_kind
@@ -189,6 +189,13 @@ def _criterion(criterion: str, model) -> str:
     return "weight" if has_bn else "activation"
 
 
+def _errors(order: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """Each channel's relative error (its readers' error once it and every channel before it in ``order`` are gone)."""
+    error = np.empty(len(order))
+    error[order] = np.sqrt(np.minimum(curve, 1e30))
+    return error
+
+
 def _check_activation_options(criterion, selection, reconstruct, flops_target):
     if selection not in SELECTIONS:
         raise BpnetError(f"--selection must be one of {', '.join(SELECTIONS)} (got {selection!r})")
@@ -316,8 +323,10 @@ def prune_model(
             orders = energy_order(channel_scores(graph, layers, act_stats))
         if flops_target:
             macs = conv_flops(model, size)["per_layer"]
-            targets = flops_allocation(graph, macs, {g: c for g, (_, c) in orders.items()}, float(flops_target),
-                                       int(pruning_granularity), int(min_num_filters))  # fmt: skip
+            pth, targets = threshold_for_flops(graph, macs, {g: _errors(o, c) for g, (o, c) in orders.items()},
+                                               float(flops_target), int(pruning_granularity),
+                                               int(min_num_filters))  # fmt: skip
+            log.info("-pth %.4f cuts the FLOPs %.2fx", pth, float(flops_target))
 
     # per-layer normalised scores
     conv_stats = {}
@@ -338,8 +347,7 @@ def prune_model(
             continue
         if criterion == "activation":
             order, curve = orders.get(grp.id, (np.arange(grp.size), np.zeros(grp.size)))
-            error = np.empty(grp.size)
-            error[order] = np.sqrt(curve)  # each channel: the relative error once it and those before it are gone
+            error = _errors(order, curve)
             n, clamped = retained_count(error, pth, int(pruning_granularity), int(min_num_filters))
             if grp.id in targets:
                 n, clamped = targets[grp.id], False

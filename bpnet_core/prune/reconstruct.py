@@ -29,8 +29,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Ridge strength relative to each input's variance.
-DEFAULT_RIDGE = 1e-3
+#: Ridge strength relative to each input's variance: small. 1e-3 already biased the refit enough to take mobilenet_thin
+#: from AP 0.296 to 0.171 with no channel removed (1e-2: 0.061; 1e-6: 0.289), while the fits need no more to be stable.
+DEFAULT_RIDGE = 1e-6
 #: Positions sampled per photo and layer (all when the map is smaller).
 DEFAULT_POSITIONS = 4096
 

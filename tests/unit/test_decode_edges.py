@@ -208,3 +208,18 @@ def test_paf_stride_validation(pose):
         decode(heat, paf, pose, paf_stride=0)
     with pytest.raises(BpnetError, match="differ in input extent"):
         decode_debug(heat, paf[:, :200], pose, paf_stride=2)
+
+
+@pytest.mark.parametrize("upsampling", [4, 8])
+def test_a_lone_cell_just_above_the_candidate_floor_decodes_like_the_reference(upsampling):
+    """One cell barely above the candidate floor, its neighbours 0: the ×2 map that picks the candidate cells never
+    samples the cell's centre, so no candidate is left (a pruned network's maps did this); the patch method must
+    then answer what the full reference answers, not crash on an empty patch stack."""
+    from bpnet_core.decode.peaks import CANDIDATE_FRACTION
+
+    params = DecodeParams(upsampling_factor=upsampling)
+    heat = np.zeros((*GRID, 3), np.float32)
+    heat[5, 7, 0] = params.heatmap_threshold * CANDIDATE_FRACTION * 1.01
+    full = find_peaks(heat, params, STRIDE, method="full")
+    patch = find_peaks(heat, params, STRIDE, method="patch")
+    assert len(patch) == len(full) == 0

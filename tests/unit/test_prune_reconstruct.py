@@ -1,5 +1,5 @@
 """``bpnet prune --selection least_squares --reconstruct --flops_ratio R``: channels chosen and readers refitted by
-least squares on calibration photos, and a network-wide allocation that reaches a FLOPs ratio."""
+least squares on calibration photos, and the ``-pth`` that reaches a FLOPs ratio."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from bpnet_core.model import build_model, model_meta
 from bpnet_core.prune import prune_model
-from bpnet_core.prune.activations import energy_order, flops_allocation
+from bpnet_core.prune.activations import energy_order, threshold_for_flops
 from bpnet_core.prune.graph import channel_groups
 from bpnet_core.prune.reconstruct import refit_layer
 
@@ -128,25 +128,28 @@ def test_flops_ratio_is_reached(redundant, pose):
     pruned, report = prune_model(model, pruning_granularity=1, min_num_filters=1, criterion="activation",
                                  flops_target=1.5, meta=meta, calibration_count=2, pose=pose)  # fmt: skip
     assert report["flops_ratio"] >= 1.5  # (above it where dead channels of this random network go for free)
-    assert report["settings"]["flops_target"] == 1.5
+    assert report["settings"]["flops_target"] == 1.5 and 0 < report["settings"]["pruning_threshold"] <= 1
 
 
-def test_flops_allocation_spends_the_error_where_channels_cost_most():
-    """Two groups with the same error curve: the one whose channels cost ten times more MACs gives up more."""
+def test_threshold_for_flops_is_the_smallest_bound_that_reaches_the_ratio():
+    from bpnet_core.prune.activations import _layer_macs
+    from bpnet_core.prune.channel_prune import retained_count
     from bpnet_core.prune.graph import ChannelGraph, ChannelGroup
 
     groups = {0: ChannelGroup(0, 8, ["a"]), 1: ChannelGroup(1, 8, ["b"]), 2: ChannelGroup(2, 4, ["c"])}
+    groups[2].fixed.append("output")
     graph = ChannelGraph(groups=groups, inputs={"a": [], "b": [(0, 8)], "c": [(1, 8)]},
                          outputs={"a": [(0, 8)], "b": [(1, 8)], "c": [(2, 4)]},
                          layer_types={"a": "conv", "b": "conv", "c": "conv"})  # fmt: skip
-    groups[2].fixed.append("output")
-    macs = {"a": 8 * 100, "b": 8 * 8 * 10, "c": 8 * 4 * 1000}
-    curve = np.cumsum(np.full(8, 1 / 8))
-    counts = flops_allocation(graph, macs, {0: curve, 1: curve}, 1.5, 1, 1)
-    assert counts[1] < counts[0]
-    total = sum(macs.values())
-    after = 800 * counts[0] / 8 + 640 * counts[0] / 8 * counts[1] / 8 + 32000 * counts[1] / 8
-    assert total / after >= 1.5
+    macs = {"a": 800, "b": 640, "c": 32000}
+    errors = {0: np.sqrt(np.linspace(0.05, 1.0, 8)), 1: np.sqrt(np.linspace(0.01, 1.0, 8))}
+    pth, counts = threshold_for_flops(graph, macs, errors, 1.5, 1, 1)
+    total = _layer_macs(graph, macs, {})
+    assert total / _layer_macs(graph, macs, counts) >= 1.5
+    assert counts == {g: retained_count(e, pth, 1, 1)[0] for g, e in errors.items()}
+    below = {g: retained_count(e, pth - 1e-6, 1, 1)[0] for g, e in errors.items()}
+    assert total / _layer_macs(graph, macs, below) < 1.5  # the smallest such bound
+    assert _layer_macs(graph, macs, {0: 8, 1: 4}) == 800 + 320 + 16000  # readers scale with their kept inputs
 
 
 def test_energy_order_puts_the_weakest_first():
