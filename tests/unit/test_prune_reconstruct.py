@@ -12,15 +12,8 @@ from bpnet_core.prune.activations import energy_order, threshold_for_flops
 from bpnet_core.prune.graph import channel_groups
 from bpnet_core.prune.reconstruct import refit_layer
 
-#: A MobileNetV1 + TAO-stage network with batch norm folded (no BN layers), small enough for a unit test.
-FOLDED = {
-    "stages": 2,
-    "width_multiplier": 0.125,
-    "stage1_kernel_sizes": [3],
-    "stageT_kernel_sizes": [3],
-    "backbone_attributes": {"architecture": "mobilenet_v1", "width_multiplier": 0.25, "last_layer": 6,
-                            "batch_norm": False},
-}  # fmt: skip
+from .test_prune_activation import FOLDED
+
 #: Layers whose output channel 1 is made a copy of channel 0: stage 1's trunk (read by 1x1 convs) and the backbone's
 #: last layer (the features, read by the 3x3 convs of both stages through their concatenations).
 DUPLICATED = ("stage1_conv1", "conv6_pw")
