@@ -24,7 +24,7 @@ from pathlib import Path
 from bpnet_core.benchmarks.pruning import spread
 from bpnet_core.fileio import list_images
 from bpnet_core.infer.evaluation import run_evaluation
-from bpnet_core.prune import distil_pruned, prune_and_save
+from bpnet_core.prune import distil_pruned, flops_sweep
 from bpnet_core.tables import format_table
 from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_UNLABELLED_IMAGES, trainable_networks
 
@@ -63,14 +63,10 @@ def _ap(model: Path, out: Path) -> float:
 def run_network(work: Path, name: str, model: Path, photos: Path, quick: bool = False) -> dict:
     work = Path(work) / name
     row: dict = {"network": name, "ap_unpruned": _ap(model, work / "eval_unpruned"), "curve": []}
-    for target in FLOPS_TARGETS[name][:2] if quick else FLOPS_TARGETS[name]:
-        pruned = work / f"pruned_{target:g}.keras"
-        t0 = time.perf_counter()
-        r = prune_and_save(model, pruned, work / f"prune_{target:g}.json", flops_target=target, reconstruct=True,
-                           min_num_filters=8, criterion="activation", calibration_count=CALIBRATION_COUNT)  # fmt: skip
-        row["curve"].append({"target": target, "flops_ratio": r["flops_ratio"], "params": r["params_after"],
-                             "prune_seconds": round(time.perf_counter() - t0, 1),
-                             "ap_pruned": _ap(pruned, work / f"eval_pruned_{target:g}")})  # fmt: skip
+    ratios = FLOPS_TARGETS[name][:2] if quick else FLOPS_TARGETS[name]
+    for r in flops_sweep(model, ratios, work, REAL_SAMPLE_SPEC, CALIBRATION_COUNT):
+        row["curve"].append({"target": r["target"], "flops_ratio": r["flops_ratio"], "params": r["params"],
+                             "ap_pruned": r["AP"], "prune_seconds": r["prune_seconds"]})  # fmt: skip
     target = CHOSEN[name]
     chosen = next((c for c in row["curve"] if c["target"] == target), None)
     if chosen is None:

@@ -11,7 +11,7 @@
   concatenations, BN and depthwise convs follow their producers).
 * :func:`conv_flops`, :func:`count_params`, :func:`model_costs` (:mod:`.flops`), :func:`latency_ms` — cost figures.
 * :func:`measure_model`, :func:`threshold_sweep`, :func:`pick_threshold`, :func:`plot_prune_sweep`,
-  :func:`plot_filter_scores`, :func:`comparison_table` (:mod:`.sweep`, above :mod:`.flops` and
+  :func:`plot_filter_scores`, :func:`comparison_table`, :func:`flops_sweep` (:mod:`.sweep`, above :mod:`.flops` and
   :mod:`.channel_prune`) — what notebook 04 measures, plots and tabulates.
 """
 
@@ -33,6 +33,7 @@ from bpnet_core.prune.flops import DEFAULT_FLOPS_SIZES, conv_flops, count_params
 from bpnet_core.prune.graph import ChannelGraph, ChannelGroup, channel_groups
 from bpnet_core.prune.sweep import (
     comparison_table,
+    flops_sweep,
     latency_ms,
     measure_model,
     pick_threshold,
@@ -55,6 +56,7 @@ __all__ = [
     "count_params",
     "equalize",
     "filter_norms",
+    "flops_sweep",
     "latency_ms",
     "measure_model",
     "model_costs",

@@ -188,22 +188,21 @@ def _layer_macs(graph, macs: dict, counts: dict[int, int]) -> float:
     return total
 
 
-def threshold_for_flops(graph, macs: dict, errors: dict[int, np.ndarray], target_ratio: float, granularity: int,
-                        min_filters: int) -> tuple[float, dict[int, int]]:  # fmt: skip
+def threshold_for_flops(graph, macs: dict, errors: dict[int, np.ndarray], target_ratio: float,
+                        retained) -> tuple[float, dict[int, int]]:  # fmt: skip
     """The smallest ``-pth`` whose pruning cuts the FLOPs ``target_ratio`` times, and ``{group: channels kept}`` at
     it. ``errors[g]``: each channel's relative error (the error group ``g``'s readers see once it and every channel
-    removed before it are gone); ``macs``: per-layer MACs (:func:`bpnet_core.prune.flops.conv_flops`).
+    removed before it are gone); ``macs``: per-layer MACs (:func:`bpnet_core.prune.flops.conv_flops`);
+    ``retained(errors, pth)``: how many channels of a group stay at ``pth`` (``-nf``, ``-pg`` applied).
 
     One bound for every group, as ``-pth`` gives, rather than an allocation that spends more error where channels
     cost more MACs: on human-pose-estimation-0001 that allocation scored lower at the same FLOPs (AP 0.262 vs 0.298
     at 1.41×, refitted, 32 photos), as its cheap-looking channels feed the expensive layers.
     """
-    from bpnet_core.prune.channel_prune import retained_count
-
     total = _layer_macs(graph, macs, {})
 
     def counts_at(pth):
-        return {g: retained_count(e, pth, granularity, min_filters)[0] for g, e in errors.items()}
+        return {g: int(retained(e, pth)) for g, e in errors.items()}
 
     def ratio_at(pth):
         return total / max(_layer_macs(graph, macs, counts_at(pth)), 1.0)

@@ -322,10 +322,10 @@ def prune_model(
         else:
             orders = energy_order(channel_scores(graph, layers, act_stats))
         if flops_target:
-            macs = conv_flops(model, size)["per_layer"]
-            pth, targets = threshold_for_flops(graph, macs, {g: _errors(o, c) for g, (o, c) in orders.items()},
-                                               float(flops_target), int(pruning_granularity),
-                                               int(min_num_filters))  # fmt: skip
+            macs = conv_flops(model, sizes[0])["per_layer"]  # the report's headline FLOPs figure
+            pth, targets = threshold_for_flops(
+                graph, macs, {g: _errors(o, c) for g, (o, c) in orders.items()}, float(flops_target),
+                lambda e, t: retained_count(e, t, int(pruning_granularity), int(min_num_filters))[0])  # fmt: skip
             log.info("-pth %.4f cuts the FLOPs %.2fx", pth, float(flops_target))
 
     # per-layer normalised scores

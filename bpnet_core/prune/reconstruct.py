@@ -27,6 +27,8 @@ import logging
 
 import numpy as np
 
+from bpnet_core.verbosity import progress_bar
+
 log = logging.getLogger(__name__)
 
 #: Ridge strength relative to each input's variance: small. 1e-3 already biased the refit enough to take mobilenet_thin
@@ -114,8 +116,6 @@ def reconstruct(pruned, model, kept_outputs, batches, ridge: float = DEFAULT_RID
     reader has run), so that each Conv2D is refitted on the pruned network's input *after* every layer before it was.
     """
     import keras
-
-    from bpnet_core.verbosity import progress_bar
 
     stack = np.concatenate(batches, axis=0).astype(np.float32)
     nodes = [n for depth in sorted(pruned._nodes_by_depth, reverse=True) for n in pruned._nodes_by_depth[depth]]

@@ -136,7 +136,7 @@ def test_threshold_for_flops_is_the_smallest_bound_that_reaches_the_ratio():
                          layer_types={"a": "conv", "b": "conv", "c": "conv"})  # fmt: skip
     macs = {"a": 800, "b": 640, "c": 32000}
     errors = {0: np.sqrt(np.linspace(0.05, 1.0, 8)), 1: np.sqrt(np.linspace(0.01, 1.0, 8))}
-    pth, counts = threshold_for_flops(graph, macs, errors, 1.5, 1, 1)
+    pth, counts = threshold_for_flops(graph, macs, errors, 1.5, lambda e, t: retained_count(e, t, 1, 1)[0])
     total = _layer_macs(graph, macs, {})
     assert total / _layer_macs(graph, macs, counts) >= 1.5
     assert counts == {g: retained_count(e, pth, 1, 1)[0] for g, e in errors.items()}
