@@ -324,7 +324,8 @@ def prune_model(
         if flops_target:
             macs = conv_flops(model, sizes[0])["per_layer"]  # the report's headline FLOPs figure
             pth, targets = threshold_for_flops(
-                graph, macs, {g: _errors(o, c) for g, (o, c) in orders.items()}, float(flops_target),
+                graph, macs, {g: _errors(o, c) for g, (o, c) in orders.items() if graph.groups[g].prunable},
+                float(flops_target),
                 lambda e, t: retained_count(e, t, int(pruning_granularity), int(min_num_filters))[0])  # fmt: skip
             log.info("-pth %.4f cuts the FLOPs %.2fx", pth, float(flops_target))
 

@@ -121,6 +121,7 @@ def test_flops_ratio_is_reached(redundant, pose):
     pruned, report = prune_model(model, pruning_granularity=1, min_num_filters=1, criterion="activation",
                                  flops_target=1.5, meta=meta, calibration_count=2, pose=pose)  # fmt: skip
     assert report["flops_ratio"] >= 1.5  # (above it where dead channels of this random network go for free)
+    assert all(report["layers"][n]["after"] == report["layers"][n]["before"] for n in ("heatmap_stage1", "paf_stage1"))
     assert report["settings"]["flops_target"] == 1.5 and 0 < report["settings"]["pruning_threshold"] <= 1
 
 
