@@ -104,14 +104,24 @@ def relative_error_scores(scores: np.ndarray) -> np.ndarray:
     were removed: ``sqrt(Σ_{weaker or equal} s² / Σ_all s²)``. ``-pth`` then bounds that error per group: the
     channels above it stay (a threshold of 0.1 keeps the strongest channels that carry all but 1 % of the
     energy)."""
-    s = np.asarray(scores, np.float64) ** 2
-    total = float(s.sum())
-    if total <= 0:
-        return np.zeros_like(s)
-    order = np.argsort(s, kind="stable")
-    out = np.empty_like(s)
-    out[order] = np.sqrt(np.cumsum(s[order]) / total)
-    return out
+    return channel_errors(*energy_curve(scores))
+
+
+def energy_curve(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, curve)`` of one group: its channels weakest first and ``curve[k]``, the share of the group's score
+    energy gone once the first ``k + 1`` are (zeros when the group carries no energy)."""
+    e = np.asarray(scores, np.float64) ** 2
+    order = np.argsort(e, kind="stable")
+    total = float(e.sum())
+    return order, (np.cumsum(e[order]) / total if total > 0 else np.zeros(len(e)))
+
+
+def channel_errors(order: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """Each channel's relative error, in channel order: its readers' error once it and every channel before it in
+    ``order`` are gone (``curve``: that error squared, in removal order; ``inf`` never goes)."""
+    error = np.empty(len(order))
+    error[order] = np.sqrt(np.minimum(curve, 1e30))
+    return error
 
 
 def compensate(pruned, model, stats: dict, kept_inputs, kept_outputs) -> list[str]:
@@ -156,15 +166,8 @@ def activation_statistics(model, graph, batches) -> dict:
 
 
 def energy_order(scores: dict[int, np.ndarray]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """``{group: (order, curve)}``: channels weakest first and ``curve[k]``, the share of the group's score energy
-    gone once the first ``k + 1`` are (``relative_error_scores`` squared, in removal order)."""
-    out = {}
-    for gid, s in scores.items():
-        e = np.asarray(s, np.float64) ** 2
-        order = np.argsort(e, kind="stable")
-        total = float(e.sum())
-        out[gid] = (order, np.cumsum(e[order]) / total if total > 0 else np.zeros(len(e)))
-    return out
+    """``{group: (order, curve)}`` (:func:`energy_curve`) of every group's scores."""
+    return {gid: energy_curve(s) for gid, s in scores.items()}
 
 
 def default_image_dir() -> Path:

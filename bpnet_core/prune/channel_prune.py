@@ -49,6 +49,7 @@ from bpnet_core.prune.activations import (
     DEFAULT_CALIBRATION_COUNT,
     activation_statistics,
     calibration_batches,
+    channel_errors,
     channel_scores,
     compensate,
     default_image_dir,
@@ -189,13 +190,6 @@ def _criterion(criterion: str, model) -> str:
     return "weight" if has_bn else "activation"
 
 
-def _errors(order: np.ndarray, curve: np.ndarray) -> np.ndarray:
-    """Each channel's relative error (its readers' error once it and every channel before it in ``order`` are gone)."""
-    error = np.empty(len(order))
-    error[order] = np.sqrt(np.minimum(curve, 1e30))
-    return error
-
-
 def _check_activation_options(criterion, selection, reconstruct, flops_target):
     if selection not in SELECTIONS:
         raise BpnetError(f"--selection must be one of {', '.join(SELECTIONS)} (got {selection!r})")
@@ -311,7 +305,7 @@ def prune_model(
     layers = {layer.name: layer for layer in model.layers}
     criterion = _criterion(criterion, model)
     _check_activation_options(criterion, selection, reconstruct, flops_target)
-    act_stats, orders, targets = {}, {}, {}
+    act_stats, orders, errors, targets = {}, {}, {}, {}
     if criterion == "activation":
         meta = meta or _source_meta(model_or_path, pose)
         size = tuple(meta.inference.get("input_shape") or (368, 368))[:2]
@@ -321,11 +315,13 @@ def prune_model(
             orders = removal_order(graph, model, reader_grams(model, list(act_stats), batches))
         else:
             orders = energy_order(channel_scores(graph, layers, act_stats))
+        # a prunable group no convolution reads carries no error: it goes down to -nf
+        orders = {g.id: orders.get(g.id, (np.arange(g.size), np.zeros(g.size))) for g in graph.groups.values()
+                  if g.prunable}  # fmt: skip
+        errors = {gid: channel_errors(order, curve) for gid, (order, curve) in orders.items()}
         if flops_target:
             macs = conv_flops(model, sizes[0])["per_layer"]  # the report's headline FLOPs figure
-            pth, targets = threshold_for_flops(
-                graph, macs, {g: _errors(o, c) for g, (o, c) in orders.items() if graph.groups[g].prunable},
-                float(flops_target),
+            pth, targets = threshold_for_flops(graph, macs, errors, float(flops_target),
                 lambda e, t: retained_count(e, t, int(pruning_granularity), int(min_num_filters))[0])  # fmt: skip
             log.info("-pth %.4f cuts the FLOPs %.2fx", pth, float(flops_target))
 
@@ -347,8 +343,7 @@ def prune_model(
             group_rows.append(row)
             continue
         if criterion == "activation":
-            order, curve = orders.get(grp.id, (np.arange(grp.size), np.zeros(grp.size)))
-            error = _errors(order, curve)
+            order, error = orders[grp.id][0], errors[grp.id]
             n, clamped = retained_count(error, pth, int(pruning_granularity), int(min_num_filters))
             if grp.id in targets:
                 n, clamped = targets[grp.id], False

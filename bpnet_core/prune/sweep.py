@@ -9,6 +9,7 @@ Sits above :mod:`bpnet_core.prune.flops` (the cost figures) and :mod:`bpnet_core
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -207,8 +208,6 @@ def flops_sweep(model_file, ratios: Sequence[float], out_dir, dataset_spec, cali
     report, and score each on ``dataset_spec`` with the model's own inference settings, before any retrain.
 
     Returns one row per ratio: ``target``, ``flops_ratio``, ``params``, ``AP``, ``prune_seconds``, ``path``."""
-    import time
-
     out_dir = make_dir(out_dir)
     rows = []
     for ratio in ratios:
