@@ -12,14 +12,14 @@ import time, except in ``cli`` (``bpnet --help`` imports every verb module, so v
                  names only the package's own ``__init__.py``)
 ===  ==========  ==========================================================================================
  0   base        errors, fileio, paths, skeleton, meta, env, verbosity, layers, tables, sizes, costs, workers (+ the
-                 empty package inits)
+                 empty package inits, and ``int8``'s, which only tells where INT8 lives)
  1   core        config, decode, track_params, preprocess, cards, data.coco, data.targets, data.augment,
                  data.synthetic, data.synthetic_video, data.pan_zoom, data.download, data.models, viz.draw,
                  viz.video
- 2   model       model, evaluate, data.pipeline, data.convert
+ 2   model       model, evaluate, data.pipeline, data.convert, int8.fakequant, int8.qat, int8.qdq
  3   runtimes    runners, track
  4   engines     infer, train
- 5   products    export, prune, importer, transplant
+ 5   products    export, prune, importer, transplant, int8.finetune
  6   workflows   tutorial, benchmarks, viz.figures, viz.explorer, viz.plots
  7   cli         cli, __main__
 ===  ==========  ==========================================================================================
@@ -43,14 +43,14 @@ the package, nothing in the package uses it.
 # fmt: off
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("__init__", "layers", "errors", "fileio", "paths", "skeleton", "meta", "env", "verbosity",
-              "tables", "sizes", "costs", "workers", "data.__init__", "viz.__init__")),
+              "tables", "sizes", "costs", "workers", "data.__init__", "viz.__init__", "int8.__init__")),
     ("core", ("config", "decode", "track_params", "preprocess", "cards", "data.coco", "data.targets",
               "data.augment", "data.synthetic", "data.synthetic_video", "data.pan_zoom", "data.download",
               "data.models", "viz.draw", "viz.video")),
-    ("model", ("model", "evaluate", "data.pipeline", "data.convert")),
+    ("model", ("model", "evaluate", "data.pipeline", "data.convert", "int8.fakequant", "int8.qat", "int8.qdq")),
     ("runtimes", ("runners", "track")),
     ("engines", ("infer", "train")),
-    ("products", ("export", "prune", "importer", "transplant")),
+    ("products", ("export", "prune", "importer", "transplant", "int8.finetune")),
     ("workflows", ("tutorial", "benchmarks", "viz.figures", "viz.explorer", "viz.plots")),
     ("cli", ("cli", "__main__")),
 )

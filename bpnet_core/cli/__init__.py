@@ -30,6 +30,7 @@ VERBS = [
     "evaluate",
     "inference",
     "prune",
+    "qat",
     "export",
     "deepstream_config",
     "calibration_images",

@@ -47,10 +47,12 @@ from bpnet_core.export.calibration import (
 )
 from bpnet_core.export.imported import export_imported
 from bpnet_core.export.onnx import tensor_names
+from bpnet_core.export.qat import export_qat, refuse_float_export
 from bpnet_core.export.quantize import CALIBRATION_METHODS, quantize_int8
 from bpnet_core.export.tensorrt import build_engine, import_tensorrt, plan_engine
 from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
-from bpnet_core.meta import engine_sidecar
+from bpnet_core.int8.fakequant import is_qat_model
+from bpnet_core.meta import engine_sidecar, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,8 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
     t0 = time.perf_counter()
     backend, data_type = str(backend).lower(), str(data_type).lower()
     backend = "onnx" if backend == "tfonnx" else backend
+    if _qat_file(model) or (not isinstance(model, (str, os.PathLike)) and is_qat_model(model)):
+        return _export_qat(model, output_file, opts)
     _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
                  cal_cache_file, batches, batch_size, parity_tolerance, calibration_method)  # fmt: skip
     input_name = ox.INPUT_NAME
@@ -264,6 +268,8 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
                            strict_type_constraints, input_name)  # fmt: skip
         import_tensorrt()
     keras_model, source, source_meta = _load_keras(model, pose)
+    if is_qat_model(keras_model):  # a QAT model whose contract does not say so
+        return _export_qat(keras_model, output_file, opts, source_meta, source)
     if sdk_compatible_model:
         sdk.check_last_stage(keras_model, source)
 
@@ -330,6 +336,29 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
     report["bytes"] = Path(output_file).stat().st_size
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return report
+
+
+def _qat_file(model) -> bool:
+    """Whether ``model`` is a ``.keras`` file whose contract records a quantisation-aware fine-tune."""
+    if not isinstance(model, (str, os.PathLike)) or Path(model).suffix.lower() != ".keras" or not Path(model).is_file():
+        return False
+    return read_meta(model).provenance.get("quantization", {}).get("method") == "qat"
+
+
+def _export_qat(model, output_file, opts: ExportOptions, meta=None, source=None) -> dict:
+    """A QAT model: INT8 only (:mod:`bpnet_core.export.qat`); the flags that do not apply are refused."""
+    if meta is None:
+        model, source, meta = _load_keras(model, opts.pose)
+    if str(opts.data_type).lower() != "int8":
+        refuse_float_export(source, meta, str(opts.data_type).lower())
+    for flag, value in (("--engine_file", opts.engine_file), ("--sdk_compatible_model", opts.sdk_compatible_model),
+                        ("-i channels_first", opts.data_format == "channels_first")):  # fmt: skip
+        if value:
+            raise BpnetError(f"{source}: {flag} is not available for a QAT model yet (export the QDQ .onnx and "
+                             "build from it)")  # fmt: skip
+    backend = "onnx" if str(opts.backend).lower() == "tfonnx" else str(opts.backend).lower()
+    return export_qat(model, meta, Path(source), output_file, backend, opts.input_dims, opts.cal_image_dir,
+                      opts.batches)  # fmt: skip
 
 
 def _build_engine(proto, engine_file, plan, batcher, cache_path, force_ptq) -> dict:

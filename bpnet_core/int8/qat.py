@@ -1,0 +1,278 @@
+"""Quantisation-aware models: a bpnet Keras model rebuilt with the fake-quant layers of
+:mod:`bpnet_core.int8.fakequant` (:func:`to_qat`), its ranges calibrated on photos (:func:`calibrate_ranges`), and
+back to plain Keras layers with the fine-tuned weights (:func:`to_float`; the ranges go to the exported file).
+
+>>> qat = to_qat(model)                      # same layer names, same weights, quantisers everywhere
+>>> calibrate_ranges(qat, batches)           # min/max of every quantised tensor on calibration photos
+>>> plain = to_float(qat)                    # Conv2D & co. again, for tf2onnx; ranges: observed_ranges(qat)
+
+Before the quantisers go in, two exact float rewrites make the network easier to quantise (:func:`prepare_float`):
+batch normalisation after a convolution is folded into it (the runtime folds it too, so the weights it rounds are
+the folded ones), and each depthwise convolution that feeds a 1×1 convolution directly gets its channels rescaled
+(:func:`equalize_depthwise`: without it, per-tensor UINT8 erases the small channels of ``mobilenet_thin``; see
+:mod:`bpnet_core.export.int8_real`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bpnet_core.errors import BpnetError
+from bpnet_core.int8.fakequant import (
+    FLOAT,
+    QUANTISED,
+    QActivation,
+    QuantizeInput,
+    observers,
+)
+
+#: Layers that pass their input's grid on unchanged (no quantiser of their own).
+PASS_THROUGH = ("ZeroPadding2D", "MaxPooling2D", "Dropout")
+#: Name suffix of the activation split off a convolution whose activation is not ReLU (ELU …).
+ACTIVATION_SUFFIX = "_act"
+#: Name of the input quantiser layer.
+INPUT_QUANT = "input_quant"
+
+
+def _nodes(model) -> list:
+    """The model's layer calls in graph order (inputs first), input layers left out."""
+    depths = model._nodes_by_depth  # noqa: SLF001 - Keras 3 functional internals, as in prune.graph
+    nodes = [n for d in sorted(depths, reverse=True) for n in depths[d]]
+    return [n for n in nodes if n.operation is not None and not n.is_input]
+
+
+def _readers(nodes) -> dict[int, list]:
+    out: dict[int, list] = {}
+    for node in nodes:
+        for t in node.input_tensors:
+            out.setdefault(id(t), []).append(node.operation)
+    return out
+
+
+def _activation_name(layer) -> str:
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", str(act)) if act is not None else "linear"
+
+
+def _rebuild(model, convert, copy_weights: bool = True) -> "keras.Model":  # noqa: F821
+    """A new functional model: ``convert(layer, node)`` returns the layers (one, or a chain) replacing each call;
+    the first of each chain takes the replaced layer's weights (``copy_weights``), in order."""
+    import keras
+
+    src = model.inputs[0]
+    inp = keras.Input(batch_shape=tuple(src.shape), name=model.layers[0].name, dtype=src.dtype)
+    tensors = {id(src): inp}
+    start = convert(None, None)
+    if start:
+        tensors[id(src)] = start[0](inp)
+    made = []
+    for node in _nodes(model):
+        args, kwargs = node.arguments.fill_in(tensors)
+        chain = convert(node.operation, node)
+        y = chain[0](*args, **kwargs)
+        for extra in chain[1:]:
+            y = extra(y)
+        made.append((node.operation, chain))
+        tensors[id(node.outputs[0])] = y
+    new = keras.Model(inp, [tensors[id(o)] for o in model.outputs], name=model.name)
+    for old, chain in made if copy_weights else ():
+        for var_old, var_new in zip(old.weights, chain[0].weights):
+            var_new.assign(var_old)
+    return new
+
+
+def fold_batch_norm(model) -> tuple["keras.Model", list[str]]:  # noqa: F821
+    """``model`` with every BatchNormalization that directly follows a linear convolution (its only reader)
+    folded into that convolution's weights and bias (exact in inference mode). Returns (model, folded BN names)."""
+    import keras
+
+    nodes = _nodes(model)
+    readers = _readers(nodes)
+    producer = {id(n.outputs[0]): n.operation for n in nodes}
+    folds: dict[str, object] = {}  # conv name -> its BN
+    for node in nodes:
+        bn = node.operation
+        if type(bn) is not keras.layers.BatchNormalization:
+            continue
+        conv = producer.get(id(node.input_tensors[0]))
+        if (type(conv) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D) and _activation_name(conv) == "linear"
+                and len(readers.get(id(node.input_tensors[0]), [])) == 1 and bn.axis in (-1, [-1], [3], 3)):  # fmt: skip
+            folds[conv.name] = bn
+    if not folds:
+        return model, []
+    skipped = {bn.name for bn in folds.values()}
+
+    def convert(layer, node):
+        if layer is None:
+            return []
+        if layer.name in skipped:
+            return [_Identity()]
+        cfg = layer.get_config()
+        if layer.name in folds:
+            cfg["use_bias"] = True
+        return [type(layer).from_config(cfg)]
+
+    new = _rebuild(model, convert, copy_weights=False)
+    for layer in model.layers:
+        if layer.name in skipped or not layer.weights or type(layer) is keras.layers.InputLayer:
+            continue
+        target = new.get_layer(layer.name)
+        if layer.name not in folds:
+            target.set_weights(layer.get_weights())
+            continue
+        bn = folds[layer.name]
+        gamma = np.asarray(bn.gamma) if bn.scale else 1.0
+        beta = np.asarray(bn.beta) if bn.center else 0.0
+        factor = gamma / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
+        kernel = np.asarray(layer.kernel)
+        bias = np.asarray(layer.bias) if layer.use_bias else np.zeros(kernel.shape[-1] * (
+            kernel.shape[-2] if type(layer) is keras.layers.DepthwiseConv2D else 1), np.float32)  # fmt: skip
+        if type(layer) is keras.layers.DepthwiseConv2D:
+            k = kernel * factor.reshape(kernel.shape[2], kernel.shape[3])
+        else:
+            k = kernel * factor
+        target.set_weights([k.astype(np.float32), ((bias - np.asarray(bn.moving_mean)) * factor + beta).astype(np.float32)])
+    return new, sorted(skipped)
+
+
+def equalize_depthwise(model, batches, alpha: float = 0.5) -> dict:
+    """Rescale, in place and exactly in float, each depthwise convolution that feeds a 1×1 convolution directly
+    (linear, its only reader): channel ``c`` of the depthwise weights and bias is divided by ``s_c`` and input
+    channel ``c`` of the 1×1 weights multiplied by it, ``s_c = r_act^α / r_w^(1−α)`` (normalised to a geometric
+    mean of 1; ``r_act``: the channel's absolute maximum on ``batches``, ``r_w``: the 1×1 weights' for that
+    channel). Returns ``{depthwise name: (spread before, spread after)}`` (max / median channel range)."""
+    import keras
+
+    nodes = _nodes(model)
+    readers = _readers(nodes)
+    pairs = []
+    for node in nodes:
+        dw = node.operation
+        users = readers.get(id(node.outputs[0]), [])
+        if (type(dw) is keras.layers.DepthwiseConv2D and dw.depth_multiplier == 1 and _activation_name(dw) == "linear"
+                and len(users) == 1 and type(users[0]) is keras.layers.Conv2D and tuple(users[0].kernel_size) == (1, 1)
+                and getattr(users[0], "groups", 1) == 1):  # fmt: skip
+            pairs.append((dw, users[0]))
+    if not pairs:
+        return {}
+    probe = keras.Model(model.inputs[0], [dw.output for dw, _ in pairs])
+    r_act = [None] * len(pairs)
+    for b in batches:
+        outs = probe(np.asarray(b, np.float32), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for i, o in enumerate(outs):
+            m = np.abs(np.asarray(o)).max(axis=(0, 1, 2))
+            r_act[i] = m if r_act[i] is None else np.maximum(r_act[i], m)
+    report = {}
+    for (dw, pw), act in zip(pairs, r_act):
+        act = np.maximum(act.astype(np.float64), 1e-8)
+        wp = np.asarray(pw.kernel).astype(np.float64)
+        r_w = np.maximum(np.abs(wp).max(axis=(0, 1, 3)), 1e-8)
+        scale = act**alpha / r_w ** (1.0 - alpha)
+        scale = scale / np.exp(np.mean(np.log(scale)))
+        dw.kernel.assign((np.asarray(dw.kernel) / scale[None, None, :, None]).astype(np.float32))
+        if dw.use_bias:
+            dw.bias.assign((np.asarray(dw.bias) / scale).astype(np.float32))
+        pw.kernel.assign((wp * scale[None, None, :, None]).astype(np.float32))
+        report[dw.name] = (float(act.max() / np.median(act)), float((act / scale).max() / np.median(act / scale)))
+    return report
+
+
+def _config(layer, drop=("quantize_output", "momentum")) -> dict:
+    return {k: v for k, v in layer.get_config().items() if k not in drop}
+
+
+def to_qat(model, momentum: float = 0.99) -> "keras.Model":  # noqa: F821
+    """``model`` rebuilt with fake-quant layers (see :mod:`bpnet_core.int8.fakequant` for where they sit).
+
+    Layers keep their names and weights; a convolution whose activation is not ReLU becomes the linear convolution
+    plus a ``QActivation`` named ``<name>_act``. Layers other than convolutions, ReLU/Activation, Add, Concatenate,
+    padding and max-pooling are refused (fold batch norm first: :func:`prepare_float`)."""
+    import keras
+
+    nodes = _nodes(model)
+    readers = _readers(nodes)
+
+    def convert(layer, node):
+        if layer is None:
+            return [QuantizeInput(momentum=momentum, name=INPUT_QUANT)]
+        kind = type(layer).__name__
+        if kind in PASS_THROUGH:
+            return [type(layer).from_config(layer.get_config())]
+        cls = QUANTISED.get(type(layer))
+        if cls is None:
+            raise BpnetError(f"QAT: layer {layer.name!r} ({kind}) cannot be quantised (supported: convolutions, "
+                             f"ReLU, Activation, Add, Concatenate, padding, max-pooling; fold batch norm first)")
+        cfg = _config(layer)
+        act = _activation_name(layer) if kind in ("Conv2D", "DepthwiseConv2D") else None
+        if act not in (None, "linear", "relu"):  # the runtime fuses only ReLU: other activations run in float
+            cfg["activation"] = "linear"
+            return [cls(**cfg, quantize_output=True, momentum=momentum),
+                    QActivation(act, name=layer.name + ACTIVATION_SUFFIX, momentum=momentum)]  # fmt: skip
+        users = readers.get(id(node.outputs[0]), [])
+        feeds_relu = act == "linear" and len(users) == 1 and type(users[0]) is keras.layers.ReLU
+        return [cls(**cfg, quantize_output=not feeds_relu, momentum=momentum)]
+
+    return _rebuild(model, convert)
+
+
+def to_float(qat_model) -> "keras.Model":  # noqa: F821
+    """The QAT model with plain Keras layers again (same names and weights, no quantisers): what is exported to
+    ONNX before the quantisation of :mod:`bpnet_core.int8.qdq` puts the ranges back."""
+
+    def convert(layer, node):
+        if layer is None:
+            return []
+        if isinstance(layer, QuantizeInput):
+            return [_Identity()]
+        base = FLOAT.get(type(layer))
+        if base is None:
+            return [type(layer).from_config(layer.get_config())]
+        return [base.from_config(_config(layer))]
+
+    return _rebuild(qat_model, convert)
+
+
+class _Identity:
+    """Stand-in for a removed layer (the input quantiser, a folded batch norm) while rebuilding: returns its input."""
+
+    weights: list = []
+
+    def __call__(self, x, *args, **kwargs):
+        return x
+
+
+def observed_ranges(qat_model) -> dict[str, tuple[float, float]]:
+    """``{layer name: (r_min, r_max)}`` of every quantiser of ``qat_model``."""
+    return {name: tuple(float(v) for v in np.asarray(layer.output_range)) for name, layer in observers(qat_model).items()}
+
+
+def quantised_tensors(qat_model, float_model):
+    """``(names, probe)``: the quantised layers' names and a model of ``float_model`` that outputs, for each, the
+    float tensor its quantiser sees (the input itself for the input quantiser)."""
+    import keras
+
+    names = list(observers(qat_model))
+    outs = [float_model.inputs[0] if n == INPUT_QUANT else float_model.get_layer(n).output for n in names]
+    return names, keras.Model(float_model.inputs[0], outs)
+
+
+def calibrate_ranges(qat_model, batches, float_model=None) -> dict[str, tuple[float, float]]:
+    """Set every quantiser's range to the min and max of its tensor over ``batches`` (float model, so each range is
+    what the unquantised network produces). Returns the ranges."""
+    if not batches:
+        raise BpnetError("QAT needs calibration photos: none given")
+    float_model = float_model if float_model is not None else to_float(qat_model)
+    names, probe = quantised_tensors(qat_model, float_model)
+    lo = np.full(len(names), np.inf)
+    hi = np.full(len(names), -np.inf)
+    for b in batches:
+        outs = probe(np.asarray(b, np.float32), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for i, o in enumerate(outs):
+            o = np.asarray(o)
+            lo[i], hi[i] = min(lo[i], float(o.min())), max(hi[i], float(o.max()))
+    layers = observers(qat_model)
+    for i, n in enumerate(names):
+        layers[n].output_range.assign(np.array([lo[i], hi[i]], np.float32))
+    return observed_ranges(qat_model)
