@@ -39,6 +39,6 @@ def run(args) -> int:
                      max_steps=args.max_steps, progress=not args.no_progress)  # fmt: skip
     prep = r["prepare"]
     print(f"QAT: {prep['quantisers']} quantised tensors ({prep['batch_norm_folded']} batch norms folded, "
-          f"{prep['depthwise_rescaled']} depthwise convs rescaled, {prep['calibration_photos']} calibration photos); "
+          f"{prep['channels_rescaled']} convolutions' channels rescaled, {prep['calibration_photos']} calibration photos); "
           f"{r['step']} steps, loss {r['loss']:.4g} → {r['model']}")  # fmt: skip
     return 0

@@ -3,8 +3,8 @@
 >>> summary = qat_finetune("hpe.keras", "runs/hpe_qat", "photos/", max_steps=300)
 >>> summary["model"]          # runs/hpe_qat/bpnet_model.keras: the QAT model; `bpnet export --data_type int8`
 
-Steps: batch norm folded and depthwise channels rescaled (exact in float, :func:`bpnet_core.int8.qat.fold_batch_norm`,
-:func:`~bpnet_core.int8.qat.equalize_depthwise`); fake-quant layers in (:func:`~bpnet_core.int8.qat.to_qat`); their
+Steps: batch norm folded and convolution channels rescaled (exact in float, :func:`bpnet_core.int8.qat.fold_batch_norm`,
+:func:`~bpnet_core.int8.qat.equalize_channels`); fake-quant layers in (:func:`~bpnet_core.int8.qat.to_qat`); their
 ranges calibrated on the first ``calibration_count`` photos (:func:`~bpnet_core.int8.qat.calibrate_ranges`); the QAT
 start model written as ``qat_start.keras``; then :func:`bpnet_core.train.train` with ``specs/bpnet_qat_real.yaml``:
 the float model is the teacher, the photos are the data (no labels), the ranges follow a moving min/max.
@@ -20,7 +20,7 @@ from bpnet_core.errors import BpnetError
 from bpnet_core.export.imported import calibration_batches
 from bpnet_core.fileio import list_images, make_dir
 from bpnet_core.int8.fakequant import is_qat_model
-from bpnet_core.int8.qat import calibrate_ranges, equalize_depthwise, fold_batch_norm, to_qat
+from bpnet_core.int8.qat import calibrate_ranges, equalize_channels, fold_batch_norm, to_qat
 from bpnet_core.meta import read_meta
 from bpnet_core.model import load_bpnet_model
 from bpnet_core.model.bpnet import keras_members, save_model_atomic
@@ -60,12 +60,12 @@ def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
         raise BpnetError(f"calibration_count must be a positive integer (got {calibration_count!r})")
     batches = calibration_photos(meta, image_folder, max(calibration_count, MIN_CALIBRATION_PHOTOS))
     folded, bn = fold_batch_norm(model)
-    spread = equalize_depthwise(folded, batches)
+    spread = equalize_channels(folded, batches)
     qat = to_qat(folded, momentum=momentum)
-    ranges = calibrate_ranges(qat, batches, folded)
-    report = {"batch_norm_folded": len(bn), "depthwise_rescaled": len(spread), "quantisers": len(ranges),
+    ranges = calibrate_ranges(qat, batches)
+    report = {"batch_norm_folded": len(bn), "channels_rescaled": len(spread), "quantisers": len(ranges),
               "calibration_photos": len(batches),
-              "worst_depthwise_spread": max((v for v in spread.values()), default=None)}  # fmt: skip
+              "worst_channel_spread": max((v for v in spread.values()), default=None)}  # fmt: skip
     return qat, meta, report
 
 

@@ -8,8 +8,8 @@ back to plain Keras layers with the fine-tuned weights (:func:`to_float`; the ra
 
 Before the quantisers go in, two exact float rewrites make the network easier to quantise (:func:`prepare_float`):
 batch normalisation after a convolution is folded into it (the runtime folds it too, so the weights it rounds are
-the folded ones), and each depthwise convolution that feeds a 1×1 convolution directly gets its channels rescaled
-(:func:`equalize_depthwise`: without it, per-tensor UINT8 erases the small channels of ``mobilenet_thin``; see
+the folded ones), and each convolution read only by convolutions gets its channels rescaled
+(:func:`equalize_channels`: without it, per-tensor UINT8 spends its levels on a few outlier channels; see
 :mod:`bpnet_core.export.int8_real`).
 """
 
@@ -135,46 +135,95 @@ def fold_batch_norm(model) -> tuple["keras.Model", list[str]]:  # noqa: F821
     return new, sorted(skipped)
 
 
-def equalize_depthwise(model, batches, alpha: float = 0.5) -> dict:
-    """Rescale, in place and exactly in float, each depthwise convolution that feeds a 1×1 convolution directly
-    (linear, its only reader): channel ``c`` of the depthwise weights and bias is divided by ``s_c`` and input
-    channel ``c`` of the 1×1 weights multiplied by it, ``s_c = r_act^α / r_w^(1−α)`` (normalised to a geometric
-    mean of 1; ``r_act``: the channel's absolute maximum on ``batches``, ``r_w``: the 1×1 weights' for that
-    channel). Returns ``{depthwise name: (spread before, spread after)}`` (max / median channel range)."""
+#: Layers between a convolution and its readers that a positive per-channel scale passes through unchanged.
+SCALE_TRANSPARENT = ("ReLU", "ZeroPadding2D")
+
+
+def _scalable_pairs(model) -> list[tuple[object, list, bool]]:
+    """``(producer, readers, rectified)``: each convolution whose output, through ReLU / zero padding only, is read by
+    convolutions only (not a model output, not an Add or Concatenate): scaling its output channel ``c`` by
+    ``1 / s_c`` and the readers' input channel ``c`` by ``s_c`` leaves the network's function unchanged."""
     import keras
 
+    conv_types = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
     nodes = _nodes(model)
     readers = _readers(nodes)
+    outputs = {id(t) for t in model.outputs}
+    by_layer = {id(n.operation): n for n in nodes}
     pairs = []
     for node in nodes:
-        dw = node.operation
-        users = readers.get(id(node.outputs[0]), [])
-        if (type(dw) is keras.layers.DepthwiseConv2D and dw.depth_multiplier == 1 and _activation_name(dw) == "linear"
-                and len(users) == 1 and type(users[0]) is keras.layers.Conv2D and tuple(users[0].kernel_size) == (1, 1)
-                and getattr(users[0], "groups", 1) == 1):  # fmt: skip
-            pairs.append((dw, users[0]))
+        conv = node.operation
+        if type(conv) not in conv_types or _activation_name(conv) not in ("linear", "relu"):
+            continue
+        if type(conv) is keras.layers.DepthwiseConv2D and conv.depth_multiplier != 1:
+            continue
+        frontier, users, ok, relu = [node.outputs[0]], [], True, _activation_name(conv) == "relu"
+        while frontier and ok:
+            t = frontier.pop()
+            if id(t) in outputs or not readers.get(id(t)):
+                ok = False
+                break
+            for user in readers[id(t)]:
+                if type(user).__name__ in SCALE_TRANSPARENT:
+                    relu = relu or type(user).__name__ == "ReLU"
+                    frontier.append(by_layer[id(user)].outputs[0])
+                elif type(user) in conv_types and getattr(user, "groups", 1) == 1 and (
+                        type(user) is keras.layers.Conv2D or user.depth_multiplier == 1):  # fmt: skip
+                    users.append(user)
+                else:
+                    ok = False
+        if ok and users:
+            pairs.append((conv, users, relu))
+    return pairs
+
+
+def _reader_absmax(layer) -> np.ndarray:
+    """Absolute maximum of ``layer``'s weights per input channel."""
+    k = np.abs(np.asarray(layer.kernel))
+    return k.max(axis=(0, 1, 3))
+
+
+def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
+    """Rescale, in place and exactly in float, the output channels of every convolution whose readers are
+    convolutions (through ReLU or padding only, :func:`_scalable_pairs`): channel ``c`` of the producer's weights and
+    bias is divided by ``s_c`` and input channel ``c`` of every reader's weights multiplied by it, with
+    ``s_c = r_act^α / r_w^(1−α)`` normalised to a geometric mean of 1 (``r_act``: the channel's absolute maximum on
+    ``batches``; ``r_w``: the readers' weights' for that channel). Per-tensor UINT8 then no longer spends its 255
+    levels on one outlier channel: human-pose-estimation-0001's ``conv8_pw`` has a channel 1,180 high, 50× its
+    neighbours; ``mobilenet_thin``'s depthwise outputs reach 540× their median channel. (Cross-layer equalisation,
+    Nagel et al. 2019; ReLU commutes with a positive scale.) Returns ``{producer: (spread before, after)}``, the
+    spread being the largest channel range over the median one."""
+    import keras
+
+    if not 0.0 < alpha <= 1.0:
+        raise BpnetError(f"alpha must be in (0, 1] (got {alpha})")
+    pairs = _scalable_pairs(model)
     if not pairs:
         return {}
-    probe = keras.Model(model.inputs[0], [dw.output for dw, _ in pairs])
-    r_act = [None] * len(pairs)
+    probe = keras.Model(model.inputs[0], [conv.output for conv, _, _ in pairs])
+    r_act: list = [None] * len(pairs)
     for b in batches:
         outs = probe(np.asarray(b, np.float32), training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         for i, o in enumerate(outs):
-            m = np.abs(np.asarray(o)).max(axis=(0, 1, 2))
+            o = np.asarray(o)
+            m = (np.maximum(o, 0) if pairs[i][2] else np.abs(o)).max(axis=(0, 1, 2))  # a ReLU keeps the positive part
             r_act[i] = m if r_act[i] is None else np.maximum(r_act[i], m)
     report = {}
-    for (dw, pw), act in zip(pairs, r_act):
+    for (conv, users, _), act in zip(pairs, r_act):
         act = np.maximum(act.astype(np.float64), 1e-8)
-        wp = np.asarray(pw.kernel).astype(np.float64)
-        r_w = np.maximum(np.abs(wp).max(axis=(0, 1, 3)), 1e-8)
+        r_w = np.maximum(np.max([_reader_absmax(u) for u in users], axis=0).astype(np.float64), 1e-8)
         scale = act**alpha / r_w ** (1.0 - alpha)
         scale = scale / np.exp(np.mean(np.log(scale)))
-        dw.kernel.assign((np.asarray(dw.kernel) / scale[None, None, :, None]).astype(np.float32))
-        if dw.use_bias:
-            dw.bias.assign((np.asarray(dw.bias) / scale).astype(np.float32))
-        pw.kernel.assign((wp * scale[None, None, :, None]).astype(np.float32))
-        report[dw.name] = (float(act.max() / np.median(act)), float((act / scale).max() / np.median(act / scale)))
+        k = np.asarray(conv.kernel)
+        shape = (1, 1, -1, 1) if type(conv) is keras.layers.DepthwiseConv2D else (1, 1, 1, -1)
+        conv.kernel.assign((k / scale.reshape(shape)).astype(np.float32))
+        if conv.use_bias:
+            conv.bias.assign((np.asarray(conv.bias) / scale).astype(np.float32))
+        for u in users:
+            u.kernel.assign((np.asarray(u.kernel) * scale[None, None, :, None]).astype(np.float32))
+        after = act / scale
+        report[conv.name] = (float(act.max() / np.median(act)), float(after.max() / np.median(after)))
     return report
 
 
