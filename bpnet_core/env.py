@@ -35,12 +35,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU features that decide INT8 and bf16 speed, as /proc/cpuinfo names them.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU has (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [f for f in ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
 def environment_report(probe_gpu: bool = True) -> dict:
     """What this machine offers bpnet. ``probe_gpu`` imports TensorFlow to list GPUs (a few seconds)."""
     report = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_name(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "packages": {
             m: _version(m)

@@ -32,14 +32,15 @@ from bpnet_core.tables import format_table
 
 log = logging.getLogger(__name__)
 
-PARTS = ["decode", "data", "train", "inference", "real", "video", "pruning", "real_pruning"]
+PARTS = ["decode", "data", "train", "inference", "real", "video", "pruning", "real_pruning", "int8"]
 #: Parts that train for a long time: run only when asked for by name.
-ON_REQUEST = ("pruning", "real_pruning")
+ON_REQUEST = ("pruning", "real_pruning", "int8")
 
 
 def machine_info() -> dict:
     r = environment_report(probe_gpu=True)
-    return {"cpu": r["cpu"], "cpu_count": r["cpu_count"], "gpus": r["gpus"], "python": r["python"],
+    return {"cpu": r["cpu"], "cpu_flags": r.get("cpu_flags", []), "cpu_count": r["cpu_count"], "gpus": r["gpus"],
+            "python": r["python"],
             "platform": r["platform"], "packages": r["packages"],
             "date": datetime.date.today().isoformat()}  # fmt: skip
 
@@ -81,6 +82,7 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
             ("video", "bpnet_core.benchmarks.video"),
             ("pruning", "bpnet_core.benchmarks.pruning"),
             ("real_pruning", "bpnet_core.benchmarks.real_pruning"),
+            ("int8", "bpnet_core.benchmarks.int8"),
         ):
             if part in parts:
                 mod = _optional(module)
@@ -99,7 +101,9 @@ def run_bench(out_dir: str | Path, only: list[str] | None = None, quick: bool = 
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} cores), GPUs: {', '.join(m['gpus']) or 'none'}, "
+    isa = ", ".join(m.get("cpu_flags", [])) or "no AVX2"
+    gpus = ", ".join(m["gpus"]) or "none"
+    lines = [f"Measured {m['date']} on {m['cpu']} ({m['cpu_count']} cores; {isa}), GPUs: {gpus}, "
              f"Python {m['python']}, TensorFlow {m['packages'].get('tensorflow')}, "
              f"ONNX Runtime {m['packages'].get('onnxruntime')}.", ""]  # fmt: skip
     p = report["parts"]
@@ -114,7 +118,7 @@ def markdown(report: dict) -> str:
         rows += [[f"input pipeline, {prof} ({r['input_hw'][0]}×{r['input_hw'][1]}, batch {r['batch_size']})",
                   f"{r['images_per_second']:.1f} images/s"] for prof, r in pl.items()]  # fmt: skip
         lines += ["**Data**:", "", format_table(["step", "figure"], rows), ""]
-    for part in ("train", "inference", "real", "video", "pruning", "real_pruning"):
+    for part in ("train", "inference", "real", "video", "pruning", "real_pruning", "int8"):
         if part in p and "markdown" in p[part]:
             lines += [p[part]["markdown"], ""]
         elif part in p and "skipped" in p[part]:

@@ -24,7 +24,12 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=1, help="passes over the photos")
     p.add_argument("--max_steps", type=int, default=None, help="stop after this many steps (a short budget)")
     p.add_argument("--calibration_count", type=int, default=32, help="photos that calibrate the ranges")
-    p.add_argument("--learning_rate", type=float, default=1e-5, help="base learning rate (Adam)")
+    p.add_argument(
+        "--learning_rate",
+        type=float,
+        default=1e-4,
+        help="base learning rate (RelativeAdam: a relative change per step)",
+    )
     p.add_argument("--seed", type=int, default=42, help="random seed of the data order and augmentation")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     add_common(p)
@@ -39,6 +44,6 @@ def run(args) -> int:
                      max_steps=args.max_steps, progress=not args.no_progress)  # fmt: skip
     prep = r["prepare"]
     print(f"QAT: {prep['quantisers']} quantised tensors ({prep['batch_norm_folded']} batch norms folded, "
-          f"{prep['channels_rescaled']} convolutions' channels rescaled, {prep['calibration_photos']} calibration photos); "
-          f"{r['step']} steps, loss {r['loss']:.4g} → {r['model']}")  # fmt: skip
+          f"{prep['channels_rescaled']} convolutions' channels rescaled, {prep['calibration_photos']} calibration "
+          f"photos); {r['step']} steps, loss {r['loss']:.4g} → {r['model']}")  # fmt: skip
     return 0

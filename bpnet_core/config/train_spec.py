@@ -349,7 +349,7 @@ class OptimizerConfig(Block):
     """``__class_name__`` selects the optimizer (bpnet extension): TAO's ``WeightedMomentumOptimizer`` (SGD with
     momentum and per-layer gradient weights) or ``Adam``; ``momentum``/``use_nesterov`` only apply to the first."""
 
-    CLASS_NAMES = ("WeightedMomentumOptimizer", "Adam")
+    CLASS_NAMES = ("WeightedMomentumOptimizer", "Adam", "RelativeAdam")
     class_name: str | None = Field(default="WeightedMomentumOptimizer", alias="__class_name__")
     learning_rate_schedule: LearningRateSchedule = Field(default_factory=LearningRateSchedule)
     grad_weights_dict: dict[str, Float] | None = None

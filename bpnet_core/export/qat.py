@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.export.onnx import export_meta, keras_to_onnx, parity_image, parse_input_dims, set_meta
 from bpnet_core.export.imported import (
     MIN_CHECK_PHOTOS,
     calibration_batches,
     decoded_agreement,
     parity_on,
 )
+from bpnet_core.export.onnx import export_meta, keras_to_onnx, parse_input_dims, set_meta
 from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
 from bpnet_core.fileio import list_images, make_dir, read_image
 from bpnet_core.int8.qat import to_float
@@ -118,8 +118,10 @@ def export_qat(qat_model, meta, source: Path, output_file, backend: str = "onnx"
         other = prepare(read_image(photos[0]), meta, size, "stretch").batch
         report["released_size_difference"] = diff = _check_released(proto, float_model, other)
         if diff > RELEASE_TOLERANCE:
-            raise BpnetError(f"{out}: the graph traced at {hw[0]}x{hw[1]} computes another function at "
-                             f"{size[0]}x{size[1]} (relative difference {diff:.2g}); give a fixed size with -d")
+            raise BpnetError(
+                f"{out}: the graph traced at {hw[0]}x{hw[1]} computes another function at "
+                f"{size[0]}x{size[1]} (relative difference {diff:.2g}); give a fixed size with -d"
+            )
     wanted = [o.name for o in proto.graph.output]
     out_meta = export_meta(meta, wanted, "channels_last", fixed, len(qat_model.outputs) // 2, out.stem)
     quant = {**meta.provenance.get("quantization", {}), "method": "qat", "kept_float": []}
@@ -142,8 +144,10 @@ def export_qat(qat_model, meta, source: Path, output_file, backend: str = "onnx"
         check = photos[batches:] if len(photos) >= batches + MIN_CHECK_PHOTOS else photos
         report["agreement"] = g = decoded_agreement(reference, runner, check[:CHECK_PHOTOS])
         if not g["passed"]:
-            raise BpnetError(f"{out}: INT8 parity check failed: its people agree with its float weights' at AP "
-                             f"{g['AP']:.2f} < {g['threshold']:.2f} on {g['images']} photo(s); nothing written")
+            raise BpnetError(
+                f"{out}: INT8 parity check failed: its people agree with its float weights' at AP "
+                f"{g['AP']:.2f} < {g['threshold']:.2f} on {g['images']} photo(s); nothing written"
+            )
         if staged.suffix == ".xml":
             os.replace(staged.with_suffix(".bin"), out.with_suffix(".bin"))
         os.replace(staged, out)

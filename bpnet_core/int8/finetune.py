@@ -19,7 +19,7 @@ from pathlib import Path
 from bpnet_core.errors import BpnetError
 from bpnet_core.export.imported import calibration_batches
 from bpnet_core.fileio import list_images, make_dir
-from bpnet_core.int8.fakequant import is_qat_model
+from bpnet_core.int8.fakequant import DEFAULT_MOMENTUM, is_qat_model
 from bpnet_core.int8.qat import calibrate_ranges, equalize_channels, fold_batch_norm, to_qat
 from bpnet_core.meta import read_meta
 from bpnet_core.model import load_bpnet_model
@@ -49,7 +49,7 @@ def calibration_photos(meta, image_folder, count: int) -> list:
 
 
 def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
-                calibration_count: int = DEFAULT_CALIBRATION_COUNT, momentum: float = 0.99):  # fmt: skip
+                calibration_count: int = DEFAULT_CALIBRATION_COUNT, momentum: float = DEFAULT_MOMENTUM):  # fmt: skip
     """``(qat_model, meta, report)``: the float model of ``model_file`` folded, rescaled, rebuilt with fake-quant
     layers and calibrated on photos of ``image_folder`` (see the module docstring); nothing written."""
     model = load_bpnet_model(model_file)
@@ -70,7 +70,7 @@ def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
 
 
 def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, image_folder: str | os.PathLike,
-                 epochs: int = 1, calibration_count: int = DEFAULT_CALIBRATION_COUNT, learning_rate: float = 1e-5,
+                 epochs: int = 1, calibration_count: int = DEFAULT_CALIBRATION_COUNT, learning_rate: float = 1e-4,
                  seed: int = 42, overrides: dict | None = None, **train_kwargs) -> dict:  # fmt: skip
     """Quantisation-aware fine-tune of the float ``model_file`` on the photos of ``image_folder`` into
     ``results_dir`` (see the module docstring). ``train_kwargs`` go to :func:`bpnet_core.train.train`

@@ -19,6 +19,7 @@ import numpy as np
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.int8.fakequant import (
+    DEFAULT_MOMENTUM,
     FLOAT,
     QUANTISED,
     QActivation,
@@ -54,7 +55,7 @@ def _activation_name(layer) -> str:
     return getattr(act, "__name__", str(act)) if act is not None else "linear"
 
 
-def _rebuild(model, convert, copy_weights: bool = True) -> "keras.Model":  # noqa: F821
+def _rebuild(model, convert, copy_weights: bool = True) -> keras.Model:  # noqa: F821
     """A new functional model: ``convert(layer, node)`` returns the layers (one, or a chain) replacing each call;
     the first of each chain takes the replaced layer's weights (``copy_weights``), in order."""
     import keras
@@ -81,7 +82,7 @@ def _rebuild(model, convert, copy_weights: bool = True) -> "keras.Model":  # noq
     return new
 
 
-def fold_batch_norm(model) -> tuple["keras.Model", list[str]]:  # noqa: F821
+def fold_batch_norm(model) -> tuple[keras.Model, list[str]]:  # noqa: F821
     """``model`` with every BatchNormalization that directly follows a linear convolution (its only reader)
     folded into that convolution's weights and bias (exact in inference mode). Returns (model, folded BN names)."""
     import keras
@@ -95,8 +96,9 @@ def fold_batch_norm(model) -> tuple["keras.Model", list[str]]:  # noqa: F821
         if type(bn) is not keras.layers.BatchNormalization:
             continue
         conv = producer.get(id(node.input_tensors[0]))
-        if (type(conv) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D) and _activation_name(conv) == "linear"
-                and len(readers.get(id(node.input_tensors[0]), [])) == 1 and bn.axis in (-1, [-1], [3], 3)):  # fmt: skip
+        convolution = type(conv) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+        if (convolution and _activation_name(conv) == "linear" and len(readers.get(id(node.input_tensors[0]), [])) == 1
+                and bn.axis in (-1, [-1], [3], 3)):  # fmt: skip
             folds[conv.name] = bn
     if not folds:
         return model, []
@@ -131,18 +133,21 @@ def fold_batch_norm(model) -> tuple["keras.Model", list[str]]:  # noqa: F821
             k = kernel * factor.reshape(kernel.shape[2], kernel.shape[3])
         else:
             k = kernel * factor
-        target.set_weights([k.astype(np.float32), ((bias - np.asarray(bn.moving_mean)) * factor + beta).astype(np.float32)])
+        target.set_weights(
+            [k.astype(np.float32), ((bias - np.asarray(bn.moving_mean)) * factor + beta).astype(np.float32)]
+        )
     return new, sorted(skipped)
 
 
 #: Layers between a convolution and its readers that a positive per-channel scale passes through unchanged.
-SCALE_TRANSPARENT = ("ReLU", "ZeroPadding2D")
+SCALE_TRANSPARENT = ("ReLU", "ZeroPadding2D", "MaxPooling2D")
 
 
 def _scalable_pairs(model) -> list[tuple[object, list, bool]]:
-    """``(producer, readers, rectified)``: each convolution whose output, through ReLU / zero padding only, is read by
-    convolutions only (not a model output, not an Add or Concatenate): scaling its output channel ``c`` by
-    ``1 / s_c`` and the readers' input channel ``c`` by ``s_c`` leaves the network's function unchanged."""
+    """``(producer, [(reader, channel offset)], rectified)``: each convolution whose output is read, through ReLU,
+    zero padding, max-pooling and channel concatenations only, by convolutions only (never a model output or an
+    Add): scaling its output channel ``c`` by ``1 / s_c`` and each reader's input channel ``offset + c`` by ``s_c``
+    leaves the network's function unchanged. ``rectified``: a ReLU (fused, or its only reader) comes first."""
     import keras
 
     conv_types = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
@@ -157,23 +162,29 @@ def _scalable_pairs(model) -> list[tuple[object, list, bool]]:
             continue
         if type(conv) is keras.layers.DepthwiseConv2D and conv.depth_multiplier != 1:
             continue
-        frontier, users, ok, relu = [node.outputs[0]], [], True, _activation_name(conv) == "relu"
+        direct = readers.get(id(node.outputs[0]), [])
+        rectified = _activation_name(conv) == "relu" or (bool(direct) and all(type(u).__name__ == "ReLU" for u in direct))
+        frontier, users, ok = [(node.outputs[0], 0)], [], True
         while frontier and ok:
-            t = frontier.pop()
+            t, offset = frontier.pop()
             if id(t) in outputs or not readers.get(id(t)):
                 ok = False
                 break
             for user in readers[id(t)]:
-                if type(user).__name__ in SCALE_TRANSPARENT:
-                    relu = relu or type(user).__name__ == "ReLU"
-                    frontier.append(by_layer[id(user)].outputs[0])
+                kind = type(user).__name__
+                if kind in SCALE_TRANSPARENT:
+                    frontier.append((by_layer[id(user)].outputs[0], offset))
+                elif kind == "Concatenate" and user.axis in (-1, 3):
+                    ins = by_layer[id(user)].input_tensors
+                    at = next(k for k, x in enumerate(ins) if x is t)
+                    frontier.append((by_layer[id(user)].outputs[0], offset + sum(int(x.shape[-1]) for x in ins[:at])))
                 elif type(user) in conv_types and getattr(user, "groups", 1) == 1 and (
                         type(user) is keras.layers.Conv2D or user.depth_multiplier == 1):  # fmt: skip
-                    users.append(user)
+                    users.append((user, offset))
                 else:
                     ok = False
         if ok and users:
-            pairs.append((conv, users, relu))
+            pairs.append((conv, users, rectified))
     return pairs
 
 
@@ -185,7 +196,7 @@ def _reader_absmax(layer) -> np.ndarray:
 
 def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
     """Rescale, in place and exactly in float, the output channels of every convolution whose readers are
-    convolutions (through ReLU or padding only, :func:`_scalable_pairs`): channel ``c`` of the producer's weights and
+    convolutions (through ReLU, padding, max-pooling or concatenations, :func:`_scalable_pairs`): channel ``c`` of the producer's weights and
     bias is divided by ``s_c`` and input channel ``c`` of every reader's weights multiplied by it, with
     ``s_c = r_act^α / r_w^(1−α)`` normalised to a geometric mean of 1 (``r_act``: the channel's absolute maximum on
     ``batches``; ``r_w``: the readers' weights' for that channel). Per-tensor UINT8 then no longer spends its 255
@@ -212,7 +223,8 @@ def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
     report = {}
     for (conv, users, _), act in zip(pairs, r_act):
         act = np.maximum(act.astype(np.float64), 1e-8)
-        r_w = np.maximum(np.max([_reader_absmax(u) for u in users], axis=0).astype(np.float64), 1e-8)
+        n = len(act)
+        r_w = np.maximum(np.max([_reader_absmax(u)[o : o + n] for u, o in users], axis=0).astype(np.float64), 1e-8)
         scale = act**alpha / r_w ** (1.0 - alpha)
         scale = scale / np.exp(np.mean(np.log(scale)))
         k = np.asarray(conv.kernel)
@@ -220,8 +232,10 @@ def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
         conv.kernel.assign((k / scale.reshape(shape)).astype(np.float32))
         if conv.use_bias:
             conv.bias.assign((np.asarray(conv.bias) / scale).astype(np.float32))
-        for u in users:
-            u.kernel.assign((np.asarray(u.kernel) * scale[None, None, :, None]).astype(np.float32))
+        for u, o in users:
+            k = np.asarray(u.kernel).copy()
+            k[:, :, o : o + n, :] *= scale[None, None, :, None]
+            u.kernel.assign(k.astype(np.float32))
         after = act / scale
         report[conv.name] = (float(act.max() / np.median(act)), float(after.max() / np.median(after)))
     return report
@@ -231,7 +245,7 @@ def _config(layer, drop=("quantize_output", "momentum")) -> dict:
     return {k: v for k, v in layer.get_config().items() if k not in drop}
 
 
-def to_qat(model, momentum: float = 0.99) -> "keras.Model":  # noqa: F821
+def to_qat(model, momentum: float = DEFAULT_MOMENTUM) -> keras.Model:  # noqa: F821
     """``model`` rebuilt with fake-quant layers (see :mod:`bpnet_core.int8.fakequant` for where they sit).
 
     Layers keep their names and weights; a convolution whose activation is not ReLU becomes the linear convolution
@@ -250,8 +264,10 @@ def to_qat(model, momentum: float = 0.99) -> "keras.Model":  # noqa: F821
             return [type(layer).from_config(layer.get_config())]
         cls = QUANTISED.get(type(layer))
         if cls is None:
-            raise BpnetError(f"QAT: layer {layer.name!r} ({kind}) cannot be quantised (supported: convolutions, "
-                             f"ReLU, Activation, Add, Concatenate, padding, max-pooling; fold batch norm first)")
+            raise BpnetError(
+                f"QAT: layer {layer.name!r} ({kind}) cannot be quantised (supported: convolutions, "
+                f"ReLU, Activation, Add, Concatenate, padding, max-pooling; fold batch norm first)"
+            )
         cfg = _config(layer)
         act = _activation_name(layer) if kind in ("Conv2D", "DepthwiseConv2D") else None
         if act not in (None, "linear", "relu"):  # the runtime fuses only ReLU: other activations run in float
@@ -265,7 +281,7 @@ def to_qat(model, momentum: float = 0.99) -> "keras.Model":  # noqa: F821
     return _rebuild(model, convert)
 
 
-def to_float(qat_model) -> "keras.Model":  # noqa: F821
+def to_float(qat_model) -> keras.Model:  # noqa: F821
     """The QAT model with plain Keras layers again (same names and weights, no quantisers): what is exported to
     ONNX before the quantisation of :mod:`bpnet_core.int8.qdq` puts the ranges back."""
 
@@ -293,7 +309,9 @@ class _Identity:
 
 def observed_ranges(qat_model) -> dict[str, tuple[float, float]]:
     """``{layer name: (r_min, r_max)}`` of every quantiser of ``qat_model``."""
-    return {name: tuple(float(v) for v in np.asarray(layer.output_range)) for name, layer in observers(qat_model).items()}
+    return {
+        name: tuple(float(v) for v in np.asarray(layer.output_range)) for name, layer in observers(qat_model).items()
+    }
 
 
 def quantised_tensors(qat_model, float_model):

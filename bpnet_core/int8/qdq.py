@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -116,11 +117,17 @@ def quantize_with_ranges(proto, ranges: dict, output_path: str | os.PathLike) ->
         src, cache = Path(tmp) / "float.onnx", Path(tmp) / "ranges.json"
         onnx.save(proto, str(src))
         write_cache(ranges, cache)
-        with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(src), str(output_path), None, quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibration_cache_path=str(cache),
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})  # fmt: skip
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # ONNX Runtime's quantiser warns on the root logger (pre-processing advice)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(str(src), str(output_path), None, quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibration_cache_path=str(cache),
+                                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})  # fmt: skip
+        finally:
+            root.setLevel(level)
 
 
 def qdq_parameters(model) -> dict[str, tuple[float, int]]:

@@ -40,7 +40,6 @@ import keras
 import numpy as np
 
 import bpnet_core.int8.fakequant  # noqa: F401 - registers the QAT layers, so that a QAT .keras model loads
-
 from bpnet_core.config.contract import spec_normalization as spec_normalization  # re-exported (one definition)
 from bpnet_core.config.train_spec import ModelConfig, TrainSpec, pose_channels
 from bpnet_core.costs import count_params

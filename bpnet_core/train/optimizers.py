@@ -7,6 +7,8 @@
   (``v ← m·v − lr·g``) where TF1's MomentumOptimizer kept it in gradient units; the two agree while the rate is
   constant.
 * ``Adam`` (bpnet extension; the demo profile): ``keras.optimizers.Adam`` on the same schedule.
+* ``RelativeAdam`` (bpnet extension; fine-tuning real networks, QAT): Adam whose step for each weight is the
+  learning rate times the size of its kernel slice (:class:`RelativeAdam`), so the rate is a relative change.
 
 Gradient weights are applied in the train step (:func:`scale_gradients`), not by a custom optimiser class:
 
@@ -28,7 +30,29 @@ from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, layer_stage
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("WeightedMomentumOptimizer", "Adam")
+OPTIMIZERS = ("WeightedMomentumOptimizer", "Adam", "RelativeAdam")
+
+
+class RelativeAdam(keras.optimizers.Adam):
+    """Adam with steps relative to the weights' own size: each weight's step is ``learning_rate`` times the RMS of
+    its kernel slice (the spatial taps of one input→output channel pair; a bias: its magnitude, at least a tenth
+    of the layer's RMS bias), times Adam's normalised direction.
+
+    Why: Adam moves every weight by about ``learning_rate`` per step whatever its size. A network with batch norm
+    folded into its convolutions, or whose channels were rescaled for INT8 (cross-layer equalisation), holds
+    weights of very different sizes, so one rate is too small for some layers and destroys others (measured on
+    human-pose-estimation-0001: 10 QAT steps of Adam at 1e-5 took AP 0.475 → 0.430). Rescaling a channel changes
+    nothing here, as it changes nothing in the function."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        ops = keras.ops
+        v = ops.convert_to_tensor(variable)
+        if len(variable.shape) >= 3:
+            scale = ops.sqrt(ops.mean(ops.square(v), axis=tuple(range(len(variable.shape) - 2)), keepdims=True))
+            scale = ops.maximum(scale, 1e-3 * ops.sqrt(ops.mean(ops.square(v))) + 1e-12)
+        else:
+            scale = ops.maximum(ops.abs(v), 0.1 * ops.sqrt(ops.mean(ops.square(v))) + 1e-12)
+        super().update_step(gradient, variable, ops.multiply(ops.cast(learning_rate, variable.dtype), scale))
 
 
 def build_optimizer(opt_spec, learning_rate, mixed_precision: bool = False):
@@ -41,6 +65,8 @@ def build_optimizer(opt_spec, learning_rate, mixed_precision: bool = False):
                                    nesterov=bool(getattr(opt_spec, "use_nesterov", False)))  # fmt: skip
     elif kind == "Adam":
         opt = keras.optimizers.Adam(learning_rate=learning_rate)
+    elif kind == "RelativeAdam":
+        opt = RelativeAdam(learning_rate=learning_rate)
     else:
         raise BpnetError(f"optimizer.__class_name__ must be one of {', '.join(OPTIMIZERS)} (got {kind!r})")
     if mixed_precision:

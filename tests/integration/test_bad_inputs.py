@@ -76,6 +76,31 @@ def tiny_model(tmp: Path, pose_file: str, contract_pose_file: str | None = None,
     return path
 
 
+def tiny_qat_model(tmp: Path) -> Path:
+    """A tiny model rebuilt for quantisation-aware training, its contract saying so."""
+    import numpy as np
+
+    from bpnet_core.int8.qat import calibrate_ranges, fold_batch_norm, to_qat
+    from bpnet_core.meta import read_meta
+    from bpnet_core.model import load_bpnet_model
+    from bpnet_core.model.bpnet import keras_members, save_model_atomic
+
+    src = tiny_model(tmp, "bpnet_18joints.json")
+    qat = to_qat(fold_batch_norm(load_bpnet_model(src))[0])
+    calibrate_ranges(qat, [np.random.default_rng(0).uniform(-0.5, 0.5, (1, 64, 64, 3)).astype(np.float32)])
+    meta = read_meta(src)
+    path = tmp / "qat.keras"
+    prov = {**meta.provenance, "quantization": {"method": "qat", "float_model": str(src)}}
+    save_model_atomic(qat, path, keras_members(meta.with_changes(name="qat", provenance=prov)))
+    return path
+
+
+def photos(tmp: Path, count: int) -> Path:
+    for p in sorted(SAMPLE.glob("*.jpg"))[:count]:
+        write(tmp / "photos" / p.name, p.read_bytes())
+    return tmp / "photos"
+
+
 def _sample_annotations(keep=(785, 40083)) -> dict:
     """The real COCO sample's annotation file, cut down to two images."""
     data = json.loads((SAMPLE / "person_keypoints_val2017_sample.json").read_text())
@@ -194,6 +219,15 @@ CASES = [
     ("trainable-import-wrong-source-format", "import_model",
      lambda t: trainable_import(t, "human-pose-estimation-0001"),
      "graph_opt.pb: the omz-lightweight family is transplanted from .xml files (got .pb)"),
+    ("qat-too-few-photos", "qat",
+     lambda t: ["qat", "-m", str(tiny_model(t, "bpnet_18joints.json")), "-r", str(t / "out" / "run"), "--image_dir",
+                str(photos(t, 3))], "3 readable photo(s); QAT needs at least 8"),
+    ("qat-of-a-qat-model", "qat",
+     lambda t: ["qat", "-m", str(tiny_qat_model(t)), "-r", str(t / "out" / "run"), "--image_dir", str(photos(t, 8))],
+     "already a quantisation-aware model"),
+    ("export-qat-model-to-fp16", "export",
+     lambda t: ["export", "-m", str(tiny_qat_model(t)), "-o", str(t / "out" / "m.onnx"), "--data_type", "fp16"],
+     "exports with --data_type int8 only"),
     ("synthetic-negative-count", "synthetic_data",
      lambda t: ["synthetic_data", "-o", str(t / "out"), "--num_train", "-3"], "num_train"),
     ("synthetic-tiny-images", "synthetic_data",

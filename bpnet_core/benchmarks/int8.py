@@ -1,0 +1,139 @@
+"""INT8 side by side, per real network and runtime: FP32; fully-INT8 post-training (depthwise rescaling, MinMax);
+the accuracy-controlled mix (``bpnet export --data_type int8`` of the imported network: layer groups kept in float
+until its people agree with FP32's); and quantisation-aware INT8 (``bpnet qat``, then ``bpnet export``: cross-layer
+channel equalisation, ranges calibrated on photos, a distillation fine-tune, one QDQ file).
+
+For ``mobilenet_thin`` and ``human-pose-estimation-0001`` (trainable imports), on ONNX Runtime and OpenVINO (f32
+precision hint for its FP32 rows): COCO keypoint AP on the 36 real val2017 photos (each card's recommended
+settings), milliseconds per image at batch 1 at the card's size (median, all variants of one network and runtime
+**interleaved** in one run), the AP drop and speed-up against FP32, and QAT's speed-up as a fraction of the fully
+INT8 post-training file's. Post-training calibration: 20 of the 80 labelled train2017 photos; QAT: calibration on
+32 and the fine-tune on the unlabelled photos (``../shared``'s 635 when there, else the 48 shipped ones), none of
+them evaluation photos. The CPU's name and ISA flags head the table: INT8 speed depends on VNNI/AMX.
+
+    bpnet bench --only int8
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from bpnet_core.benchmarks.real_pruning import unlabelled_photos
+from bpnet_core.costs import measure_latencies
+from bpnet_core.env import cpu_flags, cpu_name
+from bpnet_core.export import export_model
+from bpnet_core.export.imported import calibration_batches
+from bpnet_core.export.int8_real import quantize_onnx_int8, quantize_openvino_int8
+from bpnet_core.export.onnx import set_meta
+from bpnet_core.export.openvino import write_ir
+from bpnet_core.infer.evaluation import run_evaluation
+from bpnet_core.int8.finetune import qat_finetune
+from bpnet_core.meta import read_meta
+from bpnet_core.runners import load_runner
+from bpnet_core.tables import format_table
+from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_TRAIN_IMAGES, trainable_networks
+
+log = logging.getLogger(__name__)
+
+NETWORKS = ("human-pose-estimation-0001", "mobilenet_thin")
+#: Post-training calibration photos (of the 80 labelled train2017 ones; the accuracy check uses the rest).
+PTQ_PHOTOS = 20
+#: QAT fine-tune steps (batch 4 at 256×256); ``--quick``: 2.
+QAT_STEPS = {"human-pose-estimation-0001": 200, "mobilenet_thin": 600}
+#: The size each network is timed at: the card's (fixed_height on a 640×480 photo: 368 high, 496 wide).
+TIMING_HW = {"human-pose-estimation-0001": (368, 496), "mobilenet_thin": (368, 432)}
+
+
+def _ptq_full(fp32_onnx: Path, out_dir: Path, stem: str) -> dict[str, Path]:
+    """Fully-INT8 post-training files (depthwise rescaling, MinMax, nothing kept in float) for both runtimes."""
+    import onnx
+
+    meta = read_meta(fp32_onnx)
+    batches = calibration_batches(meta, REAL_TRAIN_IMAGES, PTQ_PHOTOS)
+    ort_path, ov_path = out_dir / f"{stem}_ptq_int8.onnx", out_dir / f"{stem}_ptq_int8.xml"
+    quantize_onnx_int8(fp32_onnx, ort_path, batches)
+    proto = onnx.load(str(ort_path))
+    set_meta(proto, meta.with_changes(precision="int8", name=ort_path.stem))
+    onnx.save(proto, str(ort_path))
+    model, _ = quantize_openvino_int8(str(fp32_onnx), batches)
+    write_ir(model, ov_path, meta.with_changes(precision="int8", name=ov_path.stem))
+    return {"ORT": ort_path, "OpenVINO": ov_path}
+
+
+def _variants(work: Path, net: str, quick: bool) -> tuple[dict, dict]:
+    """{(runtime, variant): model file} and what making them cost / reported."""
+    keras_file = trainable_networks(work, [net])[net]
+    stem = net.split("-")[0] if net.startswith("human") else "thin"
+    files: dict[tuple[str, str], Path] = {}
+    info: dict = {}
+    t = time.perf_counter()
+    files[("ORT", "FP32")] = fp32 = work / f"{stem}_fp32.onnx"
+    export_model(keras_file, fp32)
+    files[("OpenVINO", "FP32")] = work / f"{stem}_fp32.xml"
+    export_model(fp32, files[("OpenVINO", "FP32")], backend="openvino")
+    for runtime, path in _ptq_full(fp32, work, stem).items():
+        files[(runtime, "INT8 post-training")] = path
+    for runtime, suffix in (("ORT", ".onnx"), ("OpenVINO", ".xml")):
+        path = work / f"{stem}_mixed_int8{suffix}"
+        r = export_model(fp32, path, backend="openvino" if runtime == "OpenVINO" else "onnx", data_type="int8",
+                         cal_image_dir=REAL_TRAIN_IMAGES, batches=8 if quick else PTQ_PHOTOS)  # fmt: skip
+        files[(runtime, "INT8 accuracy-controlled")] = path
+        info[f"mixed {runtime}"] = {"groups_float": r["int8"]["search"]["groups_float"],
+                                    "groups_total": r["int8"]["search"]["groups_total"]}  # fmt: skip
+    info["exports_seconds"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    steps = 2 if quick else QAT_STEPS[net]
+    run = qat_finetune(keras_file, work / f"{stem}_qat", unlabelled_photos(work), max_steps=steps, progress=False)
+    info["qat"] = {"steps": run["step"], "seconds": round(time.perf_counter() - t, 1), "prepare": run["prepare"]}
+    for runtime, suffix in (("ORT", ".onnx"), ("OpenVINO", ".xml")):
+        path = work / f"{stem}_qat_int8{suffix}"
+        r = export_model(run["model"], path, backend="openvino" if runtime == "OpenVINO" else "onnx",
+                         data_type="int8", cal_image_dir=REAL_TRAIN_IMAGES)  # fmt: skip
+        files[(runtime, "INT8 QAT")] = path
+        info[f"qat {runtime} agreement"] = round(r["agreement"]["AP"], 3)
+    return files, info
+
+
+def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
+    """Make, time and evaluate every variant; returns rows, per-network ratios and a Markdown table."""
+    work = Path(work) / "int8"
+    work.mkdir(parents=True, exist_ok=True)
+    rows, details = [], {}
+    for net in NETWORKS:
+        files, details[net] = _variants(work, net, quick)
+        for runtime in ("ORT", "OpenVINO"):
+            mine = {v: p for (r, v), p in files.items() if r == runtime}
+            runners = {v: load_runner(p) for v, p in mine.items()}
+            lat = measure_latencies(runners, TIMING_HW[net], warmup=2 if quick else 5, repeats=5 if quick else 30)
+            for variant, path in mine.items():
+                folder = work / "eval" / f"{net}_{runtime}_{variant}".replace(" ", "_")
+                ap = run_evaluation(None, runners[variant], REAL_SAMPLE_SPEC, folder, progress=False)["AP"]
+                ms = round(lat[variant]["median_ms"], 2)
+                rows.append({"network": net, "runtime": runtime, "variant": variant, "ms": ms,
+                             "AP": round(float(ap), 4), "file": str(path)})  # fmt: skip
+                log.info("bench int8: %s", rows[-1])
+    for r in rows:
+        same = {x["variant"]: x for x in rows if x["network"] == r["network"] and x["runtime"] == r["runtime"]}
+        base, ptq = same["FP32"], same["INT8 post-training"]
+        r["ap_drop"] = round(base["AP"] - r["AP"], 4)
+        r["speedup"] = round(base["ms"] / r["ms"], 2)
+        r["of_ptq_speedup"] = round(ptq["ms"] / r["ms"], 2)
+    out = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "rows": rows, "details": details}
+    out["markdown"] = markdown(out)
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = [
+        f"**INT8 of the real networks** on {res['cpu']} ({', '.join(res['cpu_flags']) or 'no AVX2'}): AP on the "
+        "36 real COCO photos (card settings), ms per image at batch 1 at the card's size (median, the variants "
+        "of one network and runtime interleaved); speed-up vs FP32, and vs the fully-INT8 post-training file:",
+        "",
+    ]
+    table = [[r["network"], r["runtime"], r["variant"], f"{r['ms']:.1f}", f"{r['AP']:.3f}", f"{r['ap_drop']:+.3f}",
+              f"{r['speedup']:.2f}×", f"{r['of_ptq_speedup']:.2f}×"] for r in res["rows"]]  # fmt: skip
+    lines.append(format_table(["network", "runtime", "variant", "ms", "AP", "AP drop", "speed-up", "vs PTQ speed"],
+                              table, align="lllrrrrr"))  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,213 @@
+"""Quantisation-aware training (:mod:`bpnet_core.int8`): the fake-quant arithmetic is ONNX Runtime's, the rebuilds
+are exact, the QAT model saves and loads, and its QDQ file runs fully in INT8 on ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+
+def _toy(seed: int = 0, elu: bool = False):
+    """A small network with the shapes the real ones have: conv → ReLU layer, depthwise → 1×1 (no activation
+    between), an outlier channel, ELU, a residual Add, a Concatenate, padding and max-pooling; two outputs."""
+    rng = np.random.default_rng(seed)
+    x = inp = keras.Input((None, None, 3), name="input_1")
+    x = keras.layers.ZeroPadding2D(1, name="pad")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="c0")(x)
+    x = keras.layers.ReLU(name="c0_relu")(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    y = keras.layers.Conv2D(8, 1, activation="relu", name="pw")(y)
+    z = keras.layers.Conv2D(8, 3, padding="same", activation="elu" if elu else "relu", name="c1")(y)
+    z = keras.layers.Conv2D(8, 1, name="c2")(z)
+    z = keras.layers.Add(name="add")([z, y])
+    p = keras.layers.MaxPooling2D(1, name="pool")(x)
+    c = keras.layers.Concatenate(name="cat")([z, p])
+    h = keras.layers.Conv2D(4, 1, name="heat")(c)
+    q = keras.layers.Conv2D(6, 1, name="paf")(c)
+    model = keras.Model(inp, [h, q])
+    for layer in model.layers:
+        for v in layer.weights:
+            v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
+    k = model.get_layer("c1").kernel.numpy()
+    k[..., 3] *= 40.0  # an outlier output channel, as conv8_pw of human-pose-estimation-0001 has
+    model.get_layer("c1").kernel.assign(k)
+    return model
+
+
+def _batches(n=3, hw=(32, 40), seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1, 1, (1, *hw, 3)).astype(np.float32) for _ in range(n)]
+
+
+def _max_rel(a, b) -> float:
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max() / max(np.abs(np.asarray(x)).max(), 1e-9))
+               for x, y in zip(a, b))  # fmt: skip
+
+
+def test_activation_grid_is_onnx_runtimes():
+    """Scale and zero point of a range are ONNX Runtime's ``compute_scale_zp`` for UINT8 (0 always representable),
+    and the fake-quantised values lie on that grid, clipped to it."""
+    from onnxruntime.quantization.quant_utils import compute_scale_zp
+
+    from bpnet_core.int8.fakequant import activation_scale_zero_point, fake_quant_activation
+
+    for lo, hi in [(0.0, 6.3), (-1.16, 1.31), (-11.4, 4.93), (0.5, 3.0), (-2.0, -0.25), (0.0, 1e-3)]:
+        zp, scale = compute_scale_zp(
+            np.array(lo, np.float32), np.array(hi, np.float32), np.array(0, np.uint8), np.array(255, np.uint8)
+        )
+        s, z = activation_scale_zero_point(lo, hi)
+        assert z == int(zp) and s == pytest.approx(float(scale), rel=1e-6), (lo, hi)
+        x = np.linspace(lo - 1, hi + 1, 997, dtype=np.float32)
+        y = np.asarray(fake_quant_activation(x, np.array([lo, hi], np.float32)))
+        q = y / s + z
+        assert np.allclose(q, np.round(q), atol=1e-3) and q.min() >= -1e-3 and q.max() <= 255 + 1e-3
+        inside = (x >= (0 - z) * s) & (x <= (255 - z) * s)
+        assert np.abs(y - x)[inside].max() <= s / 2 + 1e-6
+
+
+def test_weight_grid_is_onnx_runtimes_per_channel_symmetric():
+    """Per-output-channel symmetric INT8 weights: the same values ONNX Runtime's quantiser writes."""
+    from onnx import TensorProto
+    from onnxruntime.quantization.quant_utils import quantize_data
+
+    from bpnet_core.int8.fakequant import fake_quant_weight
+
+    w = np.random.default_rng(2).normal(0, 0.2, (3, 3, 5, 7)).astype(np.float32)
+    fq = np.asarray(fake_quant_weight(w, (0, 1, 2)))
+    for c in range(7):
+        out = quantize_data(w[..., c].ravel(), TensorProto.INT8, True)
+        scale, q = float(np.asarray(out[-2])), np.asarray(out[-1]).astype(np.float32)
+        assert np.allclose(fq[..., c].ravel(), q * scale, atol=1e-7)
+
+
+def test_straight_through_gradient_is_zero_where_clipped():
+    from bpnet_core.int8.fakequant import fake_quant_activation
+
+    x = tf.constant(np.array([-3.0, -0.5, 0.2, 0.9, 5.0], np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(fake_quant_activation(x, np.array([-1.0, 1.0], np.float32)))
+    assert tape.gradient(y, x).numpy().tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_to_qat_places_quantisers_as_the_runtime_does_and_to_float_is_exact():
+    """Names and weights survive; a convolution read by a ReLU layer leaves the quantiser to the ReLU; ELU is split
+    off its convolution (the runtime runs it in float between two Q/DQ pairs); padding and pooling get none;
+    :func:`to_float` gives the original function back bit for bit."""
+    from bpnet_core.int8.fakequant import observers
+    from bpnet_core.int8.qat import INPUT_QUANT, to_float, to_qat
+
+    model = _toy(elu=True)
+    qat = to_qat(model)
+    assert set(observers(qat)) == {INPUT_QUANT, "c0_relu", "dw", "pw", "c1", "c1_act", "c2", "add", "cat", "heat",
+                                   "paf"}  # fmt: skip
+    assert [t._keras_history.operation.name for t in qat.outputs] == ["heat", "paf"]
+    back = to_float(qat)
+    x = _batches(1)[0]
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(model(x), back(x)))
+
+
+def test_qat_model_saves_and_loads_in_safe_mode_with_its_ranges(tmp_path):
+    from bpnet_core.int8.fakequant import is_qat_model, observers
+    from bpnet_core.int8.qat import calibrate_ranges, to_qat
+    from bpnet_core.model import load_bpnet_model
+
+    qat = to_qat(_toy(elu=True))
+    ranges = calibrate_ranges(qat, _batches())
+    assert all(hi > lo for lo, hi in ranges.values())
+    qat.save(tmp_path / "q.keras")
+    again = load_bpnet_model(tmp_path / "q.keras")
+    assert is_qat_model(again)
+    assert {n: tuple(float(v) for v in layer.output_range.numpy()) for n, layer in observers(again).items()} == ranges
+    x = _batches(1, seed=5)[0]
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(qat(x), again(x)))
+
+
+def test_observers_follow_a_moving_min_max_in_training_only():
+    from bpnet_core.int8.fakequant import QuantizeInput
+
+    layer = QuantizeInput(momentum=0.75)
+    x = np.linspace(-2.0, 3.0, 64, dtype=np.float32).reshape(1, 4, 4, 4)
+    layer(x)
+    layer.output_range.assign(np.array([-1.0, 1.0], np.float32))
+    layer(4 * x, training=False)
+    assert layer.output_range.numpy().tolist() == [-1.0, 1.0]
+    y = np.asarray(layer(x, training=True))
+    assert layer.output_range.numpy() == pytest.approx([0.75 * -1 + 0.25 * -2, 0.75 * 1 + 0.25 * 3])
+    assert y.max() <= 1.5 + 1e-6  # quantised on the updated range
+
+
+def test_fold_batch_norm_is_exact():
+    from bpnet_core.int8.qat import fold_batch_norm
+    from bpnet_core.model import build_model
+
+    model = build_model({"stages": 2, "width_multiplier": 0.25})
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, size=layer.moving_variance.shape).astype(np.float32))
+            layer.gamma.assign(rng.normal(size=layer.gamma.shape).astype(np.float32))
+    folded, names = fold_batch_norm(model)
+    assert names and not any(isinstance(x, keras.layers.BatchNormalization) for x in folded.layers)
+    x = rng.uniform(-0.5, 0.5, (2, 64, 64, 3)).astype(np.float32)
+    assert _max_rel(model(x), folded(x)) < 1e-5
+
+
+def test_channel_equalisation_is_exact_and_tames_the_outlier_channel():
+    """Cross-layer equalisation changes no output (ReLU commutes with a positive scale) and shrinks the spread of
+    the tensors it rescales: here ``c1``'s outlier channel, the depthwise output read by ``pw``, and ``c0``'s output,
+    read by ``dw`` directly and by the output convolutions through max-pooling and a concatenation (at an offset);
+    tensors read by an Add, and the outputs, are left alone."""
+    from bpnet_core.int8.qat import equalize_channels
+
+    model = _toy()
+    x = _batches(1, seed=3)[0]
+    before = [np.asarray(o) for o in model(x)]
+    report = equalize_channels(model, _batches())
+    assert set(report) == {"c0", "dw", "c1"}
+    assert _max_rel(before, model(x)) < 1e-5
+    assert report["c1"][1] < report["c1"][0] / 4
+
+
+def test_qdq_file_runs_fully_int8_on_onnx_runtime(tmp_path):
+    """The QDQ file of a QAT model: every Conv has INT8 weights, ONNX Runtime's optimiser fuses every one into
+    QLinearConv (no float Conv, no DequantizeLinear feeding a Conv), each tensor's scale and zero point are the
+    QAT model's, and the file computes what the QAT model computes (to within the runtime's rounding)."""
+    import onnx
+    import onnxruntime as ort
+
+    from bpnet_core.export.onnx import keras_to_onnx
+    from bpnet_core.int8.qat import calibrate_ranges, equalize_channels, to_float, to_qat
+    from bpnet_core.int8.qdq import grid_mismatches, map_ranges, qdq_from_qat
+
+    model = _toy()
+    batches = _batches(6)
+    equalize_channels(model, batches)
+    qat = to_qat(model)
+    calibrate_ranges(qat, batches)
+    float_model = to_float(qat)
+    proto = keras_to_onnx(float_model, (32, 40))
+    report = qdq_from_qat(qat, float_model, proto, batches[0], tmp_path / "q.onnx")
+    assert report["float_convs"] == [] and report["grid_mismatches"] == []
+    assert grid_mismatches(tmp_path / "q.onnx", map_ranges(proto, qat, float_model, batches[0])) == []
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "q.onnx"), so, providers=["CPUExecutionProvider"])
+    opt = onnx.load(str(tmp_path / "opt.onnx"))
+    ops = [n.op_type for n in opt.graph.node]
+    dq_out = {o for n in opt.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    assert ops.count("QLinearConv") == 7 and "Conv" not in ops, sorted(set(ops))
+    assert not [n for n in opt.graph.node if n.op_type in ("Conv", "FusedConv") and n.input[0] in dq_out]
+    x = batches[1]
+    got = sess.run(None, {sess.get_inputs()[0].name: x})
+    want = [np.asarray(o) for o in qat(x)]
+    names = [o.name for o in sess.get_outputs()]
+    for name, w in zip(["heat", "paf"], want):
+        g = got[names.index(name)]
+        step = (w.max() - min(w.min(), 0)) / 255
+        assert np.abs(g - w).max() <= 4 * step and np.mean(np.abs(g - w) > step / 2) < 0.05
