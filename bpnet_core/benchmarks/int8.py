@@ -1,7 +1,8 @@
 """INT8 side by side, per real network and runtime: FP32; fully-INT8 post-training (depthwise rescaling, MinMax);
 the accuracy-controlled mix (``bpnet export --data_type int8`` of the imported network: layer groups kept in float
 until its people agree with FP32's); and quantisation-aware INT8 (``bpnet qat``, then ``bpnet export``: cross-layer
-channel equalisation, ranges calibrated on photos, a distillation fine-tune, one QDQ file).
+channel equalisation, ranges calibrated on photos, one QDQ file), both its start (before any fine-tune) and after
+the distillation fine-tune.
 
 For ``mobilenet_thin`` and ``human-pose-estimation-0001`` (trainable imports), on ONNX Runtime and OpenVINO (f32
 precision hint for its FP32 rows): COCO keypoint AP on the 36 real val2017 photos (each card's recommended
@@ -87,12 +88,14 @@ def _variants(work: Path, net: str, quick: bool) -> tuple[dict, dict]:
     steps = 2 if quick else QAT_STEPS[net]
     run = qat_finetune(keras_file, work / f"{stem}_qat", unlabelled_photos(work), max_steps=steps, progress=False)
     info["qat"] = {"steps": run["step"], "seconds": round(time.perf_counter() - t, 1), "prepare": run["prepare"]}
-    for runtime, suffix in (("ORT", ".onnx"), ("OpenVINO", ".xml")):
-        path = work / f"{stem}_qat_int8{suffix}"
-        r = export_model(run["model"], path, backend="openvino" if runtime == "OpenVINO" else "onnx",
-                         data_type="int8", cal_image_dir=REAL_TRAIN_IMAGES)  # fmt: skip
-        files[(runtime, "INT8 QAT")] = path
-        info[f"qat {runtime} agreement"] = round(r["agreement"]["AP"], 3)
+    for label, model, tag in (("INT8 QAT start (calibrated, no fine-tune)", run["start_model"], "start"),
+                              (f"INT8 QAT ({run['step']} steps)", run["model"], "qat")):  # fmt: skip
+        for runtime, suffix in (("ORT", ".onnx"), ("OpenVINO", ".xml")):
+            path = work / f"{stem}_{tag}_int8{suffix}"
+            r = export_model(model, path, backend="openvino" if runtime == "OpenVINO" else "onnx", data_type="int8",
+                             cal_image_dir=REAL_TRAIN_IMAGES)  # fmt: skip
+            files[(runtime, label)] = path
+            info[f"{tag} {runtime} agreement"] = round(r["agreement"]["AP"], 3)
     return files, info
 
 

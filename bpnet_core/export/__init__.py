@@ -47,11 +47,9 @@ from bpnet_core.export.calibration import (
 )
 from bpnet_core.export.imported import export_imported
 from bpnet_core.export.onnx import tensor_names
-from bpnet_core.export.qat import export_qat, refuse_float_export
 from bpnet_core.export.quantize import CALIBRATION_METHODS, quantize_int8
 from bpnet_core.export.tensorrt import build_engine, import_tensorrt, plan_engine
 from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
-from bpnet_core.int8.fakequant import is_qat_model
 from bpnet_core.meta import engine_sidecar, read_meta
 
 log = logging.getLogger(__name__)
@@ -221,7 +219,7 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
     t0 = time.perf_counter()
     backend, data_type = str(backend).lower(), str(data_type).lower()
     backend = "onnx" if backend == "tfonnx" else backend
-    if _qat_file(model) or (not isinstance(model, (str, os.PathLike)) and is_qat_model(model)):
+    if _qat_file(model) or (not isinstance(model, (str, os.PathLike)) and _holds_quantisers(model)):
         return _export_qat(model, output_file, opts)
     _check_flags(output_file, backend, data_type, data_format, engine_file, cal_image_dir, cal_data_file,
                  cal_cache_file, batches, batch_size, parity_tolerance, calibration_method)  # fmt: skip
@@ -268,7 +266,7 @@ def export_model(model, output_file: str | os.PathLike, options: ExportOptions |
                            strict_type_constraints, input_name)  # fmt: skip
         import_tensorrt()
     keras_model, source, source_meta = _load_keras(model, pose)
-    if is_qat_model(keras_model):  # a QAT model whose contract does not say so
+    if _holds_quantisers(keras_model):  # a QAT model whose contract does not say so
         return _export_qat(keras_model, output_file, opts, source_meta, source)
     if sdk_compatible_model:
         sdk.check_last_stage(keras_model, source)
@@ -345,20 +343,41 @@ def _qat_file(model) -> bool:
     return read_meta(model).provenance.get("quantization", {}).get("method") == "qat"
 
 
+def _holds_quantisers(keras_model) -> bool:
+    from bpnet_core.int8.fakequant import is_qat_model  # Keras: loaded only when a model is
+
+    return is_qat_model(keras_model)
+
+
 def _export_qat(model, output_file, opts: ExportOptions, meta=None, source=None) -> dict:
     """A QAT model: INT8 only (:mod:`bpnet_core.export.qat`); the flags that do not apply are refused."""
+    from bpnet_core.export.qat import export_qat, refuse_float_export  # Keras and tf2onnx: only for a QAT model
+
     if meta is None:
         model, source, meta = _load_keras(model, opts.pose)
     if str(opts.data_type).lower() != "int8":
         refuse_float_export(source, meta, str(opts.data_type).lower())
-    for flag, value in (("--engine_file", opts.engine_file), ("--sdk_compatible_model", opts.sdk_compatible_model),
+    for flag, value in (("--sdk_compatible_model", opts.sdk_compatible_model),
                         ("-i channels_first", opts.data_format == "channels_first")):  # fmt: skip
         if value:
             raise BpnetError(f"{source}: {flag} is not available for a QAT model yet (export the QDQ .onnx and "
                              "build from it)")  # fmt: skip
     backend = "onnx" if str(opts.backend).lower() == "tfonnx" else str(opts.backend).lower()
-    return export_qat(model, meta, Path(source), output_file, backend, opts.input_dims, opts.cal_image_dir,
-                      opts.batches)  # fmt: skip
+    plan = None
+    if opts.engine_file:  # TensorRT's explicit quantisation from the QDQ file: the engine runs at one size
+        hw = ox.parse_input_dims(opts.input_dims) or tuple(meta.inference.get("input_shape") or (368, 368))
+        plan = plan_engine("int8", hw, "NHWC", opts.max_batch_size, opts.opt_batch_size, opts.static_batch_size,
+                           1, opts.max_workspace_size, opts.strict_type_constraints)  # fmt: skip
+        import_tensorrt()
+    report = export_qat(model, meta, Path(source), output_file, backend, opts.input_dims, opts.cal_image_dir,
+                        opts.batches)  # fmt: skip
+    if plan is not None:
+        if backend != "onnx":
+            raise BpnetError("--engine_file builds from the ONNX export: use --backend onnx")
+        report["engine"] = build_engine(output_file, opts.engine_file, plan, explicit=True)
+        write_text_atomic(engine_sidecar(opts.engine_file), read_meta(output_file).with_changes(
+            input_hw=tuple(plan.opt_shape[1:3]), precision="int8").to_json())  # fmt: skip
+    return report
 
 
 def _build_engine(proto, engine_file, plan, batcher, cache_path, force_ptq) -> dict:

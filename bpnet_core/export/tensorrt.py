@@ -176,12 +176,18 @@ def build_engine(
     batcher=None,
     cache_path: str | os.PathLike | None = None,
     read_cache: bool = True,
+    explicit: bool = False,
 ) -> dict:
-    """Parse ``onnx_file`` and build a serialized engine at ``engine_file`` (atomically). Returns a report."""
+    """Parse ``onnx_file`` and build a serialized engine at ``engine_file`` (atomically). Returns a report.
+
+    ``explicit``: the ONNX file carries its own Q/DQ pairs (a QAT export): TensorRT's explicit quantisation, the
+    INT8 flag without a calibrator (NVIDIA's documented path for QDQ networks; its implicit calibrators are
+    deprecated in TensorRT 10)."""
     import time
 
     trt = import_tensorrt()
-    if plan.precision == "int8" and batcher is None and not (cache_path and Path(cache_path).is_file()):
+    has_cache = bool(cache_path and Path(cache_path).is_file())
+    if plan.precision == "int8" and not explicit and batcher is None and not has_cache:
         raise BpnetError("INT8 engines need calibration data: give --cal_image_dir, --cal_data_file or an existing "
                          "--cal_cache_file")  # fmt: skip
     t0 = time.perf_counter()
@@ -207,7 +213,7 @@ def build_engine(
     profile = builder.create_optimization_profile()
     profile.set_shape(plan.input_name, plan.min_shape, plan.opt_shape, plan.max_shape)
     config.add_optimization_profile(profile)
-    if plan.precision == "int8":
+    if plan.precision == "int8" and not explicit:
         cal_profile = builder.create_optimization_profile()
         cal_profile.set_shape(plan.input_name, plan.calibration_shape, plan.calibration_shape, plan.calibration_shape)
         config.set_calibration_profile(cal_profile)
@@ -218,7 +224,8 @@ def build_engine(
     write_bytes_atomic(engine_file, bytes(serialized))
     return {"engine_file": str(engine_file), "precision": plan.precision, "tensorrt": trt.__version__,
             "profile": {"min": plan.min_shape, "opt": plan.opt_shape, "max": plan.max_shape},
-            "calibration_cache": str(cache_path) if cache_path else None,
+            "calibration_cache": str(cache_path) if cache_path and not explicit else None,
+            "quantization": "explicit (Q/DQ in the ONNX file)" if explicit else "implicit (calibrator)",
             "seconds": round(time.perf_counter() - t0, 1), "bytes": Path(engine_file).stat().st_size}  # fmt: skip
 
 

@@ -65,7 +65,7 @@ def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
     ranges = calibrate_ranges(qat, batches)
     report = {"batch_norm_folded": len(bn), "channels_rescaled": len(spread), "quantisers": len(ranges),
               "calibration_photos": len(batches),
-              "worst_channel_spread": max((v for v in spread.values()), default=None)}  # fmt: skip
+              "channel_spread": {k: [round(a, 1), round(b, 1)] for k, (a, b) in spread.items()}}  # fmt: skip
     return qat, meta, report
 
 

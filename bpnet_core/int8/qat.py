@@ -163,7 +163,8 @@ def _scalable_pairs(model) -> list[tuple[object, list, bool]]:
         if type(conv) is keras.layers.DepthwiseConv2D and conv.depth_multiplier != 1:
             continue
         direct = readers.get(id(node.outputs[0]), [])
-        rectified = _activation_name(conv) == "relu" or (bool(direct) and all(type(u).__name__ == "ReLU" for u in direct))
+        via_relu = bool(direct) and all(type(u).__name__ == "ReLU" for u in direct)
+        rectified = _activation_name(conv) == "relu" or via_relu
         frontier, users, ok = [(node.outputs[0], 0)], [], True
         while frontier and ok:
             t, offset = frontier.pop()
@@ -196,8 +197,9 @@ def _reader_absmax(layer) -> np.ndarray:
 
 def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
     """Rescale, in place and exactly in float, the output channels of every convolution whose readers are
-    convolutions (through ReLU, padding, max-pooling or concatenations, :func:`_scalable_pairs`): channel ``c`` of the producer's weights and
-    bias is divided by ``s_c`` and input channel ``c`` of every reader's weights multiplied by it, with
+    convolutions (through ReLU, padding, max-pooling or concatenations, :func:`_scalable_pairs`): channel ``c`` of
+    the producer's weights and bias is divided by ``s_c`` and input channel ``c`` of every reader's weights (at its
+    offset) multiplied by it, with
     ``s_c = r_act^α / r_w^(1−α)`` normalised to a geometric mean of 1 (``r_act``: the channel's absolute maximum on
     ``batches``; ``r_w``: the readers' weights' for that channel). Per-tensor UINT8 then no longer spends its 255
     levels on one outlier channel: human-pose-estimation-0001's ``conv8_pw`` has a channel 1,180 high, 50× its

@@ -15,7 +15,7 @@ EXPECTED_METRICS = {
     "04_prune_retrain": {"params_before", "params_after", "flops_before", "flops_after", "ap_unpruned", "ap_pruned",
                          "ap_retrained", "real_flops_ratio", "real_ap_unpruned", "real_ap_pruned", "real_ap_retrained",
                          "real_pruned_model", "real_retrained_model"},
-    "05_deploy": {"onnx_max_abs_diff", "latency_ms", "ap", "real"},
+    "05_deploy": {"onnx_max_abs_diff", "latency_ms", "ap", "real", "qat"},
     "06_explore": {"decoder_update_ms", "full_update_ms", "forward_passes", "model"},
     "07_video": {"synthetic_id_switches", "synthetic_mota", "real_id_switches", "real_id_switches_per_100_frames",
                  "real_mota", "real_idf1", "frames_per_second"},

@@ -397,7 +397,7 @@ def test_unknown_class_name_lists_allowed(tmp_path):
     msg = train_error(tmp_path, "model:\n  __class_name__: BpNetModel\n")
     assert "model.__class_name__ must be one of 'BpNetLiteModel' (got 'BpNetModel')" in msg
     msg = train_error(tmp_path, "optimizer:\n  __class_name__: SGD\n")
-    assert "'WeightedMomentumOptimizer' or 'Adam'" in msg
+    assert "'WeightedMomentumOptimizer', 'Adam' or 'RelativeAdam'" in msg
     msg = train_error(tmp_path, "optimizer:\n  learning_rate_schedule:\n    __class_name__: Cosine\n")
     assert "SoftstartAnnealingLearningRateSchedule" in msg and "BpNetExponentialDecayLRSchedule" in msg
 
