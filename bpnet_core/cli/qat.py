@@ -24,12 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=1, help="passes over the photos")
     p.add_argument("--max_steps", type=int, default=None, help="stop after this many steps (a short budget)")
     p.add_argument("--calibration_count", type=int, default=32, help="photos that calibrate the ranges")
-    p.add_argument(
-        "--learning_rate",
-        type=float,
-        default=1e-4,
-        help="base learning rate (RelativeAdam: a relative change per step)",
-    )
+    p.add_argument("--learning_rate", type=float, default=1e-5,
+                   help="base learning rate (RelativeAdam: a relative change per step)")  # fmt: skip
     p.add_argument("--seed", type=int, default=42, help="random seed of the data order and augmentation")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     add_common(p)

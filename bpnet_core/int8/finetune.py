@@ -70,7 +70,7 @@ def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
 
 
 def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, image_folder: str | os.PathLike,
-                 epochs: int = 1, calibration_count: int = DEFAULT_CALIBRATION_COUNT, learning_rate: float = 1e-4,
+                 epochs: int = 1, calibration_count: int = DEFAULT_CALIBRATION_COUNT, learning_rate: float = 1e-5,
                  seed: int = 42, overrides: dict | None = None, **train_kwargs) -> dict:  # fmt: skip
     """Quantisation-aware fine-tune of the float ``model_file`` on the photos of ``image_folder`` into
     ``results_dir`` (see the module docstring). ``train_kwargs`` go to :func:`bpnet_core.train.train`
