@@ -80,14 +80,17 @@ def fake_quant_weight(w, axes):
 
 
 class _Observed:
-    """Mixin: an output quantiser with a moving min/max observer (``output_range``)."""
+    """Mixin: a Keras layer plus an output quantiser with a moving min/max observer (``output_range``); the config
+    gains ``quantize_output`` and ``momentum``."""
 
-    def _init_observer(self, quantize_output: bool, momentum: float) -> None:
+    def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM, **kwargs):
+        super().__init__(*args, **kwargs)
         self.quantize_output = bool(quantize_output)
         self.momentum = float(momentum)
         self.output_range = None
 
-    def _build_observer(self) -> None:
+    def build(self, input_shape):
+        super().build(input_shape)
         if self.quantize_output:
             self.output_range = self.add_weight(name="output_range", shape=(2,), initializer="zeros",
                                                 trainable=False)  # fmt: skip
@@ -101,7 +104,8 @@ class _Observed:
             self.output_range.assign(m * self.output_range + (1.0 - m) * ops.stop_gradient(batch))
         return fake_quant_activation(x, self.output_range)
 
-    def _observer_config(self, config: dict) -> dict:
+    def get_config(self):
+        config = super().get_config()
         config.update({"quantize_output": self.quantize_output, "momentum": self.momentum})
         return config
 
@@ -131,34 +135,16 @@ def _bias(layer, outputs, channels):
 class QuantizeInput(_Observed, keras.layers.Layer):
     """The network input's quantiser (the first Q/DQ pair of the exported file)."""
 
-    def __init__(self, momentum: float = DEFAULT_MOMENTUM, quantize_output: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self._init_observer(quantize_output, momentum)
-
-    def build(self, input_shape):
-        self._build_observer()
-
     def call(self, inputs, training=None):
         return self._observe_and_quantize(inputs, training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def get_config(self):
-        return self._observer_config(super().get_config())
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class QConv2D(_ConvObserved, keras.layers.Conv2D):
     """``Conv2D`` with per-channel INT8 weights and (``quantize_output``) a UINT8 output after its activation."""
-
-    def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_observer(quantize_output, momentum)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_observer()
 
     def call(self, inputs, training=None):
         outputs = _bias(self, self.convolution_op(inputs, fake_quant_weight(self.kernel, (0, 1, 2))), self.filters)
@@ -166,21 +152,10 @@ class QConv2D(_ConvObserved, keras.layers.Conv2D):
             outputs = self.activation(outputs)
         return self._observe_and_quantize(outputs, training)
 
-    def get_config(self):
-        return self._observer_config(super().get_config())
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class QDepthwiseConv2D(_Observed, keras.layers.DepthwiseConv2D):
     """``DepthwiseConv2D`` with per-channel INT8 weights and (``quantize_output``) a UINT8 output."""
-
-    def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_observer(quantize_output, momentum)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_observer()
 
     def call(self, inputs, training=None):
         kernel = fake_quant_weight(self.kernel, (0, 1))
@@ -191,27 +166,13 @@ class QDepthwiseConv2D(_Observed, keras.layers.DepthwiseConv2D):
             outputs = self.activation(outputs)
         return self._observe_and_quantize(outputs, training)
 
-    def get_config(self):
-        return self._observer_config(super().get_config())
-
 
 def _quantised_output_layer(base):
     """A subclass of the Keras layer ``base`` whose output is quantised (ReLU, Activation, Add, Concatenate)."""
 
     class Quantised(_Observed, base):
-        def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._init_observer(quantize_output, momentum)
-
-        def build(self, input_shape):
-            super().build(input_shape)
-            self._build_observer()
-
         def call(self, inputs, training=None):
             return self._observe_and_quantize(super().call(inputs), training)
-
-        def get_config(self):
-            return self._observer_config(super().get_config())
 
     Quantised.__name__ = Quantised.__qualname__ = f"Q{base.__name__}"
     Quantised.__doc__ = f"``{base.__name__}`` with a UINT8 output (a moving min/max observer)."
