@@ -34,6 +34,15 @@ def _quantisable_groups(proto, groups) -> list[tuple[str, list[str]]]:
     return sorted(keep, key=lambda kv: (max(pos[x] for x in kv[1]), kv[0]))
 
 
+def _in_openvino(model, names: list[str]) -> list[str]:
+    """The ONNX node names of a layer group that the OpenVINO model still has: shape arithmetic (the Shape / Slice /
+    Concat nodes tf2onnx writes around a dilated convolution of a dynamic-size graph) is folded away on conversion,
+    and it carries no activations to keep in float anyway."""
+    ops = [op.get_friendly_name() for op in model.get_ops()]
+    have = set(ops)
+    return [n for n in names if n in have or any(o.startswith(n + "/") for o in ops)]
+
+
 def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_path, *, backend: str = "onnx",
                              max_drop: float = 0.02, reference_score: float | None = None, groups=None,
                              ranking: str = "output_first", time_budget_s: float = 900.0, meta=None,
@@ -101,7 +110,8 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
             else:
                 import openvino as ov
 
-                q, _ = quantize_openvino_int8(ov.convert_model(str(eq_path)), batches, ignored=names, **quant_kwargs)
+                model = ov.convert_model(str(eq_path))
+                q, _ = quantize_openvino_int8(model, batches, ignored=_in_openvino(model, names), **quant_kwargs)
                 if meta is not None:
                     write_ir(q, cand, meta)
                 else:
