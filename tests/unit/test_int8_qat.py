@@ -211,3 +211,28 @@ def test_qdq_file_runs_fully_int8_on_onnx_runtime(tmp_path):
         g = got[names.index(name)]
         step = (w.max() - min(w.min(), 0)) / 255
         assert np.abs(g - w).max() <= 4 * step and np.mean(np.abs(g - w) > step / 2) < 0.05
+
+
+def test_relative_adam_steps_scale_with_the_weights():
+    """The same gradient moves a kernel slice 1000× larger by a 1000× larger step: the rate is a relative change,
+    so rescaling channels (which changes nothing in the function) changes nothing in the training either."""
+    from bpnet_core.train.optimizers import RelativeAdam
+
+    small = keras.Variable(np.full((3, 3, 2, 2), 1e-3, np.float32))
+    large = keras.Variable(np.full((3, 3, 2, 2), 1.0, np.float32))
+    opt = RelativeAdam(learning_rate=1e-2)
+    opt.build([small, large])
+    g = np.ones((3, 3, 2, 2), np.float32)
+    opt.apply_gradients([(g, small), (g, large)])
+    step_small, step_large = 1e-3 - small.numpy(), 1.0 - large.numpy()
+    assert np.allclose(step_small, 1e-5, rtol=1e-3) and np.allclose(step_large, 1e-2, rtol=1e-3)
+
+
+def test_bench_int8_table_names_the_cpu_and_the_ratios():
+    from bpnet_core.benchmarks.int8 import markdown
+
+    rows = [{"network": "hpe", "runtime": "ORT", "variant": v, "ms": ms, "AP": ap, "ap_drop": d, "speedup": s,
+             "of_ptq_speedup": p} for v, ms, ap, d, s, p in [("FP32", 300.0, 0.496, 0.0, 1.0, 0.5),
+                                                              ("INT8 QAT", 110.0, 0.494, 0.002, 2.73, 1.27)]]  # fmt: skip
+    text = markdown({"cpu": "AMD EPYC", "cpu_flags": ["avx2", "avx512_vnni"], "rows": rows})
+    assert "AMD EPYC (avx2, avx512_vnni)" in text and "| INT8 QAT" in text and "2.73×" in text and "+0.002" in text
