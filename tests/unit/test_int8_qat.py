@@ -231,8 +231,8 @@ def test_relative_adam_steps_scale_with_the_weights():
 def test_bench_int8_table_names_the_cpu_and_the_ratios():
     from bpnet_core.benchmarks.int8 import markdown
 
+    figures = [("FP32", 300.0, 0.496, 0.0, 1.0, 0.5), ("INT8 QAT", 110.0, 0.494, 0.002, 2.73, 1.27)]
     rows = [{"network": "hpe", "runtime": "ORT", "variant": v, "ms": ms, "AP": ap, "ap_drop": d, "speedup": s,
-             "of_ptq_speedup": p} for v, ms, ap, d, s, p in [("FP32", 300.0, 0.496, 0.0, 1.0, 0.5),
-                                                              ("INT8 QAT", 110.0, 0.494, 0.002, 2.73, 1.27)]]  # fmt: skip
+             "of_ptq_speedup": p} for v, ms, ap, d, s, p in figures]  # fmt: skip
     text = markdown({"cpu": "AMD EPYC", "cpu_flags": ["avx2", "avx512_vnni"], "rows": rows})
     assert "AMD EPYC (avx2, avx512_vnni)" in text and "| INT8 QAT" in text and "2.73×" in text and "+0.002" in text
