@@ -7,11 +7,12 @@ contract's input size and released to any size afterwards (:func:`release_spatia
 Checks before anything is written: the released float graph computes the same at another size; no Conv left in
 float; every tensor on the grid the QAT model trained with; and the INT8 file's decoded people on ``--cal_image_dir``
 photos agree with those of the model's own float weights (agreement AP ≥ ``AGREEMENT_AP_MIN``, the gate of
-post-training INT8). Its outputs are also compared with the QAT Keras model's (report ``parity``): the simulation
-rounds as the runtime does, but the runtime's int32 biases and accumulation order flip a few values by one step,
-and over 60–140 stacked convolutions those flips spread, so the two agree in decoded people, not bit for bit.
-A QAT model exports as INT8 only: its float weights were fine-tuned for the rounding, so FP32/FP16 exports are
-refused (export the float model it came from, named in its contract, for those).
+post-training INT8); the report's ``parity`` is the output SNR against the same float weights. The QAT model's
+simulation rounds as the runtime does, but the runtime's int32 biases and accumulation order flip a few values by one
+step, and over 60–140 stacked convolutions those flips spread, so file and simulation agree in decoded people, not
+bit for bit. A QAT model exports as INT8 only: its float weights were fine-tuned for the rounding, so FP32/FP16
+exports are refused (export the float model it came from, named in its contract, for those). ``--engine_file``
+builds a TensorRT engine from the QDQ file by explicit quantisation.
 """
 
 from __future__ import annotations
