@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
         "activations: what ONNX Runtime, OpenVINO and TensorRT compute from a QDQ file), calibrate their ranges on "
         "photos, and fine-tune it by distillation from the float model on the photos (no labels). Writes "
         "RESULTS/qat_start.keras (before training) and RESULTS/bpnet_model.keras (the QAT model); export the latter "
-        "with `bpnet export --data_type int8`.",
+        "with `bpnet export --data_type int8`. --set overrides keys of specs/bpnet_qat_real.yaml.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("-m", "--model", required=True, help="float model (.keras), e.g. from bpnet import_model or train")
@@ -33,11 +33,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from bpnet_core.config.io import parse_overrides
     from bpnet_core.int8.finetune import qat_finetune
 
+    spec_overrides = {key: value for key, _, value in parse_overrides(args.overrides)}  # --set: the QAT train spec
     r = qat_finetune(args.model, args.results_dir, args.image_dir, epochs=args.epochs,
                      calibration_count=args.calibration_count, learning_rate=args.learning_rate, seed=args.seed,
-                     max_steps=args.max_steps, progress=not args.no_progress)  # fmt: skip
+                     overrides=spec_overrides, max_steps=args.max_steps, progress=not args.no_progress)  # fmt: skip
     prep = r["prepare"]
     print(f"QAT: {prep['quantisers']} quantised tensors ({prep['batch_norm_folded']} batch norms folded, "
           f"{prep['channels_rescaled']} convolutions' channels rescaled, {prep['calibration_photos']} calibration "

@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from bpnet_core.config.io import load_train_spec
 from bpnet_core.errors import BpnetError
 from bpnet_core.export.imported import calibration_batches
 from bpnet_core.fileio import list_images, make_dir
@@ -80,6 +81,14 @@ def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, 
         raise BpnetError(f"epochs must be a positive integer (got {epochs!r})")
     if not float(learning_rate) > 0:
         raise BpnetError(f"learning_rate must be positive (got {learning_rate!r})")
+    start_name = Path(results_dir) / START_NAME
+    over = {"distillation.image_folder": str(Path(image_folder).resolve()), "num_epoch": int(epochs),
+            "random_seed": int(seed), "distillation.teacher_model": str(Path(model_file).resolve()),
+            "optimizer.learning_rate_schedule.base_learning_rate": float(learning_rate),
+            **(overrides or {}), "load_graph": True, "pretrained_weights": str(start_name.resolve())}  # fmt: skip
+    spec = project_file(*QAT_SPEC.split("/"))
+    # a bad --set key or value fails here, before any file is written (the float model stands in for the start model)
+    load_train_spec(spec, {**over, "pretrained_weights": str(Path(model_file).resolve())})
     qat, meta, report = prepare_qat(model_file, image_folder, calibration_count)
     results = make_dir(results_dir, "results folder")
     for stale in ("checkpoints", "status.json"):  # a previous run's checkpoints would be resumed
@@ -90,10 +99,6 @@ def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, 
                                                       "weights": "int8 per channel, symmetric",
                                                       "activations": "uint8 per tensor"}}  # fmt: skip
     save_model_atomic(qat, start, keras_members(meta.with_changes(name=start.stem, provenance=provenance)))
-    over = {"distillation.image_folder": str(Path(image_folder).resolve()), "num_epoch": int(epochs),
-            "random_seed": int(seed), "distillation.teacher_model": str(Path(model_file).resolve()),
-            "optimizer.learning_rate_schedule.base_learning_rate": float(learning_rate),
-            **(overrides or {}), "load_graph": True, "pretrained_weights": str(start.resolve())}  # fmt: skip
-    summary = train(project_file(*QAT_SPEC.split("/")), results, over, **train_kwargs)
+    summary = train(spec, results, over, **train_kwargs)
     return {**summary, "model": str(Path(results) / "bpnet_model.keras"), "start_model": str(start),
             "prepare": report}  # fmt: skip
