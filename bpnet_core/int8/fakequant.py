@@ -65,12 +65,6 @@ def fake_quant_activation(x, value_range):
     return clipped + ops.stop_gradient(ops.round(clipped / scale) * scale - clipped)
 
 
-def weight_scales(w, axes) -> np.ndarray:
-    """Per-output-channel symmetric INT8 scales ``max|w_c| / 127`` over ``axes`` (NumPy)."""
-    s = np.abs(np.asarray(w, np.float32)).max(axis=tuple(axes)) / np.float32(WEIGHT_LEVELS)
-    return np.where(s > 0, s, np.float32(1.0)).astype(np.float32)
-
-
 def fake_quant_weight(w, axes):
     """``w`` rounded to its per-output-channel INT8 grid (reduced over ``axes``), straight-through gradient."""
     scale = ops.max(ops.abs(w), axis=axes, keepdims=True) / float(WEIGHT_LEVELS)

@@ -6,14 +6,14 @@
 Steps: batch norm folded and convolution channels rescaled (exact in float, :func:`bpnet_core.int8.qat.fold_batch_norm`,
 :func:`~bpnet_core.int8.qat.equalize_channels`); fake-quant layers in (:func:`~bpnet_core.int8.qat.to_qat`); their
 ranges calibrated on the first ``calibration_count`` photos (:func:`~bpnet_core.int8.qat.calibrate_ranges`); the QAT
-start model written as ``qat_start.keras``; then :func:`bpnet_core.train.train` with ``specs/bpnet_qat_real.yaml``:
-the float model is the teacher, the photos are the data (no labels), the ranges follow a moving min/max.
+start model written as ``qat_start.keras``; then its graph is trained (:func:`bpnet_core.prune.retrain_pruned`, as a
+pruned graph is) with ``specs/bpnet_qat_real.yaml``: the float model is the teacher, the photos are the data (no
+labels), the calibrated ranges are kept (:data:`~bpnet_core.int8.fakequant.DEFAULT_MOMENTUM`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from bpnet_core.config.io import load_train_spec
@@ -26,7 +26,7 @@ from bpnet_core.meta import read_meta
 from bpnet_core.model import load_bpnet_model
 from bpnet_core.model.bpnet import keras_members, save_model_atomic
 from bpnet_core.paths import project_file
-from bpnet_core.train import train
+from bpnet_core.prune.channel_prune import retrain_pruned
 
 #: The QAT fine-tune spec.
 QAT_SPEC = "specs/bpnet_qat_real.yaml"
@@ -81,24 +81,21 @@ def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, 
         raise BpnetError(f"epochs must be a positive integer (got {epochs!r})")
     if not float(learning_rate) > 0:
         raise BpnetError(f"learning_rate must be positive (got {learning_rate!r})")
-    start_name = Path(results_dir) / START_NAME
+    start = Path(results_dir) / START_NAME
     over = {"distillation.image_folder": str(Path(image_folder).resolve()), "num_epoch": int(epochs),
             "random_seed": int(seed), "distillation.teacher_model": str(Path(model_file).resolve()),
             "optimizer.learning_rate_schedule.base_learning_rate": float(learning_rate),
-            **(overrides or {}), "load_graph": True, "pretrained_weights": str(start_name.resolve())}  # fmt: skip
+            **(overrides or {})}  # fmt: skip
     spec = project_file(*QAT_SPEC.split("/"))
     # a bad --set key or value fails here, before any file is written (the float model stands in for the start model)
-    load_train_spec(spec, {**over, "pretrained_weights": str(Path(model_file).resolve())})
+    load_train_spec(spec, {**over, "load_graph": True, "pretrained_weights": str(Path(model_file).resolve())})
     qat, meta, report = prepare_qat(model_file, image_folder, calibration_count)
-    results = make_dir(results_dir, "results folder")
-    for stale in ("checkpoints", "status.json"):  # a previous run's checkpoints would be resumed
-        path = Path(results) / stale
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    start = Path(results) / START_NAME
+    make_dir(results_dir, "results folder")
     provenance = {**meta.provenance, "quantization": {"method": "qat", "float_model": str(Path(model_file).resolve()),
                                                       "weights": "int8 per channel, symmetric",
                                                       "activations": "uint8 per tensor"}}  # fmt: skip
     save_model_atomic(qat, start, keras_members(meta.with_changes(name=start.stem, provenance=provenance)))
-    summary = train(spec, results, over, **train_kwargs)
-    return {**summary, "model": str(Path(results) / "bpnet_model.keras"), "start_model": str(start),
+    # the start model's graph, trained fresh (a previous run's checkpoints in results_dir would be resumed)
+    summary = retrain_pruned(spec, start, results_dir, over, **train_kwargs)
+    return {**summary, "model": str(Path(results_dir) / "bpnet_model.keras"), "start_model": str(start),
             "prepare": report}  # fmt: skip

@@ -6,7 +6,8 @@ back to plain Keras layers with the fine-tuned weights (:func:`to_float`; the ra
 >>> calibrate_ranges(qat, batches)           # min/max of every quantised tensor on calibration photos
 >>> plain = to_float(qat)                    # Conv2D & co. again, for tf2onnx; ranges: observed_ranges(qat)
 
-Before the quantisers go in, two exact float rewrites make the network easier to quantise (:func:`prepare_float`):
+Before the quantisers go in, two exact float rewrites make the network easier to quantise
+(:func:`bpnet_core.int8.finetune.prepare_qat` runs both):
 batch normalisation after a convolution is folded into it (the runtime folds it too, so the weights it rounds are
 the folded ones), and each convolution read only by convolutions gets its channels rescaled
 (:func:`equalize_channels`: without it, per-tensor UINT8 spends its levels on a few outlier channels; see
@@ -252,7 +253,7 @@ def to_qat(model, momentum: float = DEFAULT_MOMENTUM) -> keras.Model:  # noqa: F
 
     Layers keep their names and weights; a convolution whose activation is not ReLU becomes the linear convolution
     plus a ``QActivation`` named ``<name>_act``. Layers other than convolutions, ReLU/Activation, Add, Concatenate,
-    padding and max-pooling are refused (fold batch norm first: :func:`prepare_float`)."""
+    padding and max-pooling are refused (fold batch norm first: :func:`fold_batch_norm`)."""
     import keras
 
     nodes = _nodes(model)
@@ -326,13 +327,12 @@ def quantised_tensors(qat_model, float_model):
     return names, keras.Model(float_model.inputs[0], outs)
 
 
-def calibrate_ranges(qat_model, batches, float_model=None) -> dict[str, tuple[float, float]]:
+def calibrate_ranges(qat_model, batches) -> dict[str, tuple[float, float]]:
     """Set every quantiser's range to the min and max of its tensor over ``batches`` (float model, so each range is
     what the unquantised network produces). Returns the ranges."""
     if not batches:
         raise BpnetError("QAT needs calibration photos: none given")
-    float_model = float_model if float_model is not None else to_float(qat_model)
-    names, probe = quantised_tensors(qat_model, float_model)
+    names, probe = quantised_tensors(qat_model, to_float(qat_model))
     lo = np.full(len(names), np.inf)
     hi = np.full(len(names), -np.inf)
     for b in batches:

@@ -4,8 +4,8 @@ The QAT model is turned back into plain Keras layers (:func:`bpnet_core.int8.qat
 tf2onnx like any bpnet model; ONNX Runtime's own quantiser (``quantize_static``, QDQ, per-channel INT8 weights,
 UINT8 activations) then writes the Q/DQ pairs, with the activation ranges taken from the QAT model instead of a
 calibration run (its calibration cache). Weights need no range: the runtime's per-channel symmetric rounding is
-the one the QAT layers simulated. So the file computes what the QAT model computed, and :func:`check_qdq` proves
-it on photos: the same scales and zero points on every tensor, and outputs that agree.
+the one the QAT layers simulated. :func:`qdq_from_qat` checks the file: every Conv in INT8, and the same scales and
+zero points on every tensor as the QAT model (:func:`grid_mismatches`); the export then checks its people on photos.
 
 Mapping the Keras quantisers onto ONNX tensor names is done by value, not by name: the float ONNX graph and the
 float Keras model run on one photo, and each ONNX tensor takes the range of the Keras tensor it equals (NCHW or
