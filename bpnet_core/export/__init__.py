@@ -357,20 +357,35 @@ def _export_qat(model, output_file, opts: ExportOptions, meta=None, source=None)
         model, source, meta = _load_keras(model, opts.pose)
     if str(opts.data_type).lower() != "int8":
         refuse_float_export(source, meta, str(opts.data_type).lower())
-    for flag, value in (("--sdk_compatible_model", opts.sdk_compatible_model),
-                        ("-i channels_first", opts.data_format == "channels_first")):  # fmt: skip
-        if value:
-            raise BpnetError(f"{source}: {flag} is not available for a QAT model yet (export the QDQ .onnx and "
-                             "build from it)")  # fmt: skip
+    if opts.data_format == "channels_first":
+        raise BpnetError(f"{source}: -i channels_first is not available for a QAT model yet (its QDQ file takes NHWC)")
     backend = "onnx" if str(opts.backend).lower() == "tfonnx" else str(opts.backend).lower()
+    ratio = None
+    if opts.sdk_compatible_model:  # DeepStream's layout around the QDQ file: TensorRT reads its ranges, no cache
+        ratio = sdk.check_sdk_request(None, backend, opts.data_format, opts.upsample_ratio)
+        sdk.check_last_stage(model, source)
     plan = None
     if opts.engine_file:  # TensorRT's explicit quantisation from the QDQ file: the engine runs at one size
         hw = ox.parse_input_dims(opts.input_dims) or tuple(meta.inference.get("input_shape") or (368, 368))
         plan = plan_engine("int8", hw, "NHWC", opts.max_batch_size, opts.opt_batch_size, opts.static_batch_size,
-                           1, opts.max_workspace_size, opts.strict_type_constraints)  # fmt: skip
+                           1, opts.max_workspace_size, opts.strict_type_constraints,
+                           sdk.SDK_INPUT if ratio else ox.INPUT_NAME)  # fmt: skip
         import_tensorrt()
-    report = export_qat(model, meta, Path(source), output_file, backend, opts.input_dims, opts.cal_image_dir,
-                        opts.batches)  # fmt: skip
+    if ratio:
+        if Path(output_file).suffix.lower() != ".onnx":
+            raise BpnetError(f"{output_file}: --sdk_compatible_model writes a .onnx file")
+        make_dir(Path(output_file).parent, "output folder")
+        with tempfile.TemporaryDirectory(prefix=f".{Path(output_file).stem}.", dir=Path(output_file).parent) as tmp:
+            qdq = Path(tmp) / Path(output_file).name
+            report = export_qat(model, meta, Path(source), qdq, "onnx", opts.input_dims, opts.cal_image_dir,
+                                opts.batches)  # fmt: skip
+            report["sdk"] = sdk.export_imported_sdk(qdq, output_file, ratio, opts.input_dims, opts.cal_image_dir,
+                                                    "int8")["sdk"]  # fmt: skip
+        report.update(output_file=str(output_file), outputs=[sdk.SDK_PAF, sdk.SDK_HEATMAP],
+                      bytes=Path(output_file).stat().st_size)  # fmt: skip
+    else:
+        report = export_qat(model, meta, Path(source), output_file, backend, opts.input_dims, opts.cal_image_dir,
+                            opts.batches)  # fmt: skip
     if plan is not None:
         if backend != "onnx":
             raise BpnetError("--engine_file builds from the ONNX export: use --backend onnx")

@@ -127,7 +127,7 @@ def export_qat(qat_model, meta, source: Path, output_file, backend: str = "onnx"
     out_meta = export_meta(meta, wanted, "channels_last", fixed, len(qat_model.outputs) // 2, out.stem)
     quant = {**meta.provenance.get("quantization", {}), "method": "qat", "kept_float": []}
     out_meta = out_meta.with_changes(precision="int8", provenance={**out_meta.provenance, "quantization": quant})
-    reference = KerasRunner(float_model, meta)
+    reference = KerasRunner(float_model, meta.with_changes(input_hw=tuple(fixed)) if fixed else meta)  # same input
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
         qdq = Path(tmp) / f"{out.stem}.onnx"
         report["qdq"] = qdq_from_qat(qat_model, float_model, proto, probe[0], qdq)

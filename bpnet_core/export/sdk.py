@@ -281,12 +281,15 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
     stage's heatmap and PAF (sliced out when one tensor holds both), the PAF through the ×``ratio`` transposed
     convolution, ``input_1:0``; checked against the source on the parity image (≤ 1e-5) before it is written.
     The input stays as the network takes it (the contract's normalisation and colour order, which
-    ``bpnet deepstream_config`` turns into ``net-scale-factor`` / ``offsets`` / ``model-color-format``). FP32 only:
-    DeepStream builds FP16/INT8 engines from it."""
+    ``bpnet deepstream_config`` turns into ``net-scale-factor`` / ``offsets`` / ``model-color-format``). FP32
+    (DeepStream builds FP16/INT8 engines from it), or INT8 when the source is a QDQ file (a QAT model's export:
+    TensorRT builds the INT8 engine from its ranges, no calibration cache)."""
     import onnx
 
     src, out = Path(model), Path(output_file)
-    if data_type != "fp32":
+    if data_type == "int8" and read_meta(src).precision == "int8":
+        pass  # a QDQ file (a QAT export): its quantisers travel in the graph; TensorRT builds INT8 from them
+    elif data_type != "fp32":
         raise BpnetError(f"{src}: --sdk_compatible_model of an imported network writes FP32 ONNX (DeepStream/TensorRT "
                          f"build the {data_type} engine from it; got --data_type {data_type})")  # fmt: skip
     if out.suffix.lower() != ".onnx":
@@ -302,6 +305,6 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
         meta = meta.with_changes(input_hw=(int(hw[0]), int(hw[1])))
     sdk_proto, sdk, report = make_sdk_model(proto, meta, ratio, batch, name=out.stem)
     write_bytes_atomic(out, sdk_proto.SerializeToString())  # creates a missing output folder
-    return {"output_file": str(out), "bytes": out.stat().st_size, "data_type": "fp32", "source": str(src),
+    return {"output_file": str(out), "bytes": out.stat().st_size, "data_type": data_type, "source": str(src),
             "input_dims": [int(hw[0]), int(hw[1]), 3], "outputs": [o.name for o in sdk_proto.graph.output],
             "sdk": report}  # fmt: skip

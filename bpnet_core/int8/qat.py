@@ -3,7 +3,7 @@
 back to plain Keras layers with the fine-tuned weights (:func:`to_float`; the ranges go to the exported file).
 
 >>> qat = to_qat(model)                      # same layer names, same weights, quantisers everywhere
->>> calibrate_ranges(qat, batches)           # min/max of every quantised tensor on calibration photos
+>>> calibrate_ranges(qat, batches)           # each quantised tensor's range on calibration photos
 >>> plain = to_float(qat)                    # Conv2D & co. again, for tf2onnx; ranges: observed_ranges(qat)
 
 Before the quantisers go in, two exact float rewrites make the network easier to quantise
@@ -20,11 +20,13 @@ import numpy as np
 
 from bpnet_core.errors import BpnetError
 from bpnet_core.int8.fakequant import (
+    ACTIVATION_LEVELS,
     DEFAULT_MOMENTUM,
     FLOAT,
     QUANTISED,
     QActivation,
     QuantizeInput,
+    activation_scale_zero_point,
     observers,
 )
 
@@ -205,8 +207,9 @@ def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
     ``batches``; ``r_w``: the readers' weights' for that channel). Per-tensor UINT8 then no longer spends its 255
     levels on one outlier channel: human-pose-estimation-0001's ``conv8_pw`` has a channel 1,180 high, 50× its
     neighbours; ``mobilenet_thin``'s depthwise outputs reach 540× their median channel. (Cross-layer equalisation,
-    Nagel et al. 2019; ReLU commutes with a positive scale.) Returns ``{producer: (spread before, after)}``, the
-    spread being the largest channel range over the median one."""
+    Nagel et al. 2019; ReLU commutes with a positive scale.) Producers that share a concatenation with tensors no
+    rescaling reaches are scaled down further to those tensors' size (:func:`_concat_balance`). Returns
+    ``{producer: (spread before, after)}``, the spread being the largest channel range over the median one."""
     import keras
 
     if not 0.0 < alpha <= 1.0:
@@ -223,13 +226,19 @@ def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
             o = np.asarray(o)
             m = (np.maximum(o, 0) if pairs[i][2] else np.abs(o)).max(axis=(0, 1, 2))  # a ReLU keeps the positive part
             r_act[i] = m if r_act[i] is None else np.maximum(r_act[i], m)
-    report = {}
+    report, scales = {}, {}
     for (conv, users, _), act in zip(pairs, r_act):
         act = np.maximum(act.astype(np.float64), 1e-8)
         n = len(act)
         r_w = np.maximum(np.max([_reader_absmax(u)[o : o + n] for u, o in users], axis=0).astype(np.float64), 1e-8)
         scale = act**alpha / r_w ** (1.0 - alpha)
-        scale = scale / np.exp(np.mean(np.log(scale)))
+        scales[conv.name] = (scale / np.exp(np.mean(np.log(scale))), act)
+    peaks = {k: float((a / s).max()) for k, (s, a) in scales.items()}
+    for name, factor in _concat_balance(model, pairs, peaks, batches).items():
+        scales[name] = (scales[name][0] * factor, scales[name][1])
+    for conv, users, _ in pairs:
+        scale, act = scales[conv.name]
+        n = len(act)
         k = np.asarray(conv.kernel)
         shape = (1, 1, -1, 1) if type(conv) is keras.layers.DepthwiseConv2D else (1, 1, 1, -1)
         conv.kernel.assign((k / scale.reshape(shape)).astype(np.float32))
@@ -242,6 +251,58 @@ def equalize_channels(model, batches, alpha: float = 0.5) -> dict:
         after = act / scale
         report[conv.name] = (float(act.max() / np.median(act)), float(after.max() / np.median(after)))
     return report
+
+
+def _concat_balance(model, pairs, peak_after: dict, batches) -> dict[str, float]:
+    """``{producer: factor}``: an extra scale for the producers of :func:`_scalable_pairs` that meet, in a
+    concatenation, tensors no rescaling can reach (a stage's maps, which are model outputs): a concatenation is
+    quantised on one grid, so the rescaled producers' peak (``peak_after``) is brought down to the others' absolute
+    maximum on ``batches``. ``mobilenet_thin``: its 864 feature channels (peak 35) shared each refinement stage's
+    input with the previous stage's maps (±1.2), which got 8 levels each; balanced, the maps get ~210 and the features
+    keep half of theirs (Keras simulation on the 36 photos: AP 0.122 → 0.189 before any training)."""
+    import keras
+
+    nodes = _nodes(model)
+    by_layer = {id(n.operation): n for n in nodes}
+    producers = {conv.name for conv, _, _ in pairs}
+
+    def sources(t) -> list:
+        op = t._keras_history.operation
+        node = by_layer.get(id(op))
+        if node is None:
+            return [op]
+        if type(op).__name__ in SCALE_TRANSPARENT:
+            return sources(node.input_tensors[0])
+        if type(op).__name__ == "Concatenate":
+            return [s for x in node.input_tensors for s in sources(x)]
+        return [op]
+
+    mixed = []
+    for node in nodes:
+        if type(node.operation).__name__ != "Concatenate":
+            continue
+        groups = [sources(t) for t in node.input_tensors]
+        scalable = [all(s.name in producers for s in g) for g in groups]
+        if any(scalable) and not all(scalable):
+            fixed = [t for t, ok in zip(node.input_tensors, scalable) if not ok]
+            mixed.append(({s.name for g, ok in zip(groups, scalable) if ok for s in g}, fixed))
+    if not mixed:
+        return {}
+    probe = keras.Model(model.inputs[0], [t for _, fixed in mixed for t in fixed])
+    peaks = np.zeros(len(probe.outputs))
+    for b in batches:
+        outs = probe(np.asarray(b, np.float32), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        peaks = np.maximum(peaks, [float(np.abs(np.asarray(o)).max()) for o in outs])
+    factors: dict[str, float] = {}
+    at = 0
+    for names, fixed in mixed:
+        other = max(float(peaks[at : at + len(fixed)].max()), 1e-8)
+        at += len(fixed)
+        top = max(peak_after[n] for n in names)
+        for n in names:
+            factors[n] = max(factors.get(n, 1.0), top / other)
+    return {n: f for n, f in factors.items() if f > 1.0}
 
 
 def _config(layer, drop=("quantize_output", "momentum")) -> dict:
@@ -327,20 +388,57 @@ def quantised_tensors(qat_model, float_model):
     return names, keras.Model(float_model.inputs[0], outs)
 
 
-def calibrate_ranges(qat_model, batches) -> dict[str, tuple[float, float]]:
-    """Set every quantiser's range to the min and max of its tensor over ``batches`` (float model, so each range is
-    what the unquantised network produces). Returns the ranges."""
+#: Range calibration methods: ``mse`` (default) clips each tensor's min/max by the factor that minimises its
+#: rounding + clipping error on the calibration photos; ``minmax`` keeps the extremes. Measured (Keras simulation,
+#: 36 photos, before any training): ``mobilenet_thin`` 0.189 → 0.227, human-pose-estimation-0001 0.495 → 0.498.
+CALIBRATION_METHODS = ("mse", "minmax")
+#: Clip factors ``mse`` tries (of the observed min and max, both ends together).
+MSE_CLIP_FACTORS = np.linspace(0.2, 1.0, 33)
+#: Values sampled per tensor and photo for the ``mse`` search.
+MSE_SAMPLES = 20000
+
+
+def _quantisation_error(values: np.ndarray, r_min: float, r_max: float) -> float:
+    """Mean squared error of ``values`` rounded to the UINT8 grid of ``[r_min, r_max]`` (clipped outside it)."""
+    scale, zero = activation_scale_zero_point(r_min, r_max)
+    q = np.clip(np.round(values / scale) + zero, 0, ACTIVATION_LEVELS)
+    return float(np.mean(((q - zero) * scale - values) ** 2))
+
+
+def mse_clip_factor(values: np.ndarray, r_min: float, r_max: float) -> float:
+    """The factor of :data:`MSE_CLIP_FACTORS` whose range ``[f·r_min, f·r_max]`` rounds ``values`` with the least
+    squared error (clipped values included)."""
+    values = np.asarray(values, np.float64).ravel()
+    errors = [_quantisation_error(values, r_min * f, r_max * f) for f in MSE_CLIP_FACTORS]
+    return float(MSE_CLIP_FACTORS[int(np.argmin(errors))])
+
+
+def calibrate_ranges(qat_model, batches, method: str = "mse", seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Set every quantiser's range from its tensor over ``batches`` (float model, so each range is what the
+    unquantised network produces): min and max, clipped by ``method`` (:data:`CALIBRATION_METHODS`). Returns the
+    ranges."""
+    if method not in CALIBRATION_METHODS:
+        raise BpnetError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)} (got {method!r})")
     if not batches:
         raise BpnetError("QAT needs calibration photos: none given")
     names, probe = quantised_tensors(qat_model, to_float(qat_model))
     lo = np.full(len(names), np.inf)
     hi = np.full(len(names), -np.inf)
+    rng = np.random.default_rng(seed)
+    samples: list[list] = [[] for _ in names]
     for b in batches:
         outs = probe(np.asarray(b, np.float32), training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         for i, o in enumerate(outs):
             o = np.asarray(o)
             lo[i], hi[i] = min(lo[i], float(o.min())), max(hi[i], float(o.max()))
+            if method == "mse":
+                flat = o.ravel()
+                samples[i].append(rng.choice(flat, min(flat.size, MSE_SAMPLES), replace=False))
+    if method == "mse":
+        for i in range(len(names)):
+            best = mse_clip_factor(np.concatenate(samples[i]), lo[i], hi[i])
+            lo[i], hi[i] = lo[i] * best, hi[i] * best
     layers = observers(qat_model)
     for i, n in enumerate(names):
         layers[n].output_range.assign(np.array([lo[i], hi[i]], np.float32))

@@ -1,5 +1,5 @@
 """Quantisation-aware INT8 of a real network (human-pose-estimation-0001), end to end on real photos: `bpnet qat`
-then `bpnet export --data_type int8` (ONNX Runtime and OpenVINO), and what is refused."""
+then `bpnet export --data_type int8` (ONNX Runtime, OpenVINO, DeepStream's SDK layout), and what is refused."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def test_qat_int8_of_a_real_network_runs_fully_int8_and_keeps_its_ap(hpe_keras, 
     import onnxruntime as ort
 
     from bpnet_core.export import export_model
+    from bpnet_core.export.deepstream import deepstream_config
     from bpnet_core.infer.evaluation import run_evaluation
     from bpnet_core.int8.finetune import qat_finetune
     from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_UNLABELLED_IMAGES
@@ -46,6 +47,18 @@ def test_qat_int8_of_a_real_network_runs_fully_int8_and_keeps_its_ap(hpe_keras, 
     xml = tmp_path / "hpe_int8.xml"
     ov = export_model(run["model"], xml, backend="openvino", data_type="int8", cal_image_dir=REAL_UNLABELLED_IMAGES)
     assert ov["agreement"]["passed"] and xml.with_suffix(".bin").is_file()
+
+    ds_file = tmp_path / "deepstream" / "hpe_ds_int8.onnx"  # DeepStream's layout around the same QDQ graph
+    ds = export_model(run["model"], ds_file, data_type="int8", cal_image_dir=REAL_UNLABELLED_IMAGES,
+                      sdk_compatible_model=True, input_dims="368,432,3")  # fmt: skip
+    assert ds["sdk"]["max_abs_diff"] == 0.0 and ds["agreement"]["passed"]
+    ds_meta = read_meta(ds_file)
+    assert ds_meta.precision == "int8" and ds_meta.provenance["quantization"]["method"] == "qat"
+    assert ds_meta.input_name == "input_1:0" and ds_meta.pafs().stride == 2 and ds_meta.input_hw == (368, 432)
+    ds_ops = [n.op_type for n in onnx.load(str(ds_file)).graph.node]
+    assert ds_ops.count("Conv") == 58 and ds_ops.count("DequantizeLinear") > 58  # every Conv reads INT8 weights
+    pgie = deepstream_config(ds_file, tmp_path / "deepstream")["values"]
+    assert pgie["network-mode"] == 1 and "int8-calib-file" not in pgie  # TensorRT reads the ranges from the graph
 
     with pytest.raises(BpnetError, match="exports with --data_type int8 only"):
         export_model(run["model"], tmp_path / "hpe_fp16.onnx", data_type="fp16")

@@ -171,6 +171,33 @@ def test_channel_equalisation_is_exact_and_tames_the_outlier_channel():
     assert set(report) == {"c0", "dw", "c1"}
     assert _max_rel(before, model(x)) < 1e-5
     assert report["c1"][1] < report["c1"][0] / 4
+    # `cat` joins c0's channels (rescalable, via max-pooling) with `add` (not): one grid for both, so c0's peak is
+    # brought down to add's instead of spending the concatenation's levels on itself
+    probe = keras.Model(model.inputs[0], [model.get_layer("c0_relu").output, model.get_layer("add").output])
+    peaks = np.max([[np.abs(np.asarray(o)).max() for o in probe(b)] for b in _batches()], axis=0)
+    assert peaks[0] <= peaks[1] * (1 + 1e-5), peaks
+
+
+def test_mse_calibration_clips_long_tails_and_minmax_keeps_the_extremes():
+    """``mse`` picks, per tensor, the clip of its min/max with the least rounding + clipping error: a long-tailed
+    (Laplace) tensor gets a range inside its extremes, a uniform one keeps them; ``minmax`` keeps them always; an
+    unknown method is a one-line error."""
+    from bpnet_core.errors import BpnetError
+    from bpnet_core.int8.qat import _quantisation_error, calibrate_ranges, mse_clip_factor, to_qat
+
+    rng = np.random.default_rng(0)
+    tail = rng.laplace(0, 1, 200000)
+    f = mse_clip_factor(tail, tail.min(), tail.max())
+    assert f < 0.95
+    assert _quantisation_error(tail, f * tail.min(), f * tail.max()) < _quantisation_error(tail, tail.min(), tail.max())
+    flat = rng.uniform(-1, 1, 200000)
+    assert mse_clip_factor(flat, flat.min(), flat.max()) == 1.0
+    qat_mm, qat_mse = to_qat(_toy()), to_qat(_toy())
+    mm = calibrate_ranges(qat_mm, _batches(), method="minmax")
+    mse = calibrate_ranges(qat_mse, _batches())
+    assert all(mse[k][0] >= mm[k][0] - 1e-6 and mse[k][1] <= mm[k][1] + 1e-6 for k in mm)
+    with pytest.raises(BpnetError, match="calibration method must be one of mse, minmax"):
+        calibrate_ranges(qat_mm, _batches(), method="percentile")
 
 
 def test_qdq_file_runs_fully_int8_on_onnx_runtime(tmp_path):
@@ -188,7 +215,7 @@ def test_qdq_file_runs_fully_int8_on_onnx_runtime(tmp_path):
     batches = _batches(6)
     equalize_channels(model, batches)
     qat = to_qat(model)
-    calibrate_ranges(qat, batches)
+    calibrate_ranges(qat, batches, method="minmax")  # the extremes: no clipping, so the tolerance below is rounding
     float_model = to_float(qat)
     proto = keras_to_onnx(float_model, (32, 40))
     report = qdq_from_qat(qat, float_model, proto, batches[0], tmp_path / "q.onnx")
