@@ -15,11 +15,11 @@ import time, except in ``cli`` (``bpnet --help`` imports every verb module, so v
                  empty package inits, and ``int8``'s, which only tells where INT8 lives)
  1   core        config, decode, track_params, preprocess, cards, data.coco, data.targets, data.augment,
                  data.synthetic, data.synthetic_video, data.pan_zoom, data.download, data.models, viz.draw,
-                 viz.video
+                 viz.video, int8.calibration, int8.ptq_real
  2   model       model, evaluate, data.pipeline, data.convert, int8.fakequant, int8.qat, int8.qdq
  3   runtimes    runners, track
  4   engines     infer, train
- 5   products    export, prune, importer, transplant, int8.finetune
+ 5   products    export, prune, importer, transplant, int8.finetune, int8.ptq, int8.search
  6   workflows   tutorial, benchmarks, viz.figures, viz.explorer, viz.plots
  7   cli         cli, __main__
 ===  ==========  ==========================================================================================
@@ -46,11 +46,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "tables", "sizes", "costs", "workers", "data.__init__", "viz.__init__", "int8.__init__")),
     ("core", ("config", "decode", "track_params", "preprocess", "cards", "data.coco", "data.targets",
               "data.augment", "data.synthetic", "data.synthetic_video", "data.pan_zoom", "data.download",
-              "data.models", "viz.draw", "viz.video")),
+              "data.models", "viz.draw", "viz.video", "int8.calibration", "int8.ptq_real")),
     ("model", ("model", "evaluate", "data.pipeline", "data.convert", "int8.fakequant", "int8.qat", "int8.qdq")),
     ("runtimes", ("runners", "track")),
     ("engines", ("infer", "train")),
-    ("products", ("export", "prune", "importer", "transplant", "int8.finetune")),
+    ("products", ("export", "prune", "importer", "transplant", "int8.finetune", "int8.ptq", "int8.search")),
     ("workflows", ("tutorial", "benchmarks", "viz.figures", "viz.explorer", "viz.plots")),
     ("cli", ("cli", "__main__")),
 )

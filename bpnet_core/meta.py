@@ -36,6 +36,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -527,6 +528,34 @@ def read_meta(path: str | os.PathLike) -> ModelMeta:
     if text is None:
         raise BpnetError(f"{path}: no bpnet model contract ({META_KEY}) in the file; {REIMPORT_HINT}")
     return ModelMeta.from_json(text, str(path))
+
+
+def set_onnx_meta(proto, meta: ModelMeta) -> None:
+    """Store the contract in an ONNX proto under ``metadata_props['bpnet_meta']`` (replacing an earlier entry)."""
+    keep = [p for p in proto.metadata_props if p.key != META_KEY]
+    del proto.metadata_props[:]
+    for p in keep:
+        proto.metadata_props.add(key=p.key, value=p.value)
+    proto.metadata_props.add(key=META_KEY, value=meta.to_json())
+
+
+def write_ir(model, output: str | os.PathLike, meta: ModelMeta, compress_to_fp16: bool = False) -> Path:
+    """Save the ``openvino.Model`` ``model`` as an IR with ``meta`` in its rt_info, atomically (``.bin`` first, then
+    ``.xml``)."""
+    output = Path(output)
+    if output.suffix.lower() != ".xml":
+        raise BpnetError(f"{output}: an OpenVINO IR is written as .xml (+ .bin)")
+    try:
+        import openvino as ov
+    except ImportError:
+        raise BpnetError("--backend openvino needs the openvino package (pip install 'bpnet[deploy]')") from None
+    model.set_rt_info(meta.to_json(), [META_KEY])
+    with tempfile.TemporaryDirectory(prefix=f".{output.stem}.", dir=output.parent) as tmp:
+        xml = Path(tmp) / "model.xml"
+        ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
+        os.replace(xml.with_suffix(".bin"), output.with_suffix(".bin"))
+        os.replace(xml, output)
+    return output
 
 
 def read_ir(path: str | os.PathLike):

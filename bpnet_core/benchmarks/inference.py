@@ -22,10 +22,10 @@ from bpnet_core.config import load_train_spec
 from bpnet_core.costs import measure_latencies
 from bpnet_core.export import export_model
 from bpnet_core.export import onnx as ox
-from bpnet_core.export.calibration import make_batcher
 from bpnet_core.export.onnx import parity_image
-from bpnet_core.export.quantize import quantize_int8
 from bpnet_core.export.tensorrt import tensorrt_status
+from bpnet_core.int8.calibration import make_batcher
+from bpnet_core.int8.ptq import quantize_int8
 from bpnet_core.paths import project_file
 from bpnet_core.runners import load_runner
 from bpnet_core.runners.keras import KerasRunner

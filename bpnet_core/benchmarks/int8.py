@@ -27,11 +27,11 @@ from bpnet_core.env import cpu_flags, cpu_name
 from bpnet_core.errors import BpnetError
 from bpnet_core.export import export_model
 from bpnet_core.export.imported import calibration_batches
-from bpnet_core.export.int8_real import quantize_onnx_int8, quantize_openvino_int8
 from bpnet_core.export.onnx import set_meta
 from bpnet_core.export.openvino import write_ir
 from bpnet_core.infer.evaluation import run_evaluation
 from bpnet_core.int8.finetune import qat_finetune
+from bpnet_core.int8.ptq_real import quantize_onnx_int8, quantize_openvino_int8
 from bpnet_core.meta import read_meta
 from bpnet_core.runners import load_runner
 from bpnet_core.tables import format_table

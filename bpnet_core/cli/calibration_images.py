@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from bpnet_core.export.calibration import sample_calibration_images
+    from bpnet_core.int8.calibration import sample_calibration_images
 
     s = sample_calibration_images(args.annotation_file, args.image_root_dir, args.output_dir, args.num_images,
                                   args.min_persons, args.randomize, args.seed)  # fmt: skip

@@ -18,8 +18,8 @@ What happens, in order (nothing is written until every check has passed; files a
 5. ``--engine_file``: a TensorRT engine of ``--data_type`` built from the FP32 ONNX graph (TensorRT calibrates INT8
    itself with ``IInt8EntropyCalibrator2``; cache in ``--cal_cache_file``).
 
-Sub-modules: :mod:`~bpnet_core.export.onnx`, :mod:`~bpnet_core.export.quantize`,
-:mod:`~bpnet_core.export.calibration`, :mod:`~bpnet_core.export.tensorrt` (lazy ``tensorrt`` import).
+Sub-modules: :mod:`~bpnet_core.export.onnx`, :mod:`~bpnet_core.int8.ptq`,
+:mod:`~bpnet_core.int8.calibration`, :mod:`~bpnet_core.export.tensorrt` (lazy ``tensorrt`` import).
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ import numpy as np
 from bpnet_core.errors import BpnetError
 from bpnet_core.export import onnx as ox
 from bpnet_core.export import sdk
-from bpnet_core.export.calibration import (
+from bpnet_core.export.imported import export_imported
+from bpnet_core.export.tensorrt import build_engine, import_tensorrt, plan_engine
+from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
+from bpnet_core.int8.calibration import (
     CalibrationBatcher,
     calibration_cache_path,
     check_calibration_cache,
@@ -45,11 +48,7 @@ from bpnet_core.export.calibration import (
     make_batcher,
     sample_calibration_images,
 )
-from bpnet_core.export.imported import export_imported
-from bpnet_core.export.onnx import tensor_names
-from bpnet_core.export.quantize import CALIBRATION_METHODS, quantize_int8
-from bpnet_core.export.tensorrt import build_engine, import_tensorrt, plan_engine
-from bpnet_core.fileio import atomic_path, make_dir, write_text_atomic
+from bpnet_core.int8.ptq import CALIBRATION_METHODS, quantize_int8, tensor_names
 from bpnet_core.meta import engine_sidecar, read_meta
 
 log = logging.getLogger(__name__)

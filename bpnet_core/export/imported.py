@@ -5,7 +5,7 @@ Calibration images are prepared from the model's contract exactly as inference p
 normalisation, and its recommended size and resize mode (a fixed-size mode such as ``stretch`` as it is; otherwise
 ``pad_image_input`` at the recommended ``input_shape``, so every calibration batch has one size).
 
-INT8 (:mod:`bpnet_core.export.int8_real`): depthwise→pointwise equalisation (exact in FP32), ONNX Runtime static QDQ
+INT8 (:mod:`bpnet_core.int8.ptq_real`): depthwise→pointwise equalisation (exact in FP32), ONNX Runtime static QDQ
 quantisation or NNCF, then accuracy control: layer groups go back to float, output side first, until the INT8
 model's decoded people agree with the FP32 model's on calibration photos the quantisation did not use (COCO
 keypoint AP of INT8 people against FP32 people ≥ ``AGREEMENT_AP_MIN``; :mod:`bpnet_core.evaluate.agreement`). The
@@ -28,18 +28,18 @@ import numpy as np
 from bpnet_core.data.coco import COCO_KEYPOINTS
 from bpnet_core.errors import BpnetError
 from bpnet_core.evaluate.agreement import agreement_ap
-from bpnet_core.export.calibration import CalibrationBatcher, list_images
-from bpnet_core.export.int8_real import (
+from bpnet_core.export.onnx import convert_fp16, parity_image, set_meta
+from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
+from bpnet_core.fileio import make_dir, read_image
+from bpnet_core.infer import Predictor
+from bpnet_core.int8.calibration import CalibrationBatcher, list_images
+from bpnet_core.int8.ptq_real import (
     AGREEMENT_AP_MIN,
     int8_parity,
     quantize_onnx_int8,
     quantize_openvino_int8,
 )
-from bpnet_core.export.int8_search import accuracy_controlled_int8
-from bpnet_core.export.onnx import convert_fp16, parity_image, set_meta
-from bpnet_core.export.openvino import ir_bytes, onnx_to_openvino, write_ir
-from bpnet_core.fileio import make_dir, read_image
-from bpnet_core.infer import Predictor
+from bpnet_core.int8.search import accuracy_controlled_int8
 from bpnet_core.meta import ModelMeta, read_ir, read_meta
 from bpnet_core.preprocess import FIXED_SIZE_MODES, prepare
 from bpnet_core.runners import load_runner

@@ -31,9 +31,10 @@ import numpy as np
 
 from bpnet_core.data.synthetic.scene import _render_scene
 from bpnet_core.errors import BpnetError
-from bpnet_core.export.calibration import list_images
 from bpnet_core.fileio import read_image
+from bpnet_core.int8.calibration import list_images
 from bpnet_core.meta import META_KEY, REIMPORT_HINT, ModelMeta, bpnet_meta
+from bpnet_core.meta import set_onnx_meta as set_meta  # noqa: F401 - the export modules' name for it
 from bpnet_core.preprocess import prepare
 from bpnet_core.sizes import parse_hw
 
@@ -139,15 +140,6 @@ def _stable_names(proto) -> None:
             node.output[k] = mapping.get(n, n)
     for vi in list(g.value_info) + list(g.input) + list(g.output):
         vi.name = mapping.get(vi.name, vi.name)
-
-
-def set_meta(proto, meta) -> None:
-    """Store the model contract under ``metadata_props['bpnet_meta']`` (replacing an earlier entry)."""
-    keep = [p for p in proto.metadata_props if p.key != META_KEY]
-    del proto.metadata_props[:]
-    for p in keep:
-        proto.metadata_props.add(key=p.key, value=p.value)
-    proto.metadata_props.add(key=META_KEY, value=meta.to_json())
 
 
 def get_meta(proto, source: str = "model"):
@@ -284,12 +276,3 @@ def _rename_tensor(graph, old: str, new: str) -> None:
         for k, name in enumerate(node.output):
             if name == old:
                 node.output[k] = new
-
-
-def tensor_names(proto) -> set[str]:
-    """Every tensor name of the graph (inputs, outputs, node outputs, initializers)."""
-    g = proto.graph
-    names = {i.name for i in g.input} | {o.name for o in g.output} | {i.name for i in g.initializer}
-    for node in g.node:
-        names.update(node.output)
-    return names

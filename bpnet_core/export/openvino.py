@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.meta import META_KEY, ModelMeta
+from bpnet_core.meta import write_ir  # noqa: F401 - the export modules' name for it
 
 
 def import_openvino():
@@ -35,21 +35,6 @@ def onnx_to_openvino(proto_or_path):
         path = Path(tmp) / "model.onnx"
         onnx.save(proto_or_path, str(path))
         return ov.convert_model(str(path))
-
-
-def write_ir(model, output: str | os.PathLike, meta: ModelMeta, compress_to_fp16: bool = False) -> Path:
-    """Save ``model`` with ``meta`` in its rt_info, atomically (``.bin`` first, then ``.xml``)."""
-    ov = import_openvino()
-    output = Path(output)
-    if output.suffix.lower() != ".xml":
-        raise BpnetError(f"{output}: an OpenVINO IR is written as .xml (+ .bin)")
-    model.set_rt_info(meta.to_json(), [META_KEY])
-    with tempfile.TemporaryDirectory(prefix=f".{output.stem}.", dir=output.parent) as tmp:
-        xml = Path(tmp) / "model.xml"
-        ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
-        os.replace(xml.with_suffix(".bin"), output.with_suffix(".bin"))
-        os.replace(xml, output)
-    return output
 
 
 def ir_bytes(path: str | os.PathLike) -> int:

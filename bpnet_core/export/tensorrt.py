@@ -8,7 +8,7 @@ Engines have a fixed H×W (``-d``, or TAO's default 256×256 when the ONNX file 
 from the optimisation profile: ``--static_batch_size`` (min = opt = max) or 1 / ``--opt_batch_size`` /
 ``--max_batch_size``. As in TAO, inference with an engine forces ``pad_image_input`` at the engine's size.
 
-INT8 uses TensorRT's ``IInt8EntropyCalibrator2`` fed by :class:`~bpnet_core.export.calibration.CalibrationBatcher`
+INT8 uses TensorRT's ``IInt8EntropyCalibrator2`` fed by :class:`~bpnet_core.int8.calibration.CalibrationBatcher`
 (``--batch_size`` images per batch, ``--batches`` batches; pre-processed exactly like inference) with the
 calibration cache read from / written to ``--cal_cache_file``. A cache of another network is refused.
 """

@@ -5,7 +5,7 @@ DeepStream's ``int8-calib-file`` reads):
     <tensor name>: <scale as a big-endian IEEE float32, 8 hex digits>
     ...
 
-:func:`read_calibration_cache` (in :mod:`~bpnet_core.export.calibration`) parses it; :func:`format_calibration_cache`
+:func:`read_calibration_cache` (in :mod:`~bpnet_core.int8.calibration`) parses it; :func:`format_calibration_cache`
 / :func:`write_calibration_cache` write it, so that a parse → write round trip gives the same text, byte for byte.
 """
 
@@ -17,8 +17,8 @@ import struct
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.export.calibration import read_calibration_cache
 from bpnet_core.fileio import write_text_atomic
+from bpnet_core.int8.calibration import read_calibration_cache
 
 DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
 _HEADER = re.compile(r"^TRT-\d+-\w*Calibration\w*$")

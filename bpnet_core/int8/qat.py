@@ -11,7 +11,7 @@ Before the quantisers go in, two exact float rewrites make the network easier to
 batch normalisation after a convolution is folded into it (the runtime folds it too, so the weights it rounds are
 the folded ones), and each convolution read only by convolutions gets its channels rescaled
 (:func:`equalize_channels`: without it, per-tensor UINT8 spends its levels on a few outlier channels; see
-:mod:`bpnet_core.export.int8_real`).
+:mod:`bpnet_core.int8.ptq_real`).
 """
 
 from __future__ import annotations

@@ -535,8 +535,8 @@ def test_tensorrt_calibration_cache_text_round_trip(tmp_path):
     parse → write gives the same bytes, write → parse the same float32 scales."""
     import struct
 
-    from bpnet_core.export.calibration import read_calibration_cache
     from bpnet_core.export.trt_cache import cache_header, format_calibration_cache, write_calibration_cache
+    from bpnet_core.int8.calibration import read_calibration_cache
 
     text = ("TRT-7000-EntropyCalibration2\ninput_1:0: 3c010a14\nblock_1a_conv_1/convolution: 3d5a4f1e\n"
             "heatmap_out/BiasAdd:0: 3c8b3d57\nconv2d_transpose_1/BiasAdd:0: 3c2d1c8a\n")  # fmt: skip

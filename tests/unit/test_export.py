@@ -65,8 +65,8 @@ def test_parse_input_dims_errors(value, words):
 
 
 def test_batcher_preprocesses_exactly_like_inference(cal_dir):
-    from bpnet_core.export.calibration import CalibrationBatcher, list_images
     from bpnet_core.fileio import read_image
+    from bpnet_core.int8.calibration import CalibrationBatcher, list_images
     from bpnet_core.preprocess import prepare
 
     files = list_images(cal_dir)
@@ -82,7 +82,7 @@ def test_batcher_preprocesses_exactly_like_inference(cal_dir):
 
 
 def test_batcher_skips_broken_images_and_drops_the_last_partial_batch(cal_dir, tmp_path):
-    from bpnet_core.export.calibration import CalibrationBatcher, list_images
+    from bpnet_core.int8.calibration import CalibrationBatcher, list_images
 
     for p in list_images(cal_dir)[:3]:
         shutil.copy(p, tmp_path / p.name)
@@ -97,7 +97,7 @@ def test_batcher_skips_broken_images_and_drops_the_last_partial_batch(cal_dir, t
 
 
 def test_calibration_dir_errors(tmp_path):
-    from bpnet_core.export.calibration import CalibrationBatcher, list_images
+    from bpnet_core.int8.calibration import CalibrationBatcher, list_images
 
     with pytest.raises(BpnetError, match="not found"):
         list_images(tmp_path / "nope")
@@ -111,7 +111,7 @@ def test_calibration_dir_errors(tmp_path):
 
 
 def test_calibration_data_file_roundtrip(cal_dir, tmp_path):
-    from bpnet_core.export.calibration import CalibrationBatcher, list_images, load_calibration_data, make_batcher
+    from bpnet_core.int8.calibration import CalibrationBatcher, list_images, load_calibration_data, make_batcher
 
     data = tmp_path / "cal.npy"
     b = make_batcher(HW, cal_dir, data, batch_size=2, batches=2)
@@ -129,7 +129,7 @@ def test_calibration_data_file_roundtrip(cal_dir, tmp_path):
 
 
 def test_calibration_cache_path_logic(tmp_path):
-    from bpnet_core.export.calibration import calibration_cache_path
+    from bpnet_core.int8.calibration import calibration_cache_path
 
     assert calibration_cache_path("my.bin", "m.engine", "m.onnx", (288, 384)) == Path("my.bin")
     assert calibration_cache_path(None, tmp_path / "m.engine", "x.onnx", (288, 384)) == tmp_path / "m.cal.288.384.bin"
@@ -146,7 +146,7 @@ def _trt_cache(path: Path, names: list[str]) -> Path:
 
 
 def test_tensorrt_cache_of_another_model_is_refused(tmp_path):
-    from bpnet_core.export.calibration import check_calibration_cache, read_calibration_cache
+    from bpnet_core.int8.calibration import check_calibration_cache, read_calibration_cache
 
     graph = {"input_1", "conv1:0", "conv2:0", "heatmap_out", "paf_out"}
     good = _trt_cache(tmp_path / "good.bin", ["input_1", "conv1:0", "conv2:0", "heatmap_out"])
@@ -161,7 +161,7 @@ def test_tensorrt_cache_of_another_model_is_refused(tmp_path):
 
 
 def test_sample_calibration_images(tmp_path):
-    from bpnet_core.export.calibration import sample_calibration_images
+    from bpnet_core.int8.calibration import sample_calibration_images
 
     data = json.loads(SAMPLE_JSON.read_text())
     counts = {}
@@ -277,7 +277,7 @@ def test_int8_export_calibrates_and_reuses_its_cache(model_file, cal_dir, tmp_pa
 def test_int8_cache_from_another_model_is_refused(model_file, cal_dir, pose, tmp_path, capsys):
     from bpnet_core.cli import main
     from bpnet_core.export import export_model
-    from bpnet_core.export.quantize import supports_ort_cache
+    from bpnet_core.int8.ptq import supports_ort_cache
     from bpnet_core.model import build_model
 
     if not supports_ort_cache():

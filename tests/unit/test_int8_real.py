@@ -1,4 +1,4 @@
-"""INT8 helpers for real networks (bpnet_core.export.int8_real) on a tiny synthetic ONNX graph.
+"""INT8 helpers for real networks (bpnet_core.int8.ptq_real) on a tiny synthetic ONNX graph.
 
 The graph mimics the part of mobilenet_thin that breaks: a depthwise convolution whose channels have very
 different scales, fed straight into a pointwise 1×1 convolution, then a head with "heatmap" and "PAF" channels.
@@ -61,7 +61,7 @@ def batches():
 
 
 def test_equalize_is_exact_and_flattens_channel_ranges(tiny, batches):
-    from bpnet_core.export.int8_real import (
+    from bpnet_core.int8.ptq_real import (
         depthwise_pairs,
         equalize_depthwise,
         run_onnx,
@@ -75,7 +75,7 @@ def test_equalize_is_exact_and_flattens_channel_ranges(tiny, batches):
 
 
 def test_quantize_onnx_honours_exclusion(tiny, batches, tmp_path):
-    from bpnet_core.export.int8_real import quantize_onnx_int8
+    from bpnet_core.int8.ptq_real import quantize_onnx_int8
 
     out = tmp_path / "q.onnx"
     report = quantize_onnx_int8(tiny, out, batches, exclude=["head/conv"])
@@ -95,7 +95,7 @@ def test_quantize_onnx_honours_exclusion(tiny, batches, tmp_path):
 
 
 def test_parity_flags_a_broken_model(tiny, batches, tmp_path):
-    from bpnet_core.export.int8_real import (
+    from bpnet_core.int8.ptq_real import (
         PARITY_SNR_DB_MIN,
         int8_parity,
         quantize_onnx_int8,
@@ -122,7 +122,7 @@ def test_parity_flags_a_broken_model(tiny, batches, tmp_path):
 
 
 def test_sensitive_nodes_is_deterministic(tiny, batches):
-    from bpnet_core.export.int8_real import sensitive_nodes
+    from bpnet_core.int8.ptq_real import sensitive_nodes
 
     a = sensitive_nodes(tiny, batches, target_db=200.0, max_groups=1, num_heatmaps=HM)
     b = sensitive_nodes(tiny, batches, target_db=200.0, max_groups=1, num_heatmaps=HM)
@@ -134,7 +134,7 @@ def test_sensitive_nodes_is_deterministic(tiny, batches):
 def test_quantize_openvino_honours_ignored(tiny, batches):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from bpnet_core.export.int8_real import quantize_openvino_int8
+    from bpnet_core.int8.ptq_real import quantize_openvino_int8
 
     q, report = quantize_openvino_int8(str(tiny), batches, ignored=["head/conv"])
     assert "head/conv" in report["kept_float"] and report["equalize"]["pairs"] == 1
@@ -153,7 +153,7 @@ def _float_nodes(path) -> set[str]:
 
 @pytest.mark.parametrize("ranking, needed", [("output_first", "head/conv"), ("sensitivity", "blk/depthwise")])
 def test_accuracy_controlled_int8_reverts_until_validate_passes(tiny, batches, tmp_path, ranking, needed):
-    from bpnet_core.export.int8_search import accuracy_controlled_int8
+    from bpnet_core.int8.search import accuracy_controlled_int8
 
     calls = []
 

@@ -78,7 +78,7 @@ def test_builder_and_runner_without_tensorrt_say_so_in_one_line(no_tensorrt, tmp
 def test_calibrator_feeds_the_batcher_and_keeps_the_cache(monkeypatch, tmp_path):
     """The IInt8EntropyCalibrator2 subclass with a stand-in ``tensorrt`` module and stand-in GPU buffers."""
     import bpnet_core.export.tensorrt as T
-    from bpnet_core.export.calibration import CalibrationBatcher
+    from bpnet_core.int8.calibration import CalibrationBatcher
 
     class Base:
         def __init__(self):

@@ -1,5 +1,5 @@
 """INT8 with accuracy control for real networks: quantise everything (after the depthwise equalisation of
-:mod:`bpnet_core.export.int8_real`), then keep layer groups in float, one at a time, until a validation score says the
+:mod:`bpnet_core.int8.ptq_real`), then keep layer groups in float, one at a time, until a validation score says the
 model is within ``max_drop`` of FP32 (``bpnet export`` uses the agreement AP with FP32's people on calibration photos).
 """
 
@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.export.int8_real import (
+from bpnet_core.int8.ptq_real import (
     check_batches,
     equalize_depthwise,
     layer_groups,
@@ -17,8 +17,7 @@ from bpnet_core.export.int8_real import (
     quantize_onnx_int8,
     quantize_openvino_int8,
 )
-from bpnet_core.export.onnx import set_meta
-from bpnet_core.export.openvino import write_ir
+from bpnet_core.meta import set_onnx_meta, write_ir
 
 
 def _quantisable_groups(proto, groups) -> list[tuple[str, list[str]]]:
@@ -105,7 +104,7 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
                 quantize_onnx_int8(eq_path, cand, batches, exclude=names, equalize=False, **quant_kwargs)
                 if meta is not None:
                     proto = onnx.load(str(cand))
-                    set_meta(proto, meta)
+                    set_onnx_meta(proto, meta)
                     onnx.save(proto, str(cand))
             else:
                 import openvino as ov
@@ -158,7 +157,7 @@ def accuracy_controlled_int8(fp32_onnx, calibration_batches, validate, output_pa
             proto.CopyFrom(src)
             if backend == "onnx":
                 if meta is not None:
-                    set_meta(proto, meta)
+                    set_onnx_meta(proto, meta)
                 onnx.save(proto, str(out))
             else:
                 import openvino as ov

@@ -18,7 +18,7 @@ channel's absolute maximum on the calibration images, r_w: the pointwise weights
 channel; SmoothQuant's α = 0.5, i.e. cross-layer equalisation of activations against weights). Both channels then
 share one range, and per-tensor activation quantisation keeps them. What is still too sensitive after that is
 found by :func:`sensitive_nodes` (calibration images only), or by the accuracy-controlled search of
-:mod:`bpnet_core.export.int8_search`, and kept in float with the libraries' own switches
+:mod:`bpnet_core.int8.search`, and kept in float with the libraries' own switches
 (``nodes_to_exclude`` in ONNX Runtime, ``ignored_scope`` in NNCF).
 
 What equalisation does not fix: 8-bit *weights* alone (activations left in float) already cost mobilenet_thin
@@ -26,7 +26,7 @@ What equalisation does not fix: 8-bit *weights* alone (activations left in float
 last 1×1 convolution of each PAF branch turns a 16 dB input into a −10 dB output). Measured on 36 COCO images
 (FP32 AP 0.291): equalised INT8 gives AP 0.10 (ONNX Runtime) / 0.21 (NNCF); keeping the heatmap branches and
 stage inputs in float gives 0.24 / 0.265 (round 1 harness). Round 2 (product calibration batches, run_evaluation,
-FP32 AP 0.296): ``int8_search.accuracy_controlled_int8`` with agreement AP ≥ :data:`AGREEMENT_AP_MIN` keeps
+FP32 AP 0.296): ``search.accuracy_controlled_int8`` with agreement AP ≥ :data:`AGREEMENT_AP_MIN` keeps
 the six refinement stages in float and the backbone in INT8: AP 0.279 (ONNX Runtime, 1.14×) / 0.283
 (OpenVINO, 1.36×), drop ≤ 0.017.
 
@@ -58,7 +58,7 @@ PARITY_SNR_DB_MIN = 15.0
 
 #: Minimum agreement AP (:func:`bpnet_core.evaluate.agreement.agreement_ap`: the INT8 model's decoded people scored
 #: against FP32's decoded people, 40 calibration photos) for an INT8 model to pass; the target of
-#: ``int8_search.accuracy_controlled_int8`` is ``1 − max_drop`` with ``max_drop = 1 − AGREEMENT_AP_MIN``. Fitted on
+#: ``search.accuracy_controlled_int8`` is ``1 − max_drop`` with ``max_drop = 1 − AGREEMENT_AP_MIN``. Fitted on
 #: mobilenet_thin (round 2, FP32 AP 0.296 on the 36 evaluation photos with run_evaluation): agreement 0.00 / 0.28 /
 #: 0.32 / 0.55 had real AP 0.00 / 0.12 / 0.21 / 0.25 (drop > 0.02); agreement 0.58 / 0.61 / 0.63 / 0.68 had real AP
 #: 0.279 / 0.279 / 0.281 / 0.283 (drop 0.013-0.017). Agreement AP is harsh in absolute terms (FP32's people near the

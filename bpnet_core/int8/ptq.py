@@ -2,7 +2,7 @@
 
 ``quant_pre_process`` (graph optimisation + shape inference) → ``quantize_static`` with a
 ``CalibrationDataReader`` over calibration images pre-processed exactly like inference
-(:class:`bpnet_core.export.calibration.CalibrationBatcher`). Activations are unsigned 8-bit and weights signed
+(:class:`bpnet_core.int8.calibration.CalibrationBatcher`). Activations are unsigned 8-bit and weights signed
 8-bit per output channel (ONNX Runtime's recommendation for x86 CPUs; VNNI CPUs run it fastest). Calibration
 methods: ``minmax`` (default; fast), ``entropy`` (KL divergence over a 1024-bin histogram, TensorRT's choice;
 slower) and ``percentile`` (99.999 %).
@@ -23,8 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bpnet_core.errors import BpnetError
-from bpnet_core.export.calibration import ort_calibration_reader
-from bpnet_core.export.onnx import tensor_names
+from bpnet_core.int8.calibration import ort_calibration_reader
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +170,12 @@ def quantize_int8(
             if report["calibration_batches"] == 0:
                 raise BpnetError("INT8 calibration saw no batch (no usable calibration images)")
     return report
+
+
+def tensor_names(proto) -> set[str]:
+    """Every tensor name of the graph (inputs, outputs, node outputs, initializers)."""
+    g = proto.graph
+    names = {i.name for i in g.input} | {o.name for o in g.output} | {i.name for i in g.initializer}
+    for node in g.node:
+        names.update(node.output)
+    return names
