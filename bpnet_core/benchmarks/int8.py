@@ -26,13 +26,9 @@ from bpnet_core.costs import measure_latencies
 from bpnet_core.env import cpu_flags, cpu_name
 from bpnet_core.errors import BpnetError
 from bpnet_core.export import export_model
-from bpnet_core.export.imported import calibration_batches
-from bpnet_core.export.onnx import set_meta
-from bpnet_core.export.openvino import write_ir
+from bpnet_core.export.imported import full_int8
 from bpnet_core.infer.evaluation import run_evaluation
 from bpnet_core.int8.finetune import qat_finetune
-from bpnet_core.int8.ptq_real import quantize_onnx_int8, quantize_openvino_int8
-from bpnet_core.meta import read_meta
 from bpnet_core.runners import load_runner
 from bpnet_core.tables import format_table
 from bpnet_core.tutorial import REAL_SAMPLE_SPEC, REAL_TRAIN_IMAGES, trainable_networks
@@ -51,18 +47,10 @@ TIMING_HW = {"human-pose-estimation-0001": (368, 496), "mobilenet_thin": (368, 4
 
 def _ptq_full(fp32_onnx: Path, out_dir: Path, stem: str) -> dict[str, Path]:
     """Fully-INT8 post-training files (depthwise rescaling, MinMax, nothing kept in float) for both runtimes."""
-    import onnx
-
-    meta = read_meta(fp32_onnx)
-    batches = calibration_batches(meta, REAL_TRAIN_IMAGES, PTQ_PHOTOS)
-    ort_path, ov_path = out_dir / f"{stem}_ptq_int8.onnx", out_dir / f"{stem}_ptq_int8.xml"
-    quantize_onnx_int8(fp32_onnx, ort_path, batches)
-    proto = onnx.load(str(ort_path))
-    set_meta(proto, meta.with_changes(precision="int8", name=ort_path.stem))
-    onnx.save(proto, str(ort_path))
-    model, _ = quantize_openvino_int8(str(fp32_onnx), batches)
-    write_ir(model, ov_path, meta.with_changes(precision="int8", name=ov_path.stem))
-    return {"ORT": ort_path, "OpenVINO": ov_path}
+    files = {"ORT": out_dir / f"{stem}_ptq_int8.onnx", "OpenVINO": out_dir / f"{stem}_ptq_int8.xml"}
+    for path in files.values():
+        full_int8(fp32_onnx, path, REAL_TRAIN_IMAGES, PTQ_PHOTOS)
+    return files
 
 
 def _variants(work: Path, net: str, quick: bool) -> tuple[dict, dict]:
