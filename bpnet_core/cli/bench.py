@@ -14,9 +14,9 @@ def add_parser(sub) -> None:
         "--only",
         nargs="+",
         default=None,
-        help="parts: decode data train inference real video pruning real_pruning (on request only: pruning, the "
-        "demo chain for 3 seeds, ~1 h; real_pruning, the real networks pruned and retrained by distillation per "
-        "seed, ~2 h)",
+        help="parts: decode data train inference real video pruning real_pruning int8 (on request only: pruning, "
+        "the demo chain for 3 seeds, ~1 h; real_pruning, the real networks pruned and retrained by distillation per "
+        "seed, ~2 h; int8, FP32 / post-training / accuracy-controlled / QAT INT8 of both real networks, ~1 h)",
     )
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run, not for reporting)")
     add_common(p)
