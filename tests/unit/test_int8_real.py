@@ -203,3 +203,16 @@ def test_decoded_agreement_decodes_fp32_once_per_search(pose, coco_sample_json):
     assert Counting.calls == runs, "FP32 must not run again once its people are known"
     with pytest.raises(BpnetError, match="other photos"):
         decoded_agreement(fp32, candidate, photos[:2], ref)
+
+
+def test_full_int8_refuses_what_it_cannot_quantise(tmp_path):
+    """``full_int8`` (the fully-INT8 post-training baseline of notebook 05 and the bench) takes an FP32 ``.onnx``
+    and writes ``.onnx`` or ``.xml``: anything else is a one-line error and nothing is written."""
+    from bpnet_core.errors import BpnetError
+    from bpnet_core.export.imported import full_int8
+
+    with pytest.raises(BpnetError, match="full_int8 quantises an FP32 .onnx file"):
+        full_int8(tmp_path / "model.keras", tmp_path / "out.onnx", tmp_path)
+    with pytest.raises(BpnetError, match=r"write \.onnx \(ONNX Runtime\) or \.xml \(OpenVINO\)"):
+        full_int8(tmp_path / "model.onnx", tmp_path / "out.engine", tmp_path)
+    assert list(tmp_path.iterdir()) == []
