@@ -41,8 +41,8 @@ PTQ_PHOTOS = 20
 #: QAT fine-tune epochs over the unlabelled photos (batch 4 at 256×256: 158 steps per epoch over the 635 photos of
 #: ``../shared``); ``--quick``: 2 steps.
 QAT_EPOCHS = {"human-pose-estimation-0001": 1, "mobilenet_thin": 4}
-#: QAT learning rate (RelativeAdam: a relative change per step). mobilenet_thin, 300 steps from the same start
-#: (Keras simulation, 36 photos): 3e-6 → 0.143, 1e-5 → 0.199, 3e-5 → 0.218 (start 0.112, FP32 0.296).
+#: QAT learning rate (RelativeAdam: a relative change per step). mobilenet_thin, one epoch (112 steps) from the same
+#: start (Keras simulation, 36 photos): 3e-6 → 0.143, 1e-5 → 0.199, 3e-5 → 0.218 (start 0.112, FP32 0.296).
 QAT_LEARNING_RATE = {"human-pose-estimation-0001": 1e-5, "mobilenet_thin": 3e-5}
 #: The size each network is timed at: the card's (fixed_height on a 640×480 photo: 368 high, 496 wide).
 TIMING_HW = {"human-pose-estimation-0001": (368, 496), "mobilenet_thin": (368, 432)}
