@@ -231,8 +231,6 @@ def full_int8(fp32_model, output_file, cal_image_dir, photos: int = FULL_INT8_PH
     (``.xml``) by the suffix of ``output_file``. The speed limit of INT8 on a CPU, and what post-training
     quantisation alone does to a real network's accuracy (human-pose-estimation-0001: AP 0.496 → ~0.25); the
     baseline the QAT file is measured against. Returns ``output_file`` and ``calibration_photos``."""
-    import onnx
-
     src, out = Path(fp32_model), Path(output_file)
     if src.suffix.lower() != ".onnx":
         raise BpnetError(f"{src}: full_int8 quantises an FP32 .onnx file")
@@ -248,12 +246,9 @@ def full_int8(fp32_model, output_file, cal_image_dir, photos: int = FULL_INT8_PH
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
         if out.suffix.lower() == ".onnx":
-            quantize_onnx_int8(src, staged, batches)
-            proto = onnx.load(str(staged))
-            set_meta(proto, info)
-            onnx.save(proto, str(staged))
-            os.replace(staged, out)
+            _onnx(src, info, staged, "int8", batches, "minmax")
         else:
-            model, _ = quantize_openvino_int8(str(src), batches)
-            write_ir(model, out, info)
+            _openvino(src, info, staged, "int8", batches)
+            os.replace(staged.with_suffix(".bin"), out.with_suffix(".bin"))
+        os.replace(staged, out)
     return {"output_file": str(out), "calibration_photos": len(batches)}

@@ -287,14 +287,13 @@ def export_imported_sdk(model, output_file, ratio: int, input_dims=None, cal_ima
     import onnx
 
     src, out = Path(model), Path(output_file)
-    if data_type == "int8" and read_meta(src).precision == "int8":
-        pass  # a QDQ file (a QAT export): its quantisers travel in the graph; TensorRT builds INT8 from them
-    elif data_type != "fp32":
+    meta = read_meta(src)
+    qdq = data_type == "int8" and meta.precision == "int8"  # a QAT export: TensorRT builds INT8 from its quantisers
+    if data_type != "fp32" and not qdq:
         raise BpnetError(f"{src}: --sdk_compatible_model of an imported network writes FP32 ONNX (DeepStream/TensorRT "
                          f"build the {data_type} engine from it; got --data_type {data_type})")  # fmt: skip
     if out.suffix.lower() != ".onnx":
         raise BpnetError(f"{out}: --sdk_compatible_model writes a .onnx file")
-    meta = read_meta(src)
     hw = parse_input_dims(input_dims) or tuple(meta.input_hw or meta.inference.get("input_shape") or (368, 368))
     if meta.layout != "NHWC":
         raise BpnetError(f"{src}: takes {meta.layout} input; the SDK layout (input_1:0) is NHWC")
