@@ -202,10 +202,12 @@ def plot_filter_scores(model, normalizer: str = "max", thresholds: Sequence[floa
 
 
 def flops_sweep(model_file, ratios: Sequence[float], out_dir, dataset_spec, calibration_count: int = 32,
-                reconstruct: bool = True, min_num_filters: int = 8, progress: bool = False) -> list[dict]:  # fmt: skip
+                reconstruct: bool = True, min_num_filters: int = 8, progress: bool = False,
+                calibration_images=None) -> list[dict]:  # fmt: skip
     """Prune ``model_file`` (a network whose batch norm is folded: the ``activation`` criterion) to each FLOPs ratio
-    of ``ratios`` (``--flops_ratio``, refitted with ``reconstruct``), write ``out_dir/pruned_<R>.keras`` and its
-    report, and score each on ``dataset_spec`` with the model's own inference settings, before any retrain.
+    of ``ratios`` (``--flops_ratio``, refitted with ``reconstruct``; ``calibration_images``: a folder of photos,
+    default the 80 shipped train photos), write ``out_dir/pruned_<R>.keras`` and its report, and score each on
+    ``dataset_spec`` with the model's own inference settings, before any retrain.
 
     Returns one row per ratio: ``target``, ``flops_ratio``, ``params``, ``AP``, ``prune_seconds``, ``path``."""
     out_dir = make_dir(out_dir)
@@ -215,7 +217,8 @@ def flops_sweep(model_file, ratios: Sequence[float], out_dir, dataset_spec, cali
         t0 = time.perf_counter()
         report = prune_and_save(model_file, path, out_dir / f"prune_report_{ratio:g}.json", flops_target=float(ratio),
                                 reconstruct=reconstruct, criterion="activation", min_num_filters=min_num_filters,
-                                calibration_count=calibration_count, progress=progress)  # fmt: skip
+                                calibration_count=calibration_count, calibration_images=calibration_images,
+                                progress=progress)  # fmt: skip
         seconds = round(time.perf_counter() - t0, 1)
         ap = run_evaluation(None, path, dataset_spec, out_dir / f"eval_{ratio:g}", progress=False)["AP"]
         rows.append({"target": float(ratio), "flops_ratio": report["flops_ratio"], "params": report["params_after"],
