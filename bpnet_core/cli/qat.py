@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration_count", type=int, default=32, help="photos that calibrate the ranges")
     p.add_argument("--learning_rate", type=float, default=1e-5,
                    help="base learning rate (RelativeAdam: a relative change per step)")  # fmt: skip
+    p.add_argument("--learn_ranges", action="store_true",
+                   help="train the activation ranges too (LSQ, each range scaled as a whole; default: the calibrated "
+                   "ranges stay)")  # fmt: skip
     p.add_argument("--seed", type=int, default=42, help="random seed of the data order and augmentation")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     add_common(p)
@@ -39,7 +42,8 @@ def run(args) -> int:
     spec_overrides = {key: value for key, _, value in parse_overrides(args.overrides)}  # --set: the QAT train spec
     r = qat_finetune(args.model, args.results_dir, args.image_dir, epochs=args.epochs,
                      calibration_count=args.calibration_count, learning_rate=args.learning_rate, seed=args.seed,
-                     overrides=spec_overrides, max_steps=args.max_steps, progress=not args.no_progress)  # fmt: skip
+                     overrides=spec_overrides, max_steps=args.max_steps, progress=not args.no_progress,
+                     learn_range=args.learn_ranges)  # fmt: skip
     prep = r["prepare"]
     print(f"QAT: {prep['quantisers']} quantised tensors ({prep['batch_norm_folded']} batch norms folded, "
           f"{prep['channels_rescaled']} convolutions' channels rescaled, {prep['calibration_photos']} calibration "

@@ -54,15 +54,30 @@ def activation_scale_zero_point(r_min: float, r_max: float) -> tuple[float, int]
     return float(scale), int(np.clip(np.round(-lo / scale), 0, ACTIVATION_LEVELS))
 
 
-def fake_quant_activation(x, value_range):
-    """``x`` rounded to the UINT8 grid of ``value_range`` (``[r_min, r_max]``), straight-through gradient."""
+def _common_scale(value_range):
+    """``value_range`` itself, but its gradient projected on its own direction: a learned range can only grow or
+    shrink as a whole, so its zero point (0 after a ReLU) never moves."""
+    fixed = ops.stop_gradient(value_range)
+    norm = ops.maximum(ops.sum(fixed * fixed), 1e-30)
+    return fixed * (ops.sum(value_range * fixed) / norm)
+
+
+def fake_quant_activation(x, value_range, learned: bool = False):
+    """``x`` rounded to the UINT8 grid of ``value_range`` (``[r_min, r_max]``), straight-through gradient.
+
+    ``learned``: the range gets a gradient too (LSQ, Esser et al. 2020: through the rounding error and the clipped
+    values), along its own direction only (:func:`_common_scale`)."""
+    if learned:
+        value_range = _common_scale(value_range)
+    else:
+        value_range = ops.stop_gradient(value_range)
     lo = ops.minimum(value_range[0], 0.0)
     hi = ops.maximum(value_range[1], 0.0)
     scale = (hi - lo) / float(ACTIVATION_LEVELS)
     scale = ops.where(scale > 0, scale, ops.ones_like(scale))
-    zero = ops.clip(ops.round(-lo / scale), 0.0, float(ACTIVATION_LEVELS))
-    clipped = ops.clip(x, -zero * scale, (float(ACTIVATION_LEVELS) - zero) * scale)
-    return clipped + ops.stop_gradient(ops.round(clipped / scale) * scale - clipped)
+    zero = ops.stop_gradient(ops.clip(ops.round(-lo / scale), 0.0, float(ACTIVATION_LEVELS)))
+    q = ops.clip(x / scale, -zero, float(ACTIVATION_LEVELS) - zero)
+    return (q + ops.stop_gradient(ops.round(q) - q)) * scale
 
 
 def fake_quant_weight(w, axes):
@@ -77,30 +92,33 @@ class _Observed:
     """Mixin: a Keras layer plus an output quantiser with a moving min/max observer (``output_range``); the config
     gains ``quantize_output`` and ``momentum``."""
 
-    def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM, **kwargs):
+    def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM,
+                 learn_range: bool = False, **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.quantize_output = bool(quantize_output)
         self.momentum = float(momentum)
+        self.learn_range = bool(learn_range)
         self.output_range = None
 
     def build(self, input_shape):
         super().build(input_shape)
         if self.quantize_output:
             self.output_range = self.add_weight(name="output_range", shape=(2,), initializer="zeros",
-                                                trainable=False)  # fmt: skip
+                                                trainable=self.learn_range)  # fmt: skip
 
     def _observe_and_quantize(self, x, training=None):
         if not self.quantize_output:
             return x
-        if training and self.momentum < 1.0:
+        if training and self.momentum < 1.0 and not self.learn_range:
             batch = ops.stack([ops.min(x), ops.max(x)])
             m = self.momentum
             self.output_range.assign(m * self.output_range + (1.0 - m) * ops.stop_gradient(batch))
-        return fake_quant_activation(x, self.output_range)
+        return fake_quant_activation(x, self.output_range, learned=self.learn_range)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"quantize_output": self.quantize_output, "momentum": self.momentum})
+        config.update({"quantize_output": self.quantize_output, "momentum": self.momentum,
+                       "learn_range": self.learn_range})  # fmt: skip
         return config
 
 

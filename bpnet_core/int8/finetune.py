@@ -8,7 +8,9 @@ Steps: batch norm folded and convolution channels rescaled (exact in float, :fun
 ranges calibrated on the first ``calibration_count`` photos (:func:`~bpnet_core.int8.qat.calibrate_ranges`); the QAT
 start model written as ``qat_start.keras``; then its graph is trained (:func:`bpnet_core.prune.retrain_pruned`, as a
 pruned graph is) with ``specs/bpnet_qat_real.yaml``: the float model is the teacher, the photos are the data (no
-labels), the calibrated ranges are kept (:data:`~bpnet_core.int8.fakequant.DEFAULT_MOMENTUM`).
+labels), the calibrated ranges are kept (:data:`~bpnet_core.int8.fakequant.DEFAULT_MOMENTUM`), or trained too with
+``learn_range=True`` (``bpnet qat --learn_ranges``: LSQ gradients, each range scaled as a whole at
+:attr:`bpnet_core.train.optimizers.RelativeAdam.range_rate` times the weights' rate).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def calibration_photos(meta, image_folder, count: int) -> list:
 
 
 def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
-                calibration_count: int = DEFAULT_CALIBRATION_COUNT, momentum: float = DEFAULT_MOMENTUM):  # fmt: skip
+                calibration_count: int = DEFAULT_CALIBRATION_COUNT, momentum: float = DEFAULT_MOMENTUM,
+                learn_range: bool = False):  # fmt: skip
     """``(qat_model, meta, report)``: the float model of ``model_file`` folded, rescaled, rebuilt with fake-quant
     layers and calibrated on photos of ``image_folder`` (see the module docstring); nothing written."""
     model = load_bpnet_model(model_file)
@@ -62,7 +65,7 @@ def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
     batches = calibration_photos(meta, image_folder, max(calibration_count, MIN_CALIBRATION_PHOTOS))
     folded, bn = fold_batch_norm(model)
     spread = equalize_channels(folded, batches)
-    qat = to_qat(folded, momentum=momentum)
+    qat = to_qat(folded, momentum=momentum, learn_range=learn_range)
     ranges = calibrate_ranges(qat, batches)
     report = {"batch_norm_folded": len(bn), "channels_rescaled": len(spread), "quantisers": len(ranges),
               "calibration_photos": len(batches),
@@ -72,7 +75,8 @@ def prepare_qat(model_file: str | os.PathLike, image_folder: str | os.PathLike,
 
 def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, image_folder: str | os.PathLike,
                  epochs: int = 1, calibration_count: int = DEFAULT_CALIBRATION_COUNT, learning_rate: float = 1e-5,
-                 seed: int = 42, overrides: dict | None = None, **train_kwargs) -> dict:  # fmt: skip
+                 seed: int = 42, overrides: dict | None = None, learn_range: bool = False,
+                 **train_kwargs) -> dict:  # fmt: skip
     """Quantisation-aware fine-tune of the float ``model_file`` on the photos of ``image_folder`` into
     ``results_dir`` (see the module docstring). ``train_kwargs`` go to :func:`bpnet_core.train.train`
     (``max_steps``, ``progress`` …). Returns train's summary plus ``model`` (the QAT model), ``start_model`` and
@@ -89,7 +93,7 @@ def qat_finetune(model_file: str | os.PathLike, results_dir: str | os.PathLike, 
     spec = project_file(*QAT_SPEC.split("/"))
     # a bad --set key or value fails here, before any file is written (the float model stands in for the start model)
     load_train_spec(spec, {**over, "load_graph": True, "pretrained_weights": str(Path(model_file).resolve())})
-    qat, meta, report = prepare_qat(model_file, image_folder, calibration_count)
+    qat, meta, report = prepare_qat(model_file, image_folder, calibration_count, learn_range=learn_range)
     make_dir(results_dir, "results folder")
     provenance = {**meta.provenance, "quantization": {"method": "qat", "float_model": str(Path(model_file).resolve()),
                                                       "weights": "int8 per channel, symmetric",

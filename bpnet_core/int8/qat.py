@@ -305,11 +305,11 @@ def _concat_balance(model, pairs, peak_after: dict, batches) -> dict[str, float]
     return {n: f for n, f in factors.items() if f > 1.0}
 
 
-def _config(layer, drop=("quantize_output", "momentum")) -> dict:
+def _config(layer, drop=("quantize_output", "momentum", "learn_range")) -> dict:
     return {k: v for k, v in layer.get_config().items() if k not in drop}
 
 
-def to_qat(model, momentum: float = DEFAULT_MOMENTUM) -> keras.Model:  # noqa: F821
+def to_qat(model, momentum: float = DEFAULT_MOMENTUM, learn_range: bool = False) -> keras.Model:  # noqa: F821
     """``model`` rebuilt with fake-quant layers (see :mod:`bpnet_core.int8.fakequant` for where they sit).
 
     Layers keep their names and weights; a convolution whose activation is not ReLU becomes the linear convolution
@@ -322,7 +322,7 @@ def to_qat(model, momentum: float = DEFAULT_MOMENTUM) -> keras.Model:  # noqa: F
 
     def convert(layer, node):
         if layer is None:
-            return [QuantizeInput(momentum=momentum, name=INPUT_QUANT)]
+            return [QuantizeInput(momentum=momentum, learn_range=learn_range, name=INPUT_QUANT)]
         kind = type(layer).__name__
         if kind in PASS_THROUGH:
             return [type(layer).from_config(layer.get_config())]
@@ -336,11 +336,12 @@ def to_qat(model, momentum: float = DEFAULT_MOMENTUM) -> keras.Model:  # noqa: F
         act = _activation_name(layer) if kind in ("Conv2D", "DepthwiseConv2D") else None
         if act not in (None, "linear", "relu"):  # the runtime fuses only ReLU: other activations run in float
             cfg["activation"] = "linear"
-            return [cls(**cfg, quantize_output=True, momentum=momentum),
-                    QActivation(act, name=layer.name + ACTIVATION_SUFFIX, momentum=momentum)]  # fmt: skip
+            return [cls(**cfg, quantize_output=True, momentum=momentum, learn_range=learn_range),
+                    QActivation(act, name=layer.name + ACTIVATION_SUFFIX, momentum=momentum,
+                                learn_range=learn_range)]  # fmt: skip
         users = readers.get(id(node.outputs[0]), [])
         feeds_relu = act == "linear" and len(users) == 1 and type(users[0]) is keras.layers.ReLU
-        return [cls(**cfg, quantize_output=not feeds_relu, momentum=momentum)]
+        return [cls(**cfg, quantize_output=not feeds_relu, momentum=momentum, learn_range=learn_range)]
 
     return _rebuild(model, convert)
 

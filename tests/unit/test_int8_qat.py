@@ -93,6 +93,39 @@ def test_straight_through_gradient_is_zero_where_clipped():
     assert tape.gradient(y, x).numpy().tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
 
 
+def test_learned_range_moves_as_a_whole_toward_less_rounding_error():
+    """``learn_range``: the range is trainable, its gradient (LSQ: rounding error and clipped values) keeps its
+    direction, so a ReLU range's 0 stays 0 and a signed range keeps its zero point; a too-wide range shrinks and a
+    too-narrow one grows under plain gradient descent on the quantisation error; saved and loaded with the flag."""
+    from bpnet_core.int8.fakequant import QuantizeInput, activation_scale_zero_point
+
+    rng = np.random.default_rng(0)
+    x = rng.laplace(0.0, 1.0, (1, 32, 32, 4)).astype(np.float32)
+    for start, shrinks in (([-40.0, 60.0], True), ([-0.3, 0.45], False)):
+        layer = QuantizeInput(learn_range=True)
+        layer(x)
+        assert [v.name for v in layer.trainable_weights] == ["output_range"]
+        layer.output_range.assign(np.array(start, np.float32))
+        zero = activation_scale_zero_point(*start)[1]
+        for _ in range(30):
+            with tf.GradientTape() as tape:
+                err = tf.reduce_mean(tf.square(layer(x, training=True) - x))
+            g = tape.gradient(err, layer.output_range).numpy()
+            assert abs(g[0] * start[1] - g[1] * start[0]) <= 1e-5 * np.linalg.norm(g) * np.linalg.norm(start)  # parallel
+            layer.output_range.assign(layer.output_range.numpy() * (1.0 - 0.05 * np.sign(g @ np.array(start))))
+        lo, hi = layer.output_range.numpy()
+        assert (hi < start[1]) == shrinks and (lo < start[0]) != shrinks
+        assert activation_scale_zero_point(lo, hi)[1] == zero
+    relu = QuantizeInput(learn_range=True)
+    relu(np.abs(x))
+    relu.output_range.assign(np.array([0.0, 50.0], np.float32))
+    with tf.GradientTape() as tape:
+        err = tf.reduce_mean(tf.square(relu(np.abs(x), training=True) - np.abs(x)))
+    assert tape.gradient(err, relu.output_range).numpy()[0] == 0.0
+    assert QuantizeInput.from_config(relu.get_config()).learn_range
+    assert not QuantizeInput().learn_range
+
+
 def test_to_qat_places_quantisers_as_the_runtime_does_and_to_float_is_exact():
     """Names and weights survive; a convolution read by a ReLU layer leaves the quantiser to the ReLU; ELU is split
     off its convolution (the runtime runs it in float between two Q/DQ pairs); padding and pooling get none;
@@ -253,6 +286,12 @@ def test_relative_adam_steps_scale_with_the_weights():
     opt.apply_gradients([(g, small), (g, large)])
     step_small, step_large = 1e-3 - small.numpy(), 1.0 - large.numpy()
     assert np.allclose(step_small, 1e-5, rtol=1e-3) and np.allclose(step_large, 1e-2, rtol=1e-3)
+    # a learned quantisation range moves range_rate times faster, still relative to its own size
+    rng = keras.Variable(np.array([-2.0, 4.0], np.float32), name="output_range")
+    opt = RelativeAdam(learning_rate=1e-4)
+    opt.build([rng])
+    opt.apply_gradients([(np.array([1.0, -1.0], np.float32), rng)])
+    assert np.allclose(rng.numpy(), [-2.0 * (1 + 1e-4 * opt.range_rate), 4.0 * (1 + 1e-4 * opt.range_rate)], rtol=1e-4)
 
 
 def test_bench_int8_table_names_the_cpu_and_the_ratios():
