@@ -67,10 +67,7 @@ def fake_quant_activation(x, value_range, learned: bool = False):
 
     ``learned``: the range gets a gradient too (LSQ, Esser et al. 2020: through the rounding error and the clipped
     values), along its own direction only (:func:`_common_scale`)."""
-    if learned:
-        value_range = _common_scale(value_range)
-    else:
-        value_range = ops.stop_gradient(value_range)
+    value_range = _common_scale(value_range) if learned else ops.stop_gradient(value_range)
     lo = ops.minimum(value_range[0], 0.0)
     hi = ops.maximum(value_range[1], 0.0)
     scale = (hi - lo) / float(ACTIVATION_LEVELS)

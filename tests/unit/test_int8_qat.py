@@ -111,7 +111,8 @@ def test_learned_range_moves_as_a_whole_toward_less_rounding_error():
             with tf.GradientTape() as tape:
                 err = tf.reduce_mean(tf.square(layer(x, training=True) - x))
             g = tape.gradient(err, layer.output_range).numpy()
-            assert abs(g[0] * start[1] - g[1] * start[0]) <= 1e-5 * np.linalg.norm(g) * np.linalg.norm(start)  # parallel
+            parallel = abs(g[0] * start[1] - g[1] * start[0]) <= 1e-5 * np.linalg.norm(g) * np.linalg.norm(start)
+            assert parallel
             layer.output_range.assign(layer.output_range.numpy() * (1.0 - 0.05 * np.sign(g @ np.array(start))))
         lo, hi = layer.output_range.numpy()
         assert (hi < start[1]) == shrinks and (lo < start[0]) != shrinks
