@@ -86,12 +86,12 @@ def run(work: Path, report: dict | None = None, quick: bool = False, seeds: list
     return out
 
 
-def spread(values: list) -> str:
-    """``median (min–max)`` of the numbers in ``values`` (``–`` when there are none)."""
+def spread(values: list, fmt: str = ".3f") -> str:
+    """``median (min–max)`` of the numbers in ``values`` (``–`` when there are none), each formatted by ``fmt``."""
     v = [x for x in values if isinstance(x, (int, float))]
     if not v:
         return "–"
-    return f"{statistics.median(v):.3f} ({min(v):.3f}–{max(v):.3f})"
+    return f"{statistics.median(v):{fmt}} ({min(v):{fmt}}–{max(v):{fmt}})"
 
 
 def markdown(d: dict) -> str:

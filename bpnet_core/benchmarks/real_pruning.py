@@ -147,7 +147,7 @@ def markdown(d: dict) -> str:
                       f"{r['ap_unpruned']:.3f}", f"{r.get('ap_pruned', 0):.3f}",
                       spread([s["ap_retrained"] for s in seeds]), spread([s["drop"] for s in seeds]),
                       f"{r.get('meets_target', 0)} of {len(seeds)}",
-                      spread([s["retrain_seconds"] for s in seeds]).replace(".000", "")])  # fmt: skip
+                      spread([s["retrain_seconds"] for s in seeds], ".0f")])  # fmt: skip
     lines += [format_table(header, cells), "", "Right after pruning, no retrain:", ""]
     curve = [[r["network"], f"{c['target']:g}", f"{c['flops_ratio']:.2f}", f"{c['params']:,}", f"{c['ap_pruned']:.3f}",
               f"{c['prune_seconds']:.0f}"] for r in d["rows"] for c in r["curve"]]  # fmt: skip
