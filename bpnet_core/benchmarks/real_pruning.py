@@ -39,8 +39,8 @@ CHOSEN = {"human-pose-estimation-0001": 1.5, "mobilenet_thin": 1.5}
 CALIBRATION_COUNT = 64
 #: The retrain's optimiser: RelativeAdam (steps relative to each weight's size) at 1e-3. Measured on the 1.51×
 #: refitted network (one seed): 224 steps 0.211 → 0.279 where Adam at 1e-4 reached 0.264; 8 epochs 0.308 where
-#: Adam's 9 epochs reached 0.261. From the 64-photo start (0.321) one run at 3e-4 reached 0.364, above the three 1e-3
-#: seeds of the README table (0.331–0.351): to confirm over seeds.
+#: Adam's 9 epochs reached 0.261. From the 64-photo start (0.321) 3e-4 reached 0.364 and 0.373 (seeds 0, 1), above
+#: the three 1e-3 seeds of the README table (0.331–0.351): a third seed, then this rate.
 RETRAIN_OVERRIDES = {"optimizer.__class_name__": "RelativeAdam",
                      "optimizer.learning_rate_schedule.base_learning_rate": 1e-3}  # fmt: skip
 SEEDS = {"human-pose-estimation-0001": [0, 1, 2], "mobilenet_thin": [0]}
