@@ -76,12 +76,13 @@ def _ap(model: Path, out: Path) -> float:
     return float(run_evaluation(None, model, REAL_SAMPLE_SPEC, out, progress=False)["AP"])
 
 
-def run_network(work: Path, name: str, model: Path, photos: Path, quick: bool = False) -> dict:
+def run_network(work: Path, name: str, model: Path, photos: Path, quick: bool = False,
+                calibration: Path | None = None) -> dict:  # fmt: skip
     work = Path(work) / name
     row: dict = {"network": name, "ap_unpruned": _ap(model, work / "eval_unpruned"), "curve": []}
     ratios = FLOPS_TARGETS[name][:2] if quick else FLOPS_TARGETS[name]
     for r in flops_sweep(model, ratios, work, REAL_SAMPLE_SPEC, CALIBRATION_COUNT,
-                         calibration_images=calibration_photos()):  # fmt: skip
+                         calibration_images=calibration):  # fmt: skip
         row["curve"].append({"target": r["target"], "flops_ratio": r["flops_ratio"], "params": r["params"],
                              "ap_pruned": r["AP"], "prune_seconds": r["prune_seconds"]})  # fmt: skip
     target = CHOSEN[name]
@@ -109,8 +110,8 @@ def run(work: Path, report: dict | None = None, quick: bool = False) -> dict:
     work = Path(work) / "real_pruning"
     photos = unlabelled_photos(work)
     models = trainable_networks(work)
-    rows = [run_network(work, name, path, photos, quick) for name, path in models.items()]
     cal = calibration_photos()
+    rows = [run_network(work, name, path, photos, quick, cal) for name, path in models.items()]
     out = {"photos": str(photos), "photo_count": len(list_images(photos)), "epochs": 1 if quick else EPOCHS,
            "calibration": f"{CALIBRATION_COUNT} of {cal if cal else 'the 80 shipped train photos'}",
            "optimizer": RETRAIN_OVERRIDES,

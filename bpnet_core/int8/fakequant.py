@@ -12,17 +12,18 @@ What is simulated is exactly ONNX Runtime's static QDQ quantisation (``QuantForm
   which is what lets ONNX Runtime fuse the ReLU into the convolution.
 
 Gradients pass straight through the rounding (the straight-through estimator) and are zero where a value is
-clipped. The ranges are the **observers**: a non-trainable ``(2,)`` variable ``[r_min, r_max]`` per quantised
-tensor, set from calibration photos (:func:`bpnet_core.int8.qat.calibrate_ranges`); with ``momentum`` < 1 they
-then follow an exponential moving average of each batch's min and max during training (the default, 1, keeps the
-calibrated ranges: see :data:`DEFAULT_MOMENTUM`).
+clipped. The ranges are the **observers**: a ``(2,)`` variable ``[r_min, r_max]`` (:data:`RANGE_NAME`) per
+quantised tensor, set from calibration photos (:func:`bpnet_core.int8.qat.calibrate_ranges`); with ``momentum`` < 1
+they then follow an exponential moving average of each batch's min and max during training (the default, 1, keeps
+the calibrated ranges: see :data:`DEFAULT_MOMENTUM`); with ``learn_range`` they are trainable instead (LSQ gradients,
+:func:`fake_quant_activation`; ``momentum`` is then unused).
 
 Where the quantisers sit mirrors where ONNX Runtime puts Q/DQ pairs: on the network input, on every convolution's
 output (after a fused ReLU; before and after any other activation, which runs in float), on ReLU, Add and
 Concatenate outputs. Padding and max-pooling keep their input's grid, so they need none. Each layer here is the
 Keras layer it replaces plus its quantisers: the same name, the same weights, the same config plus
-``quantize_output`` / ``momentum``; a QAT model saved as ``.keras`` loads in safe mode once this module is imported
-(:func:`bpnet_core.model.load_bpnet_model` imports it).
+``quantize_output`` / ``momentum`` / ``learn_range``; a QAT model saved as ``.keras`` loads in safe mode once this
+module is imported (:func:`bpnet_core.model.load_bpnet_model` imports it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ PACKAGE = "bpnet_int8"
 #: each 256×256 batch's extremes and costs AP 0.017 (0.492 → 0.475); clipping the rare large values is what hurts
 #: (ranges at the 99.99th percentile: AP 0.33).
 DEFAULT_MOMENTUM = 1.0
+#: Name of each quantiser's range variable (``RelativeAdam`` gives it its own rate).
+RANGE_NAME = "output_range"
 #: INT8 weight levels each side of zero (symmetric, narrow range: −127 … 127).
 WEIGHT_LEVELS = 127
 #: UINT8 activation levels (0 … 255).
@@ -86,8 +89,8 @@ def fake_quant_weight(w, axes):
 
 
 class _Observed:
-    """Mixin: a Keras layer plus an output quantiser with a moving min/max observer (``output_range``); the config
-    gains ``quantize_output`` and ``momentum``."""
+    """Mixin: a Keras layer plus an output quantiser with a moving min/max or learned range (``output_range``); the
+    config gains ``quantize_output``, ``momentum`` and ``learn_range``."""
 
     def __init__(self, *args, quantize_output: bool = True, momentum: float = DEFAULT_MOMENTUM,
                  learn_range: bool = False, **kwargs):  # fmt: skip
@@ -100,7 +103,7 @@ class _Observed:
     def build(self, input_shape):
         super().build(input_shape)
         if self.quantize_output:
-            self.output_range = self.add_weight(name="output_range", shape=(2,), initializer="zeros",
+            self.output_range = self.add_weight(name=RANGE_NAME, shape=(2,), initializer="zeros",
                                                 trainable=self.learn_range)  # fmt: skip
 
     def _observe_and_quantize(self, x, training=None):

@@ -26,6 +26,7 @@ import logging
 import keras
 
 from bpnet_core.errors import BpnetError
+from bpnet_core.int8.fakequant import RANGE_NAME
 from bpnet_core.model.stages import FINAL_HEATMAP, FINAL_PAF, layer_stage
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class RelativeAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         ops = keras.ops
         name = str(getattr(variable, "path", getattr(variable, "name", "")))
-        if name.split(":")[0].endswith("output_range"):  # TF hands over its own variable: "…/output_range:0"
+        if name.split(":")[0].endswith(RANGE_NAME):  # TF hands over its own variable: "…/output_range:0"
             learning_rate = ops.multiply(ops.cast(learning_rate, variable.dtype), self.range_rate)
         v = ops.convert_to_tensor(variable)
         if len(variable.shape) >= 3:
